@@ -1,0 +1,26 @@
+"""How every benchmark prints a figure: value, the baseline measured in the same run, their ratio, target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: float
+    baseline_name: str
+    baseline: float
+    unit: str
+    target: str = "-"
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline if self.baseline else float("nan")
+
+    def line(self) -> str:
+        return (
+            f"{self.name:<44} {self.value:>12,.0f} {self.unit:<8} "
+            f"baseline {self.baseline_name}: {self.baseline:>12,.0f}  "
+            f"ratio {self.ratio:5.2f}  target {self.target}"
+        )

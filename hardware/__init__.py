@@ -1,0 +1,1 @@
+"""Devices the robot agent drives (gate, lights, buzzer, compartments, card reader, e-stop, GPIO)."""

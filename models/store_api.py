@@ -1,0 +1,141 @@
+"""Request and response bodies of the seed's Store API ("Store Server / Endpoints").
+
+The JSON shapes are a contract with existing store terminals: field names and nesting are exactly the
+seed's. Items additionally carry the table's optional `logo_url`, `balance` and `category`; a client that
+knows only the seed's keys ignores them. Requests ignore unknown keys, as the seed's FastAPI service did.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+
+from models.store_server import StoreType
+
+PAGE_SIZE_DEFAULT = 50
+PAGE_SIZE_MAX = 100
+
+
+def _reject_non_integers(value: Any) -> Any:
+    # pydantic's lax mode turns "5" and false into ints; JSON Schema calls neither an integer.
+    if isinstance(value, bool | str):
+        raise ValueError("Input should be a valid integer")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_reject_non_integers)]
+"""An integer in a JSON body: 5 and 5.0 pass, "5" and true do not."""
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list: `{"items": [...], "total": N, "page": P, "size": S}`."""
+
+    items: list[T]
+    total: int = Field(ge=0)
+    page: int = Field(ge=1)
+    size: int = Field(ge=1, le=PAGE_SIZE_MAX)
+
+
+class PageQuery(BaseModel):
+    """The `page` and `size` query parameters of every list endpoint (values arrive as strings)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    page: int = Field(default=1, ge=1)
+    size: int = Field(default=PAGE_SIZE_DEFAULT, ge=1, le=PAGE_SIZE_MAX)
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.size
+
+
+class StatusOK(BaseModel):
+    """`{"status": "OK"}`, the answer to a delete."""
+
+    status: Literal["OK"] = "OK"
+
+
+class StoreCreate(BaseModel):
+    """Body of `POST /admin/store`."""
+
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(max_length=255)
+    logo_url: str = Field(max_length=255)
+    store_type: StoreType
+
+
+class StoreOut(StoreCreate):
+    """A store as every store endpoint returns it."""
+
+    id: uuid.UUID
+
+
+class ItemFields(BaseModel):
+    """What a store says about an item; the seed's three fields first, the table's optional ones after."""
+
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(max_length=255)
+    price_penny: JsonInt = Field(ge=0)
+    logo_url: str | None = Field(default=None, max_length=255)
+    balance: JsonInt | None = Field(default=None, ge=0)
+    category: str | None = Field(default=None, max_length=100)
+
+
+class ItemCreate(ItemFields):
+    """Body of `POST /store/item`."""
+
+
+class ItemUpdate(ItemFields):
+    """Body of `PUT /store/item`."""
+
+    id: uuid.UUID
+
+
+class ItemOut(ItemFields):
+    """An item as every item endpoint returns it."""
+
+    id: uuid.UUID
+
+
+class PurchaseLine(BaseModel):
+    """One line of a purchase: `{"item_id": ..., "count": N}`."""
+
+    item_id: uuid.UUID
+    count: JsonInt = Field(ge=1)
+
+
+class PurchaseCreate(BaseModel):
+    """Body of `POST /store/purchase`."""
+
+    user_id: uuid.UUID
+    items: list[PurchaseLine] = Field(min_length=1)
+    is_default_ready: StrictBool = False
+
+
+class PurchaseOut(BaseModel):
+    """The answer to `POST /store/purchase`."""
+
+    id: uuid.UUID
+    store_id: uuid.UUID
+    user_id: uuid.UUID
+    items: list[PurchaseLine]
+    date: dt.datetime
+
+
+class ValidationErrorItem(BaseModel):
+    """One entry of a 422 body, as FastAPI (the seed's framework) writes it."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    """A 422 body: `{"detail": [{"loc": [...], "msg": ..., "type": ...}]}`."""
+
+    detail: list[ValidationErrorItem]

@@ -1,0 +1,1 @@
+"""railbot's on-robot agent."""

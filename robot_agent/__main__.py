@@ -1,0 +1,117 @@
+"""`robot-agent`: the command line of the on-robot agent."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+
+from models import logformat
+from robot_agent.config import RobotConfig, load_config
+from robot_agent.errors import ConfigError, RobotAgentError
+from robot_agent.identity import create_key_file, load_key_file, public_key_pem
+
+log = logging.getLogger("robot_agent")
+
+DEFAULT_CONFIG = Path("robot.toml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="robot-agent",
+        description="railbot's on-robot agent: tickets, faces, hardware and sync, working offline.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('railbot')}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        metavar="PATH",
+        help=f"the robot's configuration file (default: {DEFAULT_CONFIG})",
+    )
+    logformat.add_log_arguments(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check-config",
+        help="check a robot.toml and name every bad key",
+        description="Load and validate a robot.toml. Prints one line per problem, naming the key and "
+        "the file, and exits 1 if there is any; prints a summary and exits 0 otherwise.",
+    )
+    check.add_argument("path", nargs="?", type=Path, metavar="PATH", help="the file (default: --config)")
+    check.set_defaults(handler=_check_config)
+
+    keys = commands.add_parser(
+        "keys",
+        help="the robot's signing key pair",
+        description="The robot's Ed25519 key pair; the private key stays in [robot] key_file.",
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
+    init = key_commands.add_parser(
+        "init",
+        help="create the key pair and print the public key",
+        description="Create the robot's key pair in [robot] key_file (mode 0600) and print the public key "
+        "(PEM) for the cloud's robots.public_key. Refuses to replace an existing key.",
+    )
+    init.set_defaults(handler=_keys_init)
+    show = key_commands.add_parser(
+        "show",
+        help="print the public key",
+        description="Print the public half of the robot's key (PEM).",
+    )
+    show.set_defaults(handler=_keys_show)
+    return parser
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    path: Path = args.path or args.config
+    config = load_config(path)
+    source = config.camera.source
+    print(f"{path}: OK")
+    print(f"  robot {config.robot.id}, train {config.assignment.train_number} ({config.assignment.timezone})")
+    print(f"  cloud {config.cloud.mqtt_url}, database {config.storage.database}")
+    print(f"  camera {source.type} {config.camera.width}x{config.camera.height}@{config.camera.fps:g}fps")
+    print(f"  faces {'on' if config.vision.faces_enabled else 'off (no models configured)'}")
+    hardware = "simulated" if config.hardware.simulated else f"{config.hardware.serial_url}"
+    print(f"  hardware {hardware}")
+    return 0
+
+
+def _keys_init(args: argparse.Namespace) -> int:
+    config = load_config(args.config, key_may_be_missing=True)
+    key = create_key_file(config.robot.key_file)
+    log.info("created the robot's key pair robot=%s file=%s", config.robot.id, config.robot.key_file)
+    print(public_key_pem(key), end="")
+    return 0
+
+
+def _keys_show(args: argparse.Namespace) -> int:
+    config: RobotConfig = load_config(args.config)
+    print(public_key_pem(load_key_file(config.robot.key_file)), end="")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logformat.configure(args.log_level or "INFO", args.log_format or "text")
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code: int = args.handler(args)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(f"{err.path}: {problem}", file=sys.stderr)
+        return 1
+    except RobotAgentError as err:
+        print(f"robot-agent: {err}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

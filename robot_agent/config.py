@@ -1,0 +1,382 @@
+"""robot.toml → a frozen, typed configuration, validated once at start-up.
+
+One pydantic model per section, `extra="forbid"` so that a typo is an error, strict types (TOML has
+them), camera sources as a discriminated union on `type`. Relative paths are resolved against the
+directory of the TOML file. Every problem is reported with its dotted key and the file's name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import stat
+import tomllib
+import uuid
+import zoneinfo
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from robot_agent.errors import ConfigError, ConfigProblem
+
+# -- path types -----------------------------------------------------------------------------------------
+
+
+def _base_dir(info: ValidationInfo) -> Path:
+    context = info.context or {}
+    return Path(context.get("base_dir", "."))
+
+
+def _resolve(path: Path, info: ValidationInfo) -> Path:
+    return (_base_dir(info) / path.expanduser()).resolve()
+
+
+def _existing_file(path: Path, info: ValidationInfo) -> Path:
+    resolved = _resolve(path, info)
+    if not resolved.exists():
+        raise ValueError(f"file not found: {resolved}")
+    if not resolved.is_file():
+        raise ValueError(f"not a regular file: {resolved}")
+    if not os.access(resolved, os.R_OK):
+        raise ValueError(f"file not readable: {resolved}")
+    return resolved
+
+
+def _existing_dir(path: Path, info: ValidationInfo) -> Path:
+    resolved = _resolve(path, info)
+    if not resolved.is_dir():
+        raise ValueError(f"directory not found: {resolved}")
+    return resolved
+
+
+def _writable_path(path: Path, info: ValidationInfo) -> Path:
+    """A file the agent creates: its nearest existing ancestor must be a writable directory."""
+    resolved = _resolve(path, info)
+    if resolved.is_dir():
+        raise ValueError(f"is a directory, expected a file path: {resolved}")
+    ancestor = resolved.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot create {resolved}: {ancestor} is not a writable directory")
+    return resolved
+
+
+def _private_key_file(path: Path, info: ValidationInfo) -> Path:
+    context = info.context or {}
+    if context.get("key_may_be_missing"):
+        return _writable_path(path, info)
+    resolved = _resolve(path, info)
+    if not resolved.exists():
+        raise ValueError(f"file not found: {resolved} (create it with `robot-agent keys init`)")
+    resolved = _existing_file(path, info)
+    mode = stat.S_IMODE(resolved.stat().st_mode)
+    if mode & 0o077:
+        raise ValueError(f"{resolved} is readable by others (mode {mode:04o}); run `chmod 600` on it")
+    return resolved
+
+
+ExistingFile = Annotated[Path, AfterValidator(_existing_file)]
+ExistingDir = Annotated[Path, AfterValidator(_existing_dir)]
+WritablePath = Annotated[Path, AfterValidator(_writable_path)]
+PrivateKeyFile = Annotated[Path, AfterValidator(_private_key_file)]
+
+
+# -- sections ---------------------------------------------------------------------------------------------
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class RobotSection(Section):
+    """Who this robot is."""
+
+    id: uuid.UUID
+    key_file: PrivateKeyFile = Field(description="The robot's Ed25519 private key (PEM, mode 0600).")
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
+        raise ValueError(f"unknown time zone {name!r}") from err
+    return name
+
+
+class AssignmentSection(Section):
+    """The train this robot serves; the cloud may reassign it (its word wins over this default)."""
+
+    train_number: int = Field(gt=0)
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
+
+
+class TlsSection(Section):
+    ca_file: ExistingFile | None = None
+    cert_file: ExistingFile | None = None
+    key_file: ExistingFile | None = None
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> TlsSection:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: give both or neither")
+        return self
+
+
+def _check_mqtt_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ValueError(f"expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT], got {url!r}")
+    if not parts.hostname:
+        raise ValueError(f"no host in {url!r}")
+    if parts.username or parts.password:
+        raise ValueError("credentials do not belong in the URL: put them in credentials_file")
+    try:
+        _ = parts.port
+    except ValueError as err:
+        raise ValueError(f"bad port in {url!r}") from err
+    return url
+
+
+class CloudSection(Section):
+    """The link to the fleet's MQTT broker."""
+
+    mqtt_url: Annotated[str, AfterValidator(_check_mqtt_url)]
+    credentials_file: ExistingFile | None = None
+    tls: TlsSection | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.mqtt_url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.mqtt_url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @model_validator(mode="after")
+    def _tls_matches_scheme(self) -> CloudSection:
+        if self.tls is not None and urlsplit(self.mqtt_url).scheme != "mqtts":
+            raise ValueError("a [cloud.tls] section needs an mqtts:// URL")
+        return self
+
+
+class StorageSection(Section):
+    database: WritablePath
+
+
+class DeviceSource(Section):
+    """A V4L2 camera: an index (0 is /dev/video0) or a device path."""
+
+    type: Literal["device"]
+    device: int | str = 0
+
+
+class FileSource(Section):
+    """A video file, played at its own pace."""
+
+    type: Literal["file"]
+    path: ExistingFile
+    loop: bool = False
+
+
+def _check_rtsp_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
+        raise ValueError(f"expected rtsp://HOST/PATH, got {url!r}")
+    return url
+
+
+class RtspSource(Section):
+    """A network camera."""
+
+    type: Literal["rtsp"]
+    url: Annotated[str, AfterValidator(_check_rtsp_url)]
+
+
+class FolderSource(Section):
+    """A folder of images, in name order (tests and the demo)."""
+
+    type: Literal["folder"]
+    path: ExistingDir
+    pattern: str = "*.png"
+    loop: bool = True
+
+
+CameraSource = Annotated[DeviceSource | FileSource | RtspSource | FolderSource, Field(discriminator="type")]
+
+
+class CameraSection(Section):
+    source: CameraSource
+    width: int = Field(default=1280, ge=32, le=7680)
+    height: int = Field(default=720, ge=32, le=4320)
+    fps: float = Field(default=15.0, gt=0, le=240)
+
+
+class VisionSection(Section):
+    """Face detection and matching; without both model files the robot recognises tickets only."""
+
+    face_detector_model: ExistingFile | None = None
+    face_embedder_model: ExistingFile | None = None
+    detection_min_confidence: float = Field(default=0.5, ge=0, le=1)
+    match_max_distance: float = Field(default=0.6, gt=0, le=4)
+    index_file: WritablePath = Path("var/faces.hnsw")
+
+    @model_validator(mode="after")
+    def _models_together(self) -> VisionSection:
+        if (self.face_detector_model is None) != (self.face_embedder_model is None):
+            raise ValueError("face_detector_model and face_embedder_model go together: give both or neither")
+        return self
+
+    @property
+    def faces_enabled(self) -> bool:
+        return self.face_detector_model is not None
+
+
+STANDARD_BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1000000, 2000000)
+
+
+def _check_baudrate(baud: int) -> int:
+    if baud not in STANDARD_BAUDRATES:
+        raise ValueError(f"{baud} is not a standard rate: one of {', '.join(map(str, STANDARD_BAUDRATES))}")
+    return baud
+
+
+class HardwareSection(Section):
+    """The microcontroller link; `simulated = true` runs the devices in-process, for tests and the demo."""
+
+    simulated: bool
+    serial_url: str | None = None
+    baudrate: Annotated[int, AfterValidator(_check_baudrate)] = 115200
+
+    @model_validator(mode="after")
+    def _real_needs_a_port(self) -> HardwareSection:
+        if not self.simulated and not self.serial_url:
+            raise ValueError("simulated = false needs serial_url (a device path or a pyserial URL)")
+        return self
+
+
+class LoggingSection(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+    file: WritablePath | None = None
+
+
+class RobotConfig(Section):
+    """The whole of robot.toml."""
+
+    robot: RobotSection
+    assignment: AssignmentSection
+    cloud: CloudSection
+    storage: StorageSection
+    camera: CameraSection
+    vision: VisionSection = VisionSection()
+    hardware: HardwareSection
+    logging: LoggingSection = LoggingSection()
+
+
+# -- loading ----------------------------------------------------------------------------------------------
+
+
+def load_config(path: Path, *, key_may_be_missing: bool = False) -> RobotConfig:
+    """Read, parse and validate a robot.toml; raise ConfigError naming every bad key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise ConfigError(path, [ConfigProblem("", "configuration file not found")]) from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(path, [ConfigProblem("", f"cannot read: {err}")]) from err
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(path, [ConfigProblem("", f"not valid TOML: {err}")]) from err
+    return parse_config(raw, path, key_may_be_missing=key_may_be_missing)
+
+
+def parse_config(raw: Mapping[str, Any], path: Path, *, key_may_be_missing: bool = False) -> RobotConfig:
+    """Validate already-parsed TOML; relative paths are taken from `path`'s directory."""
+    context = {"base_dir": path.resolve().parent, "key_may_be_missing": key_may_be_missing}
+    try:
+        # Through JSON so that strict mode accepts strings for paths and UUIDs, yet no string for a number.
+        return RobotConfig.model_validate_json(json.dumps(raw, default=str), strict=True, context=context)
+    except ValidationError as err:
+        raise ConfigError(path, [_problem(error) for error in err.errors()]) from err
+
+
+def _problem(error: ErrorDetails) -> ConfigProblem:
+    key, model = _key_path(error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return ConfigProblem(key, _unknown_key_message(key.rsplit(".", 1)[-1], model))
+    if kind == "missing":
+        return ConfigProblem(key, "missing required key")
+    if kind == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        return ConfigProblem(
+            f"{key}.type" if key else "type",
+            f"unknown type {ctx.get('tag')!r}: expected one of {ctx.get('expected_tags')}",
+        )
+    if kind == "union_tag_not_found":
+        return ConfigProblem(f"{key}.type" if key else "type", "missing required key")
+    message = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    if kind.endswith("_type") or kind.endswith("_parsing") or kind.startswith("literal"):
+        message = f"{message}, got {value!r}"
+    return ConfigProblem(key, message)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> tuple[str, type[BaseModel] | None]:
+    """The dotted TOML key of an error (no pydantic union tags), and the section owning its last part."""
+    keys: list[str] = []
+    candidates: list[type[BaseModel]] = [RobotConfig]
+    owner: type[BaseModel] | None = RobotConfig
+    for elem in loc:
+        owner = candidates[0] if len(candidates) == 1 else None
+        holder = next((m for m in candidates if elem in m.model_fields), None)
+        if holder is not None:
+            keys.append(str(elem))
+            candidates = _models_in(holder.model_fields[str(elem)].annotation)
+            continue
+        branch = [m for m in candidates if _tag_of(m) == elem]
+        if branch:
+            # A discriminated union names the branch it tried; that is no key of the file.
+            candidates = branch
+            continue
+        keys.append(str(elem))
+        candidates = []
+    return ".".join(keys), owner
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for m in get_args(annotation) if isinstance(m, type) and issubclass(m, BaseModel)]
+
+
+def _tag_of(model: type[BaseModel]) -> object:
+    field = model.model_fields.get("type")
+    args = get_args(field.annotation) if field is not None else ()
+    return args[0] if len(args) == 1 else None
+
+
+def _unknown_key_message(name: str, model: type[BaseModel] | None) -> str:
+    if model is None:
+        return "unknown key"
+    allowed = sorted(model.model_fields)
+    close = difflib.get_close_matches(name, allowed, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown key{hint}; allowed here: {', '.join(allowed)}"

@@ -1,0 +1,64 @@
+"""Fixtures shared by every test: throw-away SQLite files, PostgreSQL databases and Mosquitto brokers.
+
+A missing service fails the test with a message that says how to start it; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.postgres import ThrowawayDatabase, create_database, drop_database
+
+
+@pytest.fixture
+def sqlite_path(tmp_path: Path) -> Path:
+    """The path of a SQLite database file that does not exist yet, in a folder removed after the test."""
+    return tmp_path / "test.db"
+
+
+@pytest.fixture
+def postgres_db() -> Iterator[ThrowawayDatabase]:
+    """An empty PostgreSQL database, dropped after the test."""
+    try:
+        database = create_database()
+    except RuntimeError as err:
+        pytest.fail(str(err), pytrace=False)
+    try:
+        yield database
+    finally:
+        drop_database(database)
+
+
+MosquittoFactory = Callable[..., MosquittoBroker]
+
+
+@pytest.fixture
+def mosquitto_factory(tmp_path: Path) -> Iterator[MosquittoFactory]:
+    """Start private brokers: `mosquitto_factory(users={name: password}, acl="...")`; all stopped after."""
+    brokers: list[MosquittoBroker] = []
+
+    def start(users: dict[str, str], acl: str, extra_config: str = "") -> MosquittoBroker:
+        broker = MosquittoBroker(
+            directory=tmp_path / f"mosquitto-{len(brokers)}", users=users, acl=acl, extra_config=extra_config
+        )
+        brokers.append(broker)
+        try:
+            broker.start()
+        except RuntimeError as err:
+            pytest.fail(str(err), pytrace=False)
+        return broker
+
+    yield start
+    for broker in brokers:
+        broker.kill()
+
+
+@pytest.fixture
+def mosquitto(mosquitto_factory: MosquittoFactory) -> MosquittoBroker:
+    """A private broker with one user, `test`, allowed everything."""
+    return mosquitto_factory(users={"test": secrets.token_urlsafe(12)}, acl="user test\ntopic readwrite #\n")

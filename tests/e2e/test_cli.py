@@ -1,0 +1,153 @@
+"""The two programs, run as a user runs them: help, version, check-config, keys, schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from cloud_sync.__main__ import build_parser as cloud_parser
+from robot_agent.__main__ import build_parser as robot_parser
+
+BIN = Path(sys.executable).parent
+EXAMPLE = Path(__file__).resolve().parents[2] / "robot.toml"
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    program, *rest = args
+    return subprocess.run([str(BIN / program), *rest], capture_output=True, text=True, cwd=cwd, timeout=60)
+
+
+def command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """Every command and subcommand a parser knows, as argument tuples."""
+    yield prefix
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from command_paths(sub, (*prefix, name))
+
+
+ALL_COMMANDS = [("robot-agent", *p) for p in command_paths(robot_parser())] + [
+    ("cloud-sync", *p) for p in command_paths(cloud_parser())
+]
+
+
+@pytest.mark.parametrize("command", ALL_COMMANDS, ids=" ".join)
+def test_every_command_has_help(command: tuple[str, ...]) -> None:
+    result = run(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: {' '.join(command)}")
+    # A description or a help line per command, not just a usage line.
+    assert len(result.stdout.strip().splitlines()) >= 4
+
+
+def test_commands_are_found() -> None:
+    assert ("robot-agent", "check-config") in ALL_COMMANDS
+    assert ("robot-agent", "keys", "init") in ALL_COMMANDS
+    assert ("cloud-sync", "schema") in ALL_COMMANDS
+
+
+@pytest.mark.parametrize("program", ["robot-agent", "cloud-sync"])
+def test_version(program: str) -> None:
+    result = run(program, "--version")
+    assert (result.returncode, result.stdout.strip()) == (0, f"{program} {version('railbot')}")
+
+
+@pytest.mark.parametrize("program", ["robot-agent", "cloud-sync"])
+def test_no_command_prints_usage_and_fails(program: str) -> None:
+    result = run(program)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"usage: {program}")
+
+
+@pytest.fixture
+def robot_dir(tmp_path: Path) -> Path:
+    shutil.copy(EXAMPLE, tmp_path / "robot.toml")
+    return tmp_path
+
+
+def test_check_config_then_keys_init_then_check_config(robot_dir: Path) -> None:
+    before = run("robot-agent", "check-config", "robot.toml", cwd=robot_dir)
+    assert before.returncode == 1
+    assert before.stderr.startswith(
+        f"robot.toml: robot.key_file: file not found: {robot_dir / 'var' / 'robot.key'}"
+    )
+
+    created = run(
+        "robot-agent", "--config", "robot.toml", "--log-format", "json", "keys", "init", cwd=robot_dir
+    )
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.startswith("-----BEGIN PUBLIC KEY-----")
+    log_line = json.loads(created.stderr.strip())
+    assert log_line["level"] == "INFO"
+    assert "created the robot's key pair" in log_line["message"]
+    assert (robot_dir / "var" / "robot.key").stat().st_mode & 0o777 == 0o600
+    assert "PRIVATE" not in created.stdout + created.stderr
+
+    after = run("robot-agent", "check-config", "robot.toml", cwd=robot_dir)
+    assert after.returncode == 0, after.stderr
+    assert after.stdout.startswith("robot.toml: OK")
+    assert "train 742" in after.stdout
+
+    shown = run("robot-agent", "--config", "robot.toml", "keys", "show", cwd=robot_dir)
+    assert (shown.returncode, shown.stdout) == (0, created.stdout)
+
+    again = run("robot-agent", "--config", "robot.toml", "keys", "init", cwd=robot_dir)
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
+    assert (
+        run("robot-agent", "--config", "robot.toml", "keys", "show", cwd=robot_dir).stdout == created.stdout
+    )
+
+
+def test_check_config_names_every_bad_key_and_the_file(robot_dir: Path) -> None:
+    run("robot-agent", "--config", "robot.toml", "keys", "init", cwd=robot_dir)
+    path = robot_dir / "robot.toml"
+    text = (
+        path.read_text()
+        .replace("fps = 15.0", "fsp = 15.0")
+        .replace("train_number = 742", 'train_number = "742"')
+    )
+    path.write_text(text)
+    result = run("robot-agent", "check-config", str(path))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{path}: assignment.train_number: Input should be a valid integer, got '742'")
+    assert lines[1].startswith(f"{path}: camera.fsp: unknown key (did you mean 'fps'?)")
+
+
+def test_check_config_on_a_missing_file(tmp_path: Path) -> None:
+    result = run("robot-agent", "check-config", str(tmp_path / "robot.toml"))
+    assert (result.returncode, result.stderr.strip()) == (
+        1,
+        f"{tmp_path / 'robot.toml'}: configuration file not found",
+    )
+
+
+def test_schema_sql_creates_the_tables_in_sqlite(tmp_path: Path) -> None:
+    result = run("cloud-sync", "schema", "--dialect", "sqlite")
+    assert result.returncode == 0, result.stderr
+    db = sqlite3.connect(tmp_path / "schema.db")
+    db.executescript(result.stdout)
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    db.close()
+    assert {"users", "tickets", "stores", "store_items", "purchases", "tasks"} <= tables
+    assert len(tables) == 15
+
+
+def test_schema_sql_for_postgres_names_the_seed_types() -> None:
+    result = run("cloud-sync", "schema", "--database", "store")
+    assert result.returncode == 0
+    assert "CREATE TYPE store_type_enum AS ENUM ('SHOP', 'RESTAURANT')" in result.stdout
+    assert "created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL" in result.stdout
+    assert "CREATE TABLE users" not in result.stdout

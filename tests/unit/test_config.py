@@ -1,0 +1,245 @@
+"""robot.toml → typed config: the example loads, and every kind of mistake is named by its key and file."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from robot_agent.config import FolderSource, RobotConfig, load_config, parse_config
+from robot_agent.errors import ConfigError
+from robot_agent.identity import create_key_file
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "robot.toml"
+
+
+@pytest.fixture
+def robot_dir(tmp_path: Path) -> Path:
+    """A folder holding a copy of the example robot.toml and the key it names."""
+    shutil.copy(EXAMPLE, tmp_path / "robot.toml")
+    create_key_file(tmp_path / "var" / "robot.key")
+    return tmp_path
+
+
+@pytest.fixture
+def raw() -> dict[str, Any]:
+    with EXAMPLE.open("rb") as f:
+        return tomllib.load(f)
+
+
+def problems(raw: dict[str, Any], robot_dir: Path) -> list[str]:
+    """The problems parse_config reports, as `key: message` lines; fails if it reports none."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, robot_dir / "robot.toml")
+    return [str(p) for p in caught.value.problems]
+
+
+def test_the_example_loads_with_paths_resolved_from_its_folder(robot_dir: Path) -> None:
+    config = load_config(robot_dir / "robot.toml")
+    assert isinstance(config, RobotConfig)
+    assert config.robot.key_file == robot_dir / "var" / "robot.key"
+    assert config.storage.database == robot_dir / "var" / "robot.db"
+    assert config.assignment.train_number == 742
+    assert config.camera.source.type == "device"
+    assert (config.cloud.host, config.cloud.port) == ("127.0.0.1", 1883)
+    assert not config.vision.faces_enabled
+    assert config.hardware.simulated
+
+
+def test_config_is_frozen(robot_dir: Path) -> None:
+    config = load_config(robot_dir / "robot.toml")
+    with pytest.raises(ValueError, match="frozen"):
+        config.assignment.train_number = 1  # type: ignore[misc]
+
+
+def test_unknown_key_is_named_with_a_suggestion(raw: dict[str, Any], robot_dir: Path) -> None:
+    raw["camera"]["fsp"] = 30
+    [line] = problems(raw, robot_dir)
+    assert line.startswith("camera.fsp: unknown key (did you mean 'fps'?)")
+
+
+def test_unknown_key_inside_a_camera_source_names_the_toml_key(raw: dict[str, Any], robot_dir: Path) -> None:
+    (robot_dir / "frames").mkdir()
+    raw["camera"]["source"] = {"type": "folder", "path": "frames", "looop": True}
+    [line] = problems(raw, robot_dir)
+    assert line.startswith("camera.source.looop: unknown key (did you mean 'loop'?)")
+
+
+def test_unknown_section_is_named(raw: dict[str, Any], robot_dir: Path) -> None:
+    raw["hardwre"] = {"simulated": True}
+    assert problems(raw, robot_dir)[0].startswith("hardwre: unknown key (did you mean 'hardware'?)")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "expected"),
+    [
+        (
+            "assignment",
+            "train_number",
+            "742",
+            "assignment.train_number: Input should be a valid integer, got '742'",
+        ),
+        ("camera", "fps", "fast", "camera.fps: Input should be a valid number, got 'fast'"),
+        ("hardware", "simulated", "yes", "hardware.simulated: Input should be a valid boolean, got 'yes'"),
+        ("robot", "id", "robot-1", "robot.id: Input should be a valid UUID"),
+        ("assignment", "train_number", 0, "assignment.train_number: Input should be greater than 0"),
+        ("hardware", "baudrate", 115201, "hardware.baudrate: 115201 is not a standard rate"),
+        ("assignment", "timezone", "Mars/Olympus", "assignment.timezone: unknown time zone 'Mars/Olympus'"),
+        ("cloud", "mqtt_url", "http://broker", "cloud.mqtt_url: expected mqtt://HOST[:PORT]"),
+        ("cloud", "mqtt_url", "mqtt://u:p@broker", "cloud.mqtt_url: credentials do not belong in the URL"),
+        ("logging", "level", "LOUD", "logging.level: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
+    ],
+)
+def test_wrong_type_or_value_is_named(
+    raw: dict[str, Any], robot_dir: Path, section: str, key: str, value: object, expected: str
+) -> None:
+    raw[section][key] = value
+    [line] = problems(raw, robot_dir)
+    assert line.startswith(expected), line
+
+
+def test_missing_required_key_is_named(raw: dict[str, Any], robot_dir: Path) -> None:
+    del raw["assignment"]["train_number"]
+    assert problems(raw, robot_dir) == ["assignment.train_number: missing required key"]
+
+
+def test_missing_section_is_named(raw: dict[str, Any], robot_dir: Path) -> None:
+    del raw["cloud"]
+    assert problems(raw, robot_dir) == ["cloud: missing required key"]
+
+
+def test_missing_file_names_the_key_and_the_file(raw: dict[str, Any], robot_dir: Path) -> None:
+    raw["cloud"]["credentials_file"] = "secrets/mqtt"
+    [line] = problems(raw, robot_dir)
+    assert line == f"cloud.credentials_file: file not found: {robot_dir / 'secrets' / 'mqtt'}"
+
+
+def test_missing_key_file_says_how_to_make_one(raw: dict[str, Any], tmp_path: Path) -> None:
+    [line] = problems(raw, tmp_path)
+    assert line.startswith(f"robot.key_file: file not found: {tmp_path / 'var' / 'robot.key'}")
+    assert "robot-agent keys init" in line
+
+
+def test_key_file_readable_by_others_is_refused(raw: dict[str, Any], robot_dir: Path) -> None:
+    (robot_dir / "var" / "robot.key").chmod(0o644)
+    [line] = problems(raw, robot_dir)
+    assert line.startswith("robot.key_file: ")
+    assert "mode 0644" in line
+
+
+def test_missing_image_folder_is_named(raw: dict[str, Any], robot_dir: Path) -> None:
+    raw["camera"]["source"] = {"type": "folder", "path": "frames"}
+    assert problems(raw, robot_dir) == [f"camera.source.path: directory not found: {robot_dir / 'frames'}"]
+
+
+def test_camera_sources_are_chosen_by_type(raw: dict[str, Any], robot_dir: Path) -> None:
+    (robot_dir / "frames").mkdir()
+    raw["camera"]["source"] = {"type": "folder", "path": "frames", "pattern": "*.jpg"}
+    config = parse_config(raw, robot_dir / "robot.toml")
+    assert config.camera.source == FolderSource(type="folder", path=robot_dir / "frames", pattern="*.jpg")
+
+
+def test_unknown_camera_type_lists_the_known_ones(raw: dict[str, Any], robot_dir: Path) -> None:
+    raw["camera"]["source"] = {"type": "webcam"}
+    [line] = problems(raw, robot_dir)
+    assert line.startswith("camera.source.type: unknown type 'webcam'")
+    assert all(kind in line for kind in ("device", "file", "rtsp", "folder"))
+
+
+def test_real_hardware_needs_a_serial_port(raw: dict[str, Any], robot_dir: Path) -> None:
+    raw["hardware"]["simulated"] = False
+    [line] = problems(raw, robot_dir)
+    assert line.startswith("hardware: simulated = false needs serial_url")
+
+
+def test_face_models_go_together(raw: dict[str, Any], robot_dir: Path) -> None:
+    (robot_dir / "detector.tflite").write_bytes(b"model")
+    raw["vision"]["face_detector_model"] = "detector.tflite"
+    [line] = problems(raw, robot_dir)
+    assert line.startswith("vision: face_detector_model and face_embedder_model go together")
+
+
+def test_tls_needs_mqtts(raw: dict[str, Any], robot_dir: Path) -> None:
+    (robot_dir / "ca.pem").write_text("ca")
+    raw["cloud"]["tls"] = {"ca_file": "ca.pem"}
+    assert problems(raw, robot_dir) == ["cloud: a [cloud.tls] section needs an mqtts:// URL"]
+
+
+def test_every_problem_is_reported_at_once(raw: dict[str, Any], robot_dir: Path) -> None:
+    raw["camera"]["fps"] = -1
+    raw["storage"]["databse"] = "x.db"
+    del raw["robot"]["id"]
+    keys = sorted(line.split(":")[0] for line in problems(raw, robot_dir))
+    assert keys == ["camera.fps", "robot.id", "storage.databse"]
+
+
+def test_toml_syntax_error_names_the_line(robot_dir: Path) -> None:
+    path = robot_dir / "robot.toml"
+    lines = path.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines, 1) if line.startswith("train_number"))
+    lines[number - 1] = "train_number = = 742"
+    path.write_text("\n".join(lines))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    [problem] = caught.value.problems
+    assert "not valid TOML" in problem.message
+    assert f"line {number}," in problem.message
+    assert str(caught.value).startswith(f"{path}: not valid TOML")
+
+
+def test_missing_config_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="configuration file not found") as caught:
+        load_config(tmp_path / "nope.toml")
+    assert str(caught.value).startswith(str(tmp_path / "nope.toml"))
+
+
+TOML_SCALARS = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=20),
+    st.booleans(),
+    st.lists(st.integers(), max_size=3),
+)
+
+
+def _scalar_paths(node: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = []
+    for key, value in node.items():
+        if isinstance(value, dict):
+            paths += _scalar_paths(value, (*prefix, key))
+        else:
+            paths.append((*prefix, key))
+    return paths
+
+
+def _example_raw() -> dict[str, Any]:
+    with EXAMPLE.open("rb") as f:
+        return tomllib.load(f)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_value_anywhere_loads_or_names_that_key(robot_dir: Path, data: st.DataObject) -> None:
+    raw = copy.deepcopy(_example_raw())
+    path = data.draw(st.sampled_from(_scalar_paths(raw)))
+    node = raw
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = data.draw(TOML_SCALARS)
+    try:
+        parse_config(raw, robot_dir / "robot.toml")
+    except ConfigError as err:
+        reported = [str(p) for p in err.problems]
+    else:
+        return
+    dotted = ".".join(path)
+    assert reported
+    for line in reported:
+        # The changed key, or (for a check across keys) its section.
+        assert line.startswith((f"{dotted}:", f"{dotted}.", f"{'.'.join(path[:-1])}:")), reported
