@@ -66,6 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load(args: argparse.Namespace, path: Path | None = None, **options: bool) -> RobotConfig:
+    """Load the configuration and switch logging to its [logging] section, unless flags said otherwise."""
+    config = load_config(path or args.config, **options)
+    settings = config.logging
+    if settings.file is not None:
+        settings.file.parent.mkdir(parents=True, exist_ok=True)
+    logformat.configure(
+        args.log_level or settings.level,
+        args.log_format or settings.format,
+        str(settings.file) if settings.file is not None else None,
+    )
+    return config
+
+
 def _check_config(args: argparse.Namespace) -> int:
     path: Path = args.path or args.config
     config = load_config(path)
@@ -81,7 +95,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _keys_init(args: argparse.Namespace) -> int:
-    config = load_config(args.config, key_may_be_missing=True)
+    config = _load(args, key_may_be_missing=True)
     key = create_key_file(config.robot.key_file)
     log.info("created the robot's key pair robot=%s file=%s", config.robot.id, config.robot.key_file)
     print(public_key_pem(key), end="")
@@ -89,7 +103,7 @@ def _keys_init(args: argparse.Namespace) -> int:
 
 
 def _keys_show(args: argparse.Namespace) -> int:
-    config: RobotConfig = load_config(args.config)
+    config = _load(args)
     print(public_key_pem(load_key_file(config.robot.key_file)), end="")
     return 0
 

@@ -108,6 +108,25 @@ def test_check_config_then_keys_init_then_check_config(robot_dir: Path) -> None:
     )
 
 
+def test_logging_follows_the_config_unless_a_flag_overrides_it(robot_dir: Path) -> None:
+    path = robot_dir / "robot.toml"
+    path.write_text(path.read_text().replace('format = "text"', 'format = "json"'))
+    created = run("robot-agent", "--config", "robot.toml", "keys", "init", cwd=robot_dir)
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stderr)["logger"] == "robot_agent"
+    path.write_text(
+        path.read_text().replace("# file = ", "file = ").replace('level = "INFO"', 'level = "DEBUG"')
+    )
+    (robot_dir / "var" / "robot.key").unlink()
+    flagged = run(
+        "robot-agent", "--config", "robot.toml", "--log-format", "text", "keys", "init", cwd=robot_dir
+    )
+    assert flagged.returncode == 0, flagged.stderr
+    assert flagged.stderr == ""
+    [line] = (robot_dir / "var" / "robot-agent.log").read_text().splitlines()
+    assert " INFO robot_agent: created the robot's key pair" in line
+
+
 def test_check_config_names_every_bad_key_and_the_file(robot_dir: Path) -> None:
     run("robot-agent", "--config", "robot.toml", "keys", "init", cwd=robot_dir)
     path = robot_dir / "robot.toml"
