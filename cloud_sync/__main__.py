@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from importlib.metadata import version
+from pathlib import Path
+from typing import TypeVar
 
+from aiohttp import web
+
+from cloud_sync import migrate
+from cloud_sync.app import create_app
+from cloud_sync.auth import create_token
+from cloud_sync.database import DEFAULT_DB_URL, create_engine, session_factory
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.schema import METADATA, ddl_statements
+from cloud_sync.signing import DEFAULT_KEYS_DIR, KeyRing
+from cloud_sync.tables import Role
 from models import logformat
+
+log = logging.getLogger("cloud_sync")
+
+T = TypeVar("T")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +36,78 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('railbot')}")
     logformat.add_log_arguments(parser)
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument(
+        "--db",
+        default=DEFAULT_DB_URL,
+        metavar="URL",
+        help=f"the database: sqlite:///PATH or postgresql://USER@HOST/NAME (default: {DEFAULT_DB_URL})",
+    )
+    keys_dir = argparse.ArgumentParser(add_help=False)
+    keys_dir.add_argument(
+        "--keys-dir",
+        type=Path,
+        default=DEFAULT_KEYS_DIR,
+        metavar="DIR",
+        help=f"where private signing keys live, mode 0600 (default: {DEFAULT_KEYS_DIR})",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        parents=[db, keys_dir],
+        help="serve the Base and Store APIs",
+        description="Serve /store_api, /base_api and /openapi.json. Refuses a database that is not migrated.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    serve.add_argument("--access-log", action="store_true", help="log one line per request")
+    serve.set_defaults(handler=_serve)
+
+    mig = commands.add_parser(
+        "migrate",
+        parents=[db],
+        help="create or upgrade the database schema",
+        description="Apply the Alembic migrations up to the newest (or --revision); logs each step.",
+    )
+    mig.add_argument("--revision", default="head", help="the revision to reach (default: head)")
+    mig.set_defaults(handler=_migrate)
+
+    token = commands.add_parser("token", help="API bearer tokens", description="API bearer tokens.")
+    token_commands = token.add_subparsers(dest="token_command", metavar="COMMAND", required=True)
+    create = token_commands.add_parser(
+        "create",
+        parents=[db],
+        help="create a token and print it once",
+        description="Create a bearer token and print it; only its hash is stored, so it is shown only once.",
+    )
+    create.add_argument(
+        "--role", required=True, choices=[r.value for r in Role], help="what the token may do"
+    )
+    create.add_argument("--store-id", type=uuid.UUID, help="the store a store token acts for")
+    create.add_argument("--robot-id", type=uuid.UUID, help="the robot a robot token belongs to")
+    create.add_argument("--label", help="a note on who holds the token")
+    create.set_defaults(handler=_token_create)
+
+    keys = commands.add_parser(
+        "keys", help="ticket-signing keys", description="Ticket-signing keys (Ed25519)."
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
+    listing = key_commands.add_parser(
+        "list",
+        parents=[db, keys_dir],
+        help="list the signing keys",
+        description="List every ticket-signing key: its kid, when it signed, if its private file is here.",
+    )
+    listing.set_defaults(handler=_keys_list)
+    rotate = key_commands.add_parser(
+        "rotate",
+        parents=[db, keys_dir],
+        help="add a new active signing key",
+        description="Add a new active key (the first one, on a new database). Older keys stop signing but "
+        "keep verifying the tickets they signed until those expire.",
+    )
+    rotate.set_defaults(handler=_keys_rotate)
 
     schema = commands.add_parser(
         "schema",
@@ -38,6 +126,81 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schema.set_defaults(handler=_schema)
     return parser
+
+
+def _with_session(url: str, work: Callable[..., Awaitable[T]]) -> T:
+    async def run() -> T:
+        engine = create_engine(url)
+        try:
+            await migrate.require_current(engine, url)
+            async with session_factory(engine)() as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _serve(args: argparse.Namespace) -> int:
+    async def check() -> None:
+        engine = create_engine(args.db)
+        try:
+            await migrate.require_current(engine, args.db)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(check())
+    app = create_app(args.db, args.keys_dir)
+    log.info("serving host=%s port=%d", args.host, args.port)
+    web.run_app(
+        app,
+        host=args.host,
+        port=args.port,
+        print=None,
+        access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    migrate.upgrade(args.db, args.revision)
+    log.info("database at revision %s", args.revision)
+    return 0
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    role = Role(args.role)
+    token = _with_session(
+        args.db,
+        lambda session: create_token(
+            session, role, store_id=args.store_id, robot_id=args.robot_id, label=args.label
+        ),
+    )
+    log.info("created a %s token", role.value)
+    print(token)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    ring = KeyRing(args.keys_dir)
+    rows = _with_session(args.db, ring.all_keys)
+    print(f"{'kid':<16}  {'created':<25}  {'retired':<25}  state    private key")
+    for row in rows:
+        state = "active" if row.retired_at is None else "retired"
+        present = "here" if (args.keys_dir / f"ticket-{row.kid}.pem").exists() else "missing"
+        retired = row.retired_at.isoformat(timespec="seconds") if row.retired_at else "-"
+        print(
+            f"{row.kid:<16}  {row.created_at.isoformat(timespec='seconds'):<25}  "
+            f"{retired:<25}  {state:<7}  {present}"
+        )
+    return 0
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    ring = KeyRing(args.keys_dir)
+    row = _with_session(args.db, ring.rotate)
+    print(row.kid)
+    return 0
 
 
 def _schema(args: argparse.Namespace) -> int:

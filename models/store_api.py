@@ -12,22 +12,34 @@ import uuid
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic_core import PydanticCustomError
 
 from models.store_server import StoreType
 
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 100
+# The seed's integer columns are PostgreSQL `integer`: numbers beyond it are refused at the door.
+INT32_MAX = 2_147_483_647
+# PostgreSQL text cannot hold NUL; refused by the schema itself, so clients know before they send.
+NO_NUL = r"^[^\x00]*$"
 
 
-def _reject_non_integers(value: Any) -> Any:
+def reject_non_integers(value: Any) -> Any:
     # pydantic's lax mode turns "5" and false into ints; JSON Schema calls neither an integer.
     if isinstance(value, bool | str):
-        raise ValueError("Input should be a valid integer")
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
     return value
 
 
-JsonInt = Annotated[int, BeforeValidator(_reject_non_integers)]
-"""An integer in a JSON body: 5 and 5.0 pass, "5" and true do not."""
+JsonInt = Annotated[int, BeforeValidator(reject_non_integers)]
+"""An integer in a JSON body: 5 and 5.0 pass, "5" and true do not. Put bounds before the validator
+(`Annotated[int, Field(ge=0), BeforeValidator(...)]`) inside unions, or the JSON schema shows `ge`."""
+
+Amount = Annotated[int, Field(ge=0, le=INT32_MAX), BeforeValidator(reject_non_integers)]
+"""A price or a stock: 0 to the largest `integer`."""
+
+Count = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(reject_non_integers)]
+"""How many of an item: at least one."""
 
 T = TypeVar("T")
 
@@ -46,7 +58,7 @@ class PageQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=INT32_MAX)
     size: int = Field(default=PAGE_SIZE_DEFAULT, ge=1, le=PAGE_SIZE_MAX)
 
     @property
@@ -63,9 +75,9 @@ class StatusOK(BaseModel):
 class StoreCreate(BaseModel):
     """Body of `POST /admin/store`."""
 
-    name: str = Field(min_length=1, max_length=100)
-    description: str = Field(max_length=255)
-    logo_url: str = Field(max_length=255)
+    name: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
+    description: str = Field(max_length=255, pattern=NO_NUL)
+    logo_url: str = Field(max_length=255, pattern=NO_NUL)
     store_type: StoreType
 
 
@@ -78,12 +90,12 @@ class StoreOut(StoreCreate):
 class ItemFields(BaseModel):
     """What a store says about an item; the seed's three fields first, the table's optional ones after."""
 
-    name: str = Field(min_length=1, max_length=100)
-    description: str = Field(max_length=255)
-    price_penny: JsonInt = Field(ge=0)
-    logo_url: str | None = Field(default=None, max_length=255)
-    balance: JsonInt | None = Field(default=None, ge=0)
-    category: str | None = Field(default=None, max_length=100)
+    name: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
+    description: str = Field(max_length=255, pattern=NO_NUL)
+    price_penny: Amount
+    logo_url: Annotated[str, Field(max_length=255, pattern=NO_NUL)] | None = None
+    balance: Amount | None = None
+    category: Annotated[str, Field(max_length=100, pattern=NO_NUL)] | None = None
 
 
 class ItemCreate(ItemFields):
@@ -106,7 +118,7 @@ class PurchaseLine(BaseModel):
     """One line of a purchase: `{"item_id": ..., "count": N}`."""
 
     item_id: uuid.UUID
-    count: JsonInt = Field(ge=1)
+    count: Count
 
 
 class PurchaseCreate(BaseModel):

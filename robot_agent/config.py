@@ -112,7 +112,7 @@ class RobotSection(Section):
 def _check_timezone(name: str) -> str:
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as err:
         raise ValueError(f"unknown time zone {name!r}") from err
     return name
 

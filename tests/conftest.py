@@ -6,11 +6,17 @@ A missing service fails the test with a message that says how to start it; nothi
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from cloud_sync.app import create_app
+from cloud_sync.auth import create_token
+from cloud_sync.context import CONTEXT
+from cloud_sync.tables import Role
+from tests.support.cloud import Cloud, migrated
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.postgres import ThrowawayDatabase, create_database, drop_database
 
@@ -62,3 +68,24 @@ def mosquitto_factory(tmp_path: Path) -> Iterator[MosquittoFactory]:
 def mosquitto(mosquitto_factory: MosquittoFactory) -> MosquittoBroker:
     """A private broker with one user, `test`, allowed everything."""
     return mosquitto_factory(users={"test": secrets.token_urlsafe(12)}, acl="user test\ntopic readwrite #\n")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cloud_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A cloud database migrated to the newest revision, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return migrated(f"sqlite:///{tmp_path / 'cloud.db'}")
+    database: ThrowawayDatabase = request.getfixturevalue("postgres_db")
+    return migrated(database.dsn)
+
+
+@pytest.fixture
+async def cloud(cloud_db_url: str, tmp_path: Path) -> AsyncIterator[Cloud]:
+    """The cloud service on a test client, with a signing key and an admin token."""
+    app = create_app(cloud_db_url, tmp_path / "keys")
+    async with TestClient(TestServer(app)) as client:
+        context = app[CONTEXT]
+        async with context.sessions() as session:
+            await context.keys.rotate(session)
+            token = await create_token(session, Role.ADMIN)
+        yield Cloud(client=client, admin={"Authorization": f"Bearer {token}"})

@@ -1,0 +1,70 @@
+"""The cloud service's aiohttp application: both APIs, the OpenAPI document, JSON errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from cloud_sync import base_api, store_api
+from cloud_sync.auth import TokenAuthenticator
+from cloud_sync.context import CONTEXT, CloudContext
+from cloud_sync.database import create_engine, session_factory
+from cloud_sync.migrate import require_current
+from cloud_sync.openapi import document
+from cloud_sync.routing import Api, Principal, json_errors
+from cloud_sync.signing import KeyRing
+
+# Request bodies are small JSON documents; anything bigger is refused before it is read.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def build_api() -> Api:
+    api = Api()
+    store_api.register(api)
+    base_api.register(api)
+    return api
+
+
+def openapi_document(api: Api) -> dict[str, Any]:
+    return document(
+        api,
+        title="railbot cloud-sync",
+        version=version("railbot"),
+        description="The seed's Store API (/store_api) and Base API (/base_api), served by railbot's cloud.",
+    )
+
+
+def create_app(db_url: str, keys_dir: Path, *, check_migrated: bool = True) -> web.Application:
+    """The whole service; the database is opened (and checked to be migrated) when the app starts."""
+    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
+    api = build_api()
+    spec = json.dumps(openapi_document(api)).encode()
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        engine = create_engine(db_url)
+        try:
+            if check_migrated:
+                await require_current(engine, db_url)
+            sessions = session_factory(engine)
+            app[CONTEXT] = CloudContext(
+                engine=engine, sessions=sessions, keys=KeyRing(keys_dir), tokens=TokenAuthenticator(sessions)
+            )
+            yield
+        finally:
+            await engine.dispose()
+
+    async def authenticate(request: web.Request, token: str) -> Principal | None:
+        return await request.app[CONTEXT].tokens(request, token)
+
+    async def openapi(_request: web.Request) -> web.Response:
+        return web.Response(body=spec, content_type="application/json")
+
+    app.cleanup_ctx.append(lifetime)
+    api.install(app, authenticate)
+    app.router.add_get("/openapi.json", openapi)
+    return app

@@ -1,0 +1,330 @@
+"""The Base API under /base_api: admin resources (users, tickets, engineers, auth cards, robots, their
+assignments, hotels, attractions, train stores, active stores), the ticket trust list, and what robots ask."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import uuid
+from typing import Any
+
+import segno
+from aiohttp import web
+from pydantic import BaseModel
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from cloud_sync.context import CloudContext, context
+from cloud_sync.resources import Resource, add_admin_routes, commit_or_409, fetch_page, get_or_404
+from cloud_sync.routing import Api, Call, HTTPError, NoInput
+from cloud_sync.tables import RobotAssignment, Role, TicketRevocation, TicketToken
+from cloud_sync.tickets import issue_token, verify
+from models import base_api as schemas
+from models.base_server import (
+    ActiveStore,
+    Attraction,
+    AuthCard,
+    Engineer,
+    Hotel,
+    Robot,
+    Ticket,
+    TrainStore,
+    User,
+)
+from models.passwords import hash_password
+from models.store_api import Page, PageQuery, StatusOK
+from models.store_server import Store
+
+PREFIX = "/base_api"
+ADMIN = (Role.ADMIN,)
+ROBOT_OR_ADMIN = (Role.ROBOT, Role.ADMIN)
+
+
+async def _copy(body: Any, _ctx: CloudContext, _session: AsyncSession, table: type[Any]) -> Any:
+    return table.model_validate(body.model_dump())
+
+
+def _copier(table: type[Any]) -> Any:
+    async def to_row(body: Any, ctx: CloudContext, session: AsyncSession) -> Any:
+        return await _copy(body, ctx, session, table)
+
+    return to_row
+
+
+def _exists(table: type[Any], field: str, what: str) -> Any:
+    async def check(body: Any, session: AsyncSession) -> None:
+        await get_or_404(session, table, getattr(body, field), what)
+
+    return check
+
+
+async def _engineer_row(body: schemas.EngineerCreate, _ctx: CloudContext, _session: AsyncSession) -> Engineer:
+    # bcrypt is slow on purpose (~0.2 s); off the event loop so other requests go on.
+    hashed = await asyncio.to_thread(hash_password, body.password)
+    return Engineer(login=body.login, password=hashed, privileges=body.privileges)
+
+
+async def _card_row(body: schemas.AuthCardCreate, ctx: CloudContext, _session: AsyncSession) -> AuthCard:
+    return AuthCard(engineer_id=body.engineer_id, key=ctx.keys.card_key(body.uid))
+
+
+RESOURCES: list[Resource[Any, Any]] = [
+    Resource("user", "users", "user", User, schemas.UserCreate, schemas.UserOut, _copier(User)),
+    Resource(
+        "engineer",
+        "engineers",
+        "engineer",
+        Engineer,
+        schemas.EngineerCreate,
+        schemas.EngineerOut,
+        _engineer_row,
+    ),
+    Resource(
+        "auth_card",
+        "auth_cards",
+        "auth card",
+        AuthCard,
+        schemas.AuthCardCreate,
+        schemas.AuthCardOut,
+        _card_row,
+        _exists(Engineer, "engineer_id", "engineer"),
+    ),
+    Resource("robot", "robots", "robot", Robot, schemas.RobotCreate, schemas.RobotOut, _copier(Robot)),
+    Resource(
+        "assignment",
+        "assignments",
+        "robot assignment",
+        RobotAssignment,
+        schemas.AssignmentCreate,
+        schemas.AssignmentOut,
+        _copier(RobotAssignment),
+        _exists(Robot, "robot_id", "robot"),
+    ),
+    Resource("hotel", "hotels", "hotel", Hotel, schemas.PlaceCreate, schemas.PlaceOut, _copier(Hotel)),
+    Resource(
+        "attraction",
+        "attractions",
+        "attraction",
+        Attraction,
+        schemas.PlaceCreate,
+        schemas.PlaceOut,
+        _copier(Attraction),
+    ),
+    Resource(
+        "train_store",
+        "train_stores",
+        "train store",
+        TrainStore,
+        schemas.TrainStoreCreate,
+        schemas.TrainStoreOut,
+        _copier(TrainStore),
+        _exists(Store, "store_id", "store"),
+    ),
+    Resource(
+        "active_store",
+        "active_stores",
+        "active store",
+        ActiveStore,
+        schemas.ActiveStoreCreate,
+        schemas.ActiveStoreOut,
+        _copier(ActiveStore),
+    ),
+]
+
+
+async def _ticket_out(session: AsyncSession, ticket: Ticket) -> schemas.TicketOut:
+    token = await session.get(TicketToken, ticket.id)
+    revoked = await session.get(TicketRevocation, ticket.id)
+    return schemas.TicketOut(
+        **ticket.model_dump(), revoked=revoked is not None, token=token.token if token is not None else None
+    )
+
+
+def register(api: Api) -> None:
+    admin_tag = "Base API: admin"
+    for resource in RESOURCES:
+        add_admin_routes(api, f"{PREFIX}/admin", admin_tag, resource, ADMIN)
+
+    @api.route(
+        "POST",
+        f"{PREFIX}/admin/ticket",
+        summary="Issue a ticket and its signed token",
+        tag=admin_tag,
+        response=schemas.TicketOut,
+        body=schemas.TicketCreate,
+        roles=ADMIN,
+        errors=(404, 409),
+    )
+    async def create_ticket(call: Call[schemas.TicketCreate, NoInput]) -> BaseModel:
+        ctx = context(call.app)
+        body = call.body
+        async with ctx.sessions() as session:
+            await get_or_404(session, User, body.user_id, "user")
+            ticket = Ticket(
+                user_id=body.user_id,
+                train_number=body.train_number,
+                wagon_number=body.wagon_number,
+                place_number=body.place_number,
+                date=body.date,
+                station_id=body.station_id,
+                destination_id=body.destination_id,
+                start_date=body.start_date,
+                code=body.code or uuid.uuid4().hex[:16].upper(),
+            )
+            session.add(ticket)
+            await session.flush()
+            await issue_token(session, ctx.keys, ticket, body.valid_until)
+            await commit_or_409(session, "this ticket")
+            await session.refresh(ticket)
+            return await _ticket_out(session, ticket)
+
+    @api.route(
+        "GET",
+        f"{PREFIX}/admin/tickets",
+        summary="List tickets",
+        tag=admin_tag,
+        response=Page[schemas.TicketOut],
+        query=PageQuery,
+        roles=ADMIN,
+    )
+    async def list_tickets(call: Call[None, PageQuery]) -> BaseModel:
+        async with context(call.app).sessions() as session:
+            rows, total = await fetch_page(session, Ticket, call.query)
+            items = [await _ticket_out(session, row) for row in rows]
+        return Page[schemas.TicketOut](items=items, total=total, page=call.query.page, size=call.query.size)
+
+    @api.route(
+        "GET",
+        f"{PREFIX}/admin/ticket/{{id}}",
+        summary="Get a ticket",
+        tag=admin_tag,
+        response=schemas.TicketOut,
+        roles=ADMIN,
+    )
+    async def get_ticket(call: Call[None, NoInput]) -> BaseModel:
+        async with context(call.app).sessions() as session:
+            return await _ticket_out(session, await get_or_404(session, Ticket, call.path["id"], "ticket"))
+
+    @api.route(
+        "DELETE",
+        f"{PREFIX}/admin/ticket/{{id}}",
+        summary="Delete a ticket",
+        tag=admin_tag,
+        response=StatusOK,
+        roles=ADMIN,
+        errors=(409,),
+    )
+    async def delete_ticket(call: Call[None, NoInput]) -> BaseModel:
+        async with context(call.app).sessions() as session:
+            ticket = await get_or_404(session, Ticket, call.path["id"], "ticket")
+            await session.delete(ticket)
+            await commit_or_409(session, f"ticket {ticket.id}")
+        return StatusOK()
+
+    @api.route(
+        "GET",
+        f"{PREFIX}/admin/ticket/{{id}}/qr.png",
+        summary="The ticket's QR code",
+        tag=admin_tag,
+        response=None,
+        roles=ADMIN,
+        media_type="image/png",
+    )
+    async def ticket_qr(call: Call[None, NoInput]) -> web.StreamResponse:
+        async with context(call.app).sessions() as session:
+            ticket = await get_or_404(session, Ticket, call.path["id"], "ticket")
+            token = await session.get(TicketToken, ticket.id)
+        if token is None:
+            raise HTTPError(404, f"ticket {ticket.id} has no token")
+        png = io.BytesIO()
+        segno.make_qr(token.token, error="m").save(png, kind="png", scale=6, border=4)
+        return web.Response(body=png.getvalue(), content_type="image/png")
+
+    @api.route(
+        "POST",
+        f"{PREFIX}/admin/ticket/{{id}}/revoke",
+        summary="Revoke a ticket",
+        tag=admin_tag,
+        response=schemas.TicketOut,
+        body=schemas.RevokeBody,
+        roles=ADMIN,
+    )
+    async def revoke_ticket(call: Call[schemas.RevokeBody, NoInput]) -> BaseModel:
+        async with context(call.app).sessions() as session:
+            ticket = await get_or_404(session, Ticket, call.path["id"], "ticket")
+            if await session.get(TicketRevocation, ticket.id) is None:
+                session.add(TicketRevocation(ticket_id=ticket.id, reason=call.body.reason))
+                await commit_or_409(session, f"revocation of ticket {ticket.id}")
+            return await _ticket_out(session, ticket)
+
+    public_tag = "Base API: keys"
+
+    @api.route(
+        "GET", f"{PREFIX}/keys", summary="The ticket trust list", tag=public_tag, response=schemas.TrustList
+    )
+    async def trust_list(call: Call[None, NoInput]) -> BaseModel:
+        async with context(call.app).sessions() as session:
+            keys = await context(call.app).keys.trust_list(session)
+        return schemas.TrustList(
+            keys=[
+                schemas.TrustedKeyOut(
+                    kid=key.kid.hex(),
+                    x=base64.urlsafe_b64encode(key.public_key).rstrip(b"=").decode(),
+                    valid_from=key.valid_from,
+                    valid_to=key.valid_to,
+                )
+                for key in keys
+            ]
+        )
+
+    robot_tag = "Base API: robot"
+
+    @api.route(
+        "POST",
+        f"{PREFIX}/robot/ticket/verify",
+        summary="Verify a ticket token as a robot would",
+        tag=robot_tag,
+        response=schemas.VerifyOut,
+        body=schemas.VerifyRequest,
+        roles=ROBOT_OR_ADMIN,
+    )
+    async def verify_ticket(call: Call[schemas.VerifyRequest, NoInput]) -> BaseModel:
+        ctx = context(call.app)
+        async with ctx.sessions() as session:
+            return await verify(session, ctx.keys, call.body)
+
+    @api.route(
+        "GET",
+        f"{PREFIX}/users/{{user_id}}",
+        summary="A passenger",
+        tag=robot_tag,
+        response=schemas.UserOut,
+        roles=ROBOT_OR_ADMIN,
+    )
+    async def get_user(call: Call[None, NoInput]) -> BaseModel:
+        async with context(call.app).sessions() as session:
+            user = await get_or_404(session, User, call.path["user_id"], "user")
+        return schemas.UserOut.model_validate(user, from_attributes=True)
+
+    for kind, table in (("hotels", Hotel), ("attractions", Attraction)):
+        _add_destination_route(api, robot_tag, kind, table)
+
+
+def _add_destination_route(api: Api, tag: str, kind: str, table: type[Hotel] | type[Attraction]) -> None:
+    @api.route(
+        "GET",
+        f"{PREFIX}/destinations/{{destination_id}}/{kind}",
+        summary=f"The {kind} at a destination",
+        tag=tag,
+        response=Page[schemas.PlaceOut],
+        query=PageQuery,
+        roles=ROBOT_OR_ADMIN,
+        text_params=("destination_id",),
+    )
+    async def places(call: Call[None, PageQuery]) -> BaseModel:
+        where = col(table.destination_id) == call.text["destination_id"]
+        async with context(call.app).sessions() as session:
+            rows, total = await fetch_page(session, table, call.query, where)
+        items = [schemas.PlaceOut.model_validate(row, from_attributes=True) for row in rows]
+        return Page[schemas.PlaceOut](items=items, total=total, page=call.query.page, size=call.query.size)

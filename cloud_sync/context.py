@@ -1,0 +1,27 @@
+"""What every handler of the cloud service shares: database sessions, the key ring, token lookups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from cloud_sync.auth import TokenAuthenticator
+from cloud_sync.signing import KeyRing
+
+
+@dataclass
+class CloudContext:
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    keys: KeyRing
+    tokens: TokenAuthenticator
+
+
+CONTEXT = web.AppKey("railbot_context", CloudContext)
+
+
+def context(app: web.Application) -> CloudContext:
+    return app[CONTEXT]

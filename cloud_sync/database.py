@@ -1,0 +1,72 @@
+"""Database URLs, engines and the schema the cloud keeps (the seed's tables plus its own)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from cloud_sync.errors import CloudSyncError
+from cloud_sync.tables import CLOUD_METADATA
+from models.base_server import BASE_METADATA
+from models.store_server import STORE_METADATA
+
+DEFAULT_DB_URL = "sqlite:///./var/cloud.db"
+
+# Creation order matters: the cloud's tables point into the seed's.
+SCHEMA: tuple[MetaData, ...] = (BASE_METADATA, STORE_METADATA, CLOUD_METADATA)
+
+_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
+def async_url(url: str) -> str:
+    """`sqlite:///path` or `postgresql://...` as the URL of its asyncio driver."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as err:
+        raise CloudSyncError(f"not a database URL: {url!r}") from err
+    backend = parsed.get_backend_name()
+    if backend not in _DRIVERS:
+        raise CloudSyncError(f"unsupported database {backend!r} in {url!r}: use sqlite:/// or postgresql://")
+    if parsed.drivername in _DRIVERS:
+        parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise CloudSyncError("an in-memory SQLite database would vanish between commands: give a file path")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # Foreign keys are off in SQLite unless asked for, per connection; WAL lets readers run beside a writer.
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An asyncio engine for a `--db` URL; a SQLite file's folder is created if missing."""
+    driver_url = make_url(async_url(url))
+    if driver_url.get_backend_name() == "sqlite":
+        Path(driver_url.database or "").parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(driver_url)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(driver_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def is_postgres(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "postgresql"

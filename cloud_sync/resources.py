@@ -1,0 +1,151 @@
+"""Paging, and the create / get / page / delete routes every admin resource shares."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import ColumnElement, func
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import SQLModel, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from cloud_sync.context import CloudContext, context
+from cloud_sync.routing import Api, Call, HTTPError, NoInput
+from cloud_sync.tables import Role
+from models.store_api import Page, PageQuery, StatusOK
+
+T = TypeVar("T", bound=SQLModel)
+OutT = TypeVar("OutT", bound=BaseModel)
+
+
+async def fetch_page(
+    session: AsyncSession, table: type[T], query: PageQuery, *where: ColumnElement[bool]
+) -> tuple[list[T], int]:
+    """One page of a table's rows, oldest first (id breaks ties, so pages never overlap), and the total."""
+    total = (await session.exec(select(func.count()).select_from(table).where(*where))).one()
+    columns = sa_inspect(table).columns
+    order = [columns["created_at"]] if "created_at" in columns else []
+    order.append(columns["id"])
+    rows = (
+        await session.exec(
+            select(table).where(*where).order_by(*order).offset(query.offset).limit(query.size)
+        )
+    ).all()
+    return list(rows), total
+
+
+async def get_or_404(session: AsyncSession, table: type[T], row_id: uuid.UUID, what: str) -> T:
+    row = await session.get(table, row_id)
+    if row is None:
+        raise HTTPError(404, f"{what} {row_id} not found")
+    return row
+
+
+async def commit_or_409(session: AsyncSession, what: str) -> None:
+    """Commit; a foreign key or uniqueness the change breaks becomes a 409 that says so."""
+    try:
+        await session.commit()
+    except IntegrityError as err:
+        await session.rollback()
+        message = str(err.orig).lower()
+        if "unique" in message or "duplicate" in message:
+            raise HTTPError(409, f"{what} already exists") from err
+        if "foreign key" in message:
+            raise HTTPError(
+                409, f"{what} is referenced by other records, or refers to a missing one"
+            ) from err
+        raise HTTPError(409, f"{what} conflicts with stored data") from err
+
+
+@dataclass(frozen=True)
+class Resource(Generic[T, OutT]):
+    """An admin resource: POST {prefix}/{name}, GET {prefix}/{plural}, GET|DELETE {prefix}/{name}/{id}."""
+
+    name: str
+    plural: str
+    title: str
+    table: type[T]
+    create: type[BaseModel]
+    out: type[OutT]
+    to_row: Callable[[Any, CloudContext, AsyncSession], Awaitable[T]]
+    checks: Callable[[Any, AsyncSession], Awaitable[None]] | None = None
+
+    def render(self, row: T) -> OutT:
+        return self.out.model_validate(row, from_attributes=True)
+
+
+async def plain_row(resource_table: type[T], body: BaseModel) -> T:
+    return resource_table.model_validate(body.model_dump())
+
+
+def add_admin_routes(
+    api: Api, prefix: str, tag: str, resource: Resource[Any, Any], roles: Collection[Role]
+) -> None:
+    """Register a resource's four routes."""
+    r = resource
+    page_model: type[Page[Any]] = Page.__class_getitem__(r.out)  # type: ignore[assignment]
+    one = f"{prefix}/{r.name}"
+
+    @api.route(
+        "POST",
+        one,
+        summary=f"Create a {r.title}",
+        tag=tag,
+        response=r.out,
+        body=r.create,
+        roles=roles,
+        errors=(404, 409),
+    )
+    async def create(call: Call[Any, NoInput]) -> BaseModel:
+        ctx = context(call.app)
+        async with ctx.sessions() as session:
+            if r.checks is not None:
+                await r.checks(call.body, session)
+            row = await r.to_row(call.body, ctx, session)
+            session.add(row)
+            await commit_or_409(session, f"this {r.title}")
+            await session.refresh(row)  # read back as stored: times in UTC, defaults filled
+            out: BaseModel = r.render(row)
+            return out
+
+    @api.route(
+        "GET",
+        f"{prefix}/{r.plural}",
+        summary=f"List {r.plural}",
+        tag=tag,
+        response=page_model,
+        query=PageQuery,
+        roles=roles,
+    )
+    async def listing(call: Call[None, PageQuery]) -> BaseModel:
+        async with context(call.app).sessions() as session:
+            rows, total = await fetch_page(session, r.table, call.query)
+        items = [r.render(row) for row in rows]
+        return page_model(items=items, total=total, page=call.query.page, size=call.query.size)
+
+    @api.route("GET", f"{one}/{{id}}", summary=f"Get a {r.title}", tag=tag, response=r.out, roles=roles)
+    async def get(call: Call[None, NoInput]) -> BaseModel:
+        async with context(call.app).sessions() as session:
+            found: BaseModel = r.render(await get_or_404(session, r.table, call.path["id"], r.title))
+            return found
+
+    @api.route(
+        "DELETE",
+        f"{one}/{{id}}",
+        summary=f"Delete a {r.title}",
+        tag=tag,
+        response=StatusOK,
+        roles=roles,
+        errors=(409,),
+    )
+    async def delete(call: Call[None, NoInput]) -> BaseModel:
+        async with context(call.app).sessions() as session:
+            row = await get_or_404(session, r.table, call.path["id"], r.title)
+            await session.delete(row)
+            await commit_or_409(session, f"{r.title} {call.path['id']}")
+        return StatusOK()

@@ -1,0 +1,62 @@
+"""Signed ticket tokens (RB1): the public surface of `models.ticket_codec` and `models.ticket_verify`.
+
+A ticket is `"RB1:" + base45(zlib(COSE_Sign1(CWT claims)))`, signed with Ed25519 and verified offline on the
+robot. The format is described byte by byte in `docs/tickets.md`.
+"""
+
+from __future__ import annotations
+
+from models.ticket_codec import (
+    BASE45_ALPHABET,
+    CLAIMS,
+    MAX_COMPRESSED_BYTES,
+    MAX_COSE_BYTES,
+    MAX_TOKEN_CHARS,
+    PREFIX,
+    ClaimSpec,
+    DecodedTicket,
+    TicketClaims,
+    TicketEnvelope,
+    TicketError,
+    TicketFormatError,
+    Verdict,
+    base45_decode,
+    base45_encode,
+    claims_to_cbor,
+    decode_claims,
+    decode_envelope,
+    decode_ticket,
+    encode_ticket,
+    key_id,
+    sig_structure,
+)
+from models.ticket_verify import Assignment, TrustedKey, VerificationResult, verify_ticket
+
+__all__ = [
+    "BASE45_ALPHABET",
+    "CLAIMS",
+    "MAX_COMPRESSED_BYTES",
+    "MAX_COSE_BYTES",
+    "MAX_TOKEN_CHARS",
+    "PREFIX",
+    "Assignment",
+    "ClaimSpec",
+    "DecodedTicket",
+    "TicketClaims",
+    "TicketEnvelope",
+    "TicketError",
+    "TicketFormatError",
+    "TrustedKey",
+    "Verdict",
+    "VerificationResult",
+    "base45_decode",
+    "base45_encode",
+    "claims_to_cbor",
+    "decode_claims",
+    "decode_envelope",
+    "decode_ticket",
+    "encode_ticket",
+    "key_id",
+    "sig_structure",
+    "verify_ticket",
+]

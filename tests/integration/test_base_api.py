@@ -1,0 +1,352 @@
+"""The Base API on SQLite and PostgreSQL: admin resources, tickets with signed tokens, the trust list,
+and what robots ask."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import uuid
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlmodel import select
+
+from cloud_sync.tables import Role
+from models.base_server import AuthCard, Engineer
+from models.passwords import check_password
+from tests.support.cloud import Cloud
+
+MOSCOW = dt.timezone(dt.timedelta(hours=3))
+DEPARTURE = dt.datetime.now(MOSCOW).replace(microsecond=0) + dt.timedelta(hours=2)
+
+
+async def new_user(cloud: Cloud, name: str = "Анна") -> dict[str, Any]:
+    user: dict[str, Any] = await cloud.ok("POST", "/base_api/admin/user", json={"name": name})
+    return user
+
+
+async def new_ticket(cloud: Cloud, **fields: Any) -> dict[str, Any]:
+    user = await new_user(cloud)
+    body = {
+        "user_id": user["id"],
+        "train_number": 742,
+        "wagon_number": 5,
+        "place_number": 17,
+        "date": DEPARTURE.isoformat(),
+        "station_id": "2000000",
+        "destination_id": "2004000",
+        "start_date": DEPARTURE.isoformat(),
+        **fields,
+    }
+    ticket: dict[str, Any] = await cloud.ok("POST", "/base_api/admin/ticket", json=body)
+    return ticket
+
+
+async def robot_token(cloud: Cloud) -> dict[str, str]:
+    robot = await cloud.ok(
+        "POST", "/base_api/admin/robot", json={"robot_model_id": "rb2", "robot_model_name": "Railbot"}
+    )
+    return await cloud.token(Role.ROBOT, robot_id=uuid.UUID(robot["id"]))
+
+
+async def verify(cloud: Cloud, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    result: dict[str, Any] = await cloud.ok(
+        "POST", "/base_api/robot/ticket/verify", headers=headers, json=body
+    )
+    return result
+
+
+@pytest.mark.parametrize(
+    ("name", "plural", "body"),
+    [
+        ("user", "users", {"name": "Ivan"}),
+        (
+            "hotel",
+            "hotels",
+            {"name": "Hotel Neva", "destination_id": "2004000", "description": "By the river"},
+        ),
+        ("attraction", "attractions", {"name": "Hermitage", "destination_id": "2004000"}),
+        ("active_store", "active_stores", {"public_key": "k" * 500}),
+        ("robot", "robots", {"robot_model_id": "rb2", "robot_model_name": "Railbot 2"}),
+    ],
+)
+async def test_admin_resources_create_get_page_delete(
+    cloud: Cloud, name: str, plural: str, body: dict[str, Any]
+) -> None:
+    created = await cloud.ok("POST", f"/base_api/admin/{name}", json=body)
+    assert {k: created[k] for k in body} == body
+    assert await cloud.ok("GET", f"/base_api/admin/{name}/{created['id']}") == created
+    page = await cloud.ok("GET", f"/base_api/admin/{plural}?size=1")
+    assert (page["items"], page["total"], page["page"], page["size"]) == ([created], 1, 1, 1)
+    assert await cloud.ok("DELETE", f"/base_api/admin/{name}/{created['id']}") == {"status": "OK"}
+    assert (
+        await cloud.client.get(f"/base_api/admin/{name}/{created['id']}", headers=cloud.admin)
+    ).status == 404
+
+
+async def test_engineer_password_is_stored_as_bcrypt_and_never_returned(cloud: Cloud) -> None:
+    created = await cloud.ok(
+        "POST", "/base_api/admin/engineer", json={"login": "eng1", "password": "s3cret-pass", "privileges": 3}
+    )
+    assert set(created) == {"id", "login", "privileges", "created_at"}
+    async with cloud.context.sessions() as session:
+        row = (await session.exec(select(Engineer).where(Engineer.login == "eng1"))).one()
+    assert row.password.startswith("$2b$")
+    assert len(row.password) == 60
+    again = await cloud.client.post(
+        "/base_api/admin/engineer", headers=cloud.admin, json={"login": "eng1", "password": "another-pass"}
+    )
+    assert again.status == 409
+    assert check_password("s3cret-pass", row.password)
+    assert not check_password("s3cret-pasS", row.password)
+    short = await cloud.client.post(
+        "/base_api/admin/engineer", headers=cloud.admin, json={"login": "eng2", "password": "x" * 7}
+    )
+    assert short.status == 422
+
+
+async def test_auth_card_keeps_only_a_keyed_hash_of_the_uid(cloud: Cloud) -> None:
+    engineer = await cloud.ok(
+        "POST", "/base_api/admin/engineer", json={"login": "eng", "password": "password1"}
+    )
+    card = await cloud.ok(
+        "POST", "/base_api/admin/auth_card", json={"engineer_id": engineer["id"], "uid": "04A1B2C3D4E5F6"}
+    )
+    assert "uid" not in card
+    assert "key" not in card
+    async with cloud.context.sessions() as session:
+        row = (await session.exec(select(AuthCard))).one()
+    assert "04a1b2c3d4e5f6" not in row.key.lower()
+    assert row.key == cloud.context.keys.card_key("04:a1:b2:c3:d4:e5:f6")
+    unknown = await cloud.client.post(
+        "/base_api/admin/auth_card",
+        headers=cloud.admin,
+        json={"engineer_id": str(uuid.uuid4()), "uid": "04A1B2C3"},
+    )
+    assert unknown.status == 404
+
+
+async def test_robot_public_key_must_be_an_ed25519_pem(cloud: Cloud) -> None:
+    pem = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    robot = await cloud.ok(
+        "POST",
+        "/base_api/admin/robot",
+        json={"robot_model_id": "a", "robot_model_name": "b", "public_key": pem},
+    )
+    assert robot["public_key"] == pem
+    bad = await cloud.client.post(
+        "/base_api/admin/robot",
+        headers=cloud.admin,
+        json={"robot_model_id": "a", "robot_model_name": "b", "public_key": "nope"},
+    )
+    assert bad.status == 422
+    assert (await bad.json())["detail"][0]["loc"] == ["body", "public_key"]
+
+
+async def test_assignment_needs_a_known_robot(cloud: Cloud) -> None:
+    robot = await cloud.ok(
+        "POST", "/base_api/admin/robot", json={"robot_model_id": "a", "robot_model_name": "b"}
+    )
+    body = {"robot_id": robot["id"], "train_number": 742, "train_date": "2026-11-27"}
+    assigned = await cloud.ok("POST", "/base_api/admin/assignment", json=body)
+    assert {k: assigned[k] for k in body} == body
+    twice = await cloud.client.post("/base_api/admin/assignment", headers=cloud.admin, json=body)
+    assert twice.status == 409
+    unknown = await cloud.client.post(
+        "/base_api/admin/assignment", headers=cloud.admin, json={**body, "robot_id": str(uuid.uuid4())}
+    )
+    assert unknown.status == 404
+
+
+async def test_train_store_needs_a_known_store(cloud: Cloud) -> None:
+    store_id, _ = await cloud.store_with_token()
+    midnight = "2026-11-27T00:00:00+03:00"
+    body = {"store_id": store_id, "train_number": 742, "train_date": midnight}
+    created = await cloud.ok("POST", "/base_api/admin/train_store", json=body)
+    assert dt.datetime.fromisoformat(created["train_date"]) == dt.datetime.fromisoformat(midnight)
+    missing = await cloud.client.post(
+        "/base_api/admin/train_store", headers=cloud.admin, json={**body, "store_id": str(uuid.uuid4())}
+    )
+    assert missing.status == 404
+
+
+async def test_a_user_with_tickets_cannot_be_deleted(cloud: Cloud) -> None:
+    ticket = await new_ticket(cloud)
+    response = await cloud.client.delete(f"/base_api/admin/user/{ticket['user_id']}", headers=cloud.admin)
+    assert response.status == 409
+
+
+async def test_ticket_is_issued_with_a_token_that_verifies(cloud: Cloud) -> None:
+    ticket = await new_ticket(cloud, code="A7-0042")
+    assert ticket["token"].startswith("RB1:")
+    assert (ticket["code"], ticket["used"], ticket["revoked"]) == ("A7-0042", False, False)
+    assert await cloud.ok("GET", f"/base_api/admin/ticket/{ticket['id']}") == ticket
+    robot = await robot_token(cloud)
+    result = await verify(
+        cloud,
+        robot,
+        token=ticket["token"],
+        train_number=742,
+        date=DEPARTURE.date().isoformat(),
+        timezone="Europe/Moscow",
+    )
+    assert result == {"ok": True, "verdict": "valid", "reason": result["reason"], "ticket_id": ticket["id"]}
+    wrong = await verify(
+        cloud,
+        robot,
+        token=ticket["token"],
+        train_number=743,
+        date=DEPARTURE.date().isoformat(),
+        timezone="Europe/Moscow",
+    )
+    assert (wrong["ok"], wrong["verdict"]) == (False, "wrong_train")
+
+
+async def test_a_revoked_ticket_fails_verification(cloud: Cloud) -> None:
+    ticket = await new_ticket(cloud)
+    revoked = await cloud.ok(
+        "POST", f"/base_api/admin/ticket/{ticket['id']}/revoke", json={"reason": "refunded"}
+    )
+    assert revoked["revoked"] is True
+    result = await verify(cloud, cloud.admin, token=ticket["token"])
+    assert (result["ok"], result["verdict"]) == (False, "revoked")
+
+
+async def test_garbage_tokens_get_a_named_verdict(cloud: Cloud) -> None:
+    for token, verdict in (
+        ("HC1:abc", "bad_prefix"),
+        ("RB1:!!!", "bad_base45"),
+        ("RB1:" + "A" * 30, "bad_zlib"),
+    ):
+        result = await verify(cloud, cloud.admin, token=token)
+        assert (result["ok"], result["verdict"], result["ticket_id"]) == (False, verdict, None), result
+
+
+@pytest.mark.parametrize(
+    ("fields", "loc"),
+    [
+        ({"valid_until": "2020-01-02T08:00:00Z"}, ["body", "valid_until"]),
+        ({}, ["body", "start_date"]),  # the default validity (8 days after start) is over
+    ],
+)
+async def test_an_already_expired_ticket_is_not_issued(
+    cloud: Cloud, fields: dict[str, str], loc: list[str]
+) -> None:
+    user = await new_user(cloud)
+    past = "2020-01-01T08:00:00Z"
+    body = {
+        "user_id": user["id"],
+        "train_number": 742,
+        "wagon_number": 5,
+        "place_number": 17,
+        "date": past,
+        "station_id": "2000000",
+        "destination_id": "2004000",
+        "start_date": past,
+        **fields,
+    }
+    response = await cloud.client.post("/base_api/admin/ticket", headers=cloud.admin, json=body)
+    assert response.status == 422
+    [error] = (await response.json())["detail"]
+    assert error["loc"] == loc
+    assert "expired already" in error["msg"]
+
+
+async def test_rotation_keeps_old_tickets_valid_and_signs_new_ones_with_the_new_key(cloud: Cloud) -> None:
+    old = await new_ticket(cloud)
+    before = (await cloud.ok("GET", "/base_api/keys"))["keys"]
+    async with cloud.context.sessions() as session:
+        await cloud.context.keys.rotate(session)
+    new = await new_ticket(cloud)
+    keys = (await cloud.ok("GET", "/base_api/keys", headers={}))["keys"]
+    assert len(before) == 1
+    assert len(keys) == 2
+    assert keys[0]["kid"] == before[0]["kid"]
+    assert keys[0]["valid_to"] is not None
+    assert keys[1]["valid_to"] is None
+    assert (keys[1]["kty"], keys[1]["crv"], len(base64.urlsafe_b64decode(keys[1]["x"] + "="))) == (
+        "OKP",
+        "Ed25519",
+        32,
+    )
+    for ticket in (old, new):
+        assert (await verify(cloud, cloud.admin, token=ticket["token"]))["verdict"] == "valid"
+    assert old["token"] != new["token"]
+
+
+async def test_qr_png_carries_the_token(cloud: Cloud) -> None:
+    ticket = await new_ticket(cloud)
+    response = await cloud.client.get(f"/base_api/admin/ticket/{ticket['id']}/qr.png", headers=cloud.admin)
+    assert response.status == 200
+    assert response.content_type == "image/png"
+    image = cv2.imdecode(np.frombuffer(await response.read(), np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert image is not None
+    text, _points, _ = cv2.QRCodeDetector().detectAndDecode(image)
+    assert text == ticket["token"]
+
+
+async def test_robot_routes_answer_robots_and_admins_only(cloud: Cloud) -> None:
+    user = await new_user(cloud, "Пётр")
+    robot = await robot_token(cloud)
+    assert (await cloud.ok("GET", f"/base_api/users/{user['id']}", headers=robot))["name"] == "Пётр"
+    _, store = await cloud.store_with_token()
+    assert (await cloud.client.get(f"/base_api/users/{user['id']}", headers=store)).status == 403
+    assert (await cloud.client.get(f"/base_api/users/{uuid.uuid4()}", headers=robot)).status == 404
+
+
+async def test_hotels_and_attractions_by_destination(cloud: Cloud) -> None:
+    await cloud.ok("POST", "/base_api/admin/hotel", json={"name": "Neva", "destination_id": "SPB"})
+    await cloud.ok("POST", "/base_api/admin/hotel", json={"name": "Volga", "destination_id": "NN"})
+    await cloud.ok("POST", "/base_api/admin/attraction", json={"name": "Hermitage", "destination_id": "SPB"})
+    robot = await robot_token(cloud)
+    hotels = await cloud.ok("GET", "/base_api/destinations/SPB/hotels", headers=robot)
+    assert [h["name"] for h in hotels["items"]] == ["Neva"]
+    sights = await cloud.ok("GET", "/base_api/destinations/SPB/attractions", headers=robot)
+    assert [a["name"] for a in sights["items"]] == ["Hermitage"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "loc"),
+    [
+        ({"date": "2026-11-27T10:00:00"}, ["body", "date"]),  # no time zone
+        ({"train_number": 0}, ["body", "train_number"]),
+        ({"valid_until": "2000-01-01T00:00:00Z"}, ["body"]),
+        ({"station_id": "x" * 61}, ["body", "station_id"]),
+    ],
+)
+async def test_bad_ticket_requests_are_422(cloud: Cloud, fields: dict[str, Any], loc: list[str]) -> None:
+    user = await new_user(cloud)
+    body = {
+        "user_id": user["id"],
+        "train_number": 742,
+        "wagon_number": 5,
+        "place_number": 17,
+        "date": DEPARTURE.isoformat(),
+        "station_id": "2000000",
+        "destination_id": "2004000",
+        "start_date": DEPARTURE.isoformat(),
+        **fields,
+    }
+    response = await cloud.client.post("/base_api/admin/ticket", headers=cloud.admin, json=body)
+    assert response.status == 422
+    assert (await response.json())["detail"][0]["loc"] == loc
+    assert (await cloud.ok("GET", "/base_api/admin/tickets"))["total"] == 0
+
+
+async def test_verify_request_checks(cloud: Cloud) -> None:
+    for body in (
+        {"token": "RB1:x", "train_number": 742},
+        {"token": "RB1:x", "timezone": "Mars/Base"},
+        {"token": ""},
+    ):
+        response = await cloud.client.post("/base_api/robot/ticket/verify", headers=cloud.admin, json=body)
+        assert response.status == 422, body
