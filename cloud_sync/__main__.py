@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
     serve.add_argument("--access-log", action="store_true", help="log one line per request")
+    serve.add_argument(
+        "--page-cache-ttl",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds a store's item pages are served from memory; writes here clear them (0: off)",
+    )
     serve.set_defaults(handler=_serve)
 
     mig = commands.add_parser(
@@ -150,7 +157,7 @@ def _serve(args: argparse.Namespace) -> int:
             await engine.dispose()
 
     asyncio.run(check())
-    app = create_app(args.db, args.keys_dir)
+    app = create_app(args.db, args.keys_dir, page_cache_ttl=args.page_cache_ttl)
     log.info("serving host=%s port=%d", args.host, args.port)
     web.run_app(
         app,

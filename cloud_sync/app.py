@@ -16,6 +16,8 @@ from cloud_sync.context import CONTEXT, CloudContext
 from cloud_sync.database import create_engine, session_factory
 from cloud_sync.migrate import require_current
 from cloud_sync.openapi import document
+from cloud_sync.page_cache import PageCache
+from cloud_sync.purchases import PurchaseDesk
 from cloud_sync.routing import Api, Principal, json_errors
 from cloud_sync.signing import KeyRing
 
@@ -39,7 +41,9 @@ def openapi_document(api: Api) -> dict[str, Any]:
     )
 
 
-def create_app(db_url: str, keys_dir: Path, *, check_migrated: bool = True) -> web.Application:
+def create_app(
+    db_url: str, keys_dir: Path, *, check_migrated: bool = True, page_cache_ttl: float = 1.0
+) -> web.Application:
     """The whole service; the database is opened (and checked to be migrated) when the app starts."""
     app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
     api = build_api()
@@ -52,9 +56,18 @@ def create_app(db_url: str, keys_dir: Path, *, check_migrated: bool = True) -> w
                 await require_current(engine, db_url)
             sessions = session_factory(engine)
             app[CONTEXT] = CloudContext(
-                engine=engine, sessions=sessions, keys=KeyRing(keys_dir), tokens=TokenAuthenticator(sessions)
+                engine=engine,
+                sessions=sessions,
+                keys=KeyRing(keys_dir),
+                tokens=TokenAuthenticator(sessions),
+                item_pages=PageCache(page_cache_ttl),
+                purchases=PurchaseDesk(engine),
             )
-            yield
+            app[CONTEXT].purchases.start()
+            try:
+                yield
+            finally:
+                await app[CONTEXT].purchases.stop()
         finally:
             await engine.dispose()
 

@@ -12,6 +12,7 @@ from typing import Any
 import segno
 from aiohttp import web
 from pydantic import BaseModel
+from sqlalchemy import Row
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -41,13 +42,11 @@ ADMIN = (Role.ADMIN,)
 ROBOT_OR_ADMIN = (Role.ROBOT, Role.ADMIN)
 
 
-async def _copy(body: Any, _ctx: CloudContext, _session: AsyncSession, table: type[Any]) -> Any:
-    return table.model_validate(body.model_dump())
-
-
 def _copier(table: type[Any]) -> Any:
-    async def to_row(body: Any, ctx: CloudContext, session: AsyncSession) -> Any:
-        return await _copy(body, ctx, session, table)
+    """A resource's row made from its request body, field for field."""
+
+    async def to_row(body: Any, _ctx: CloudContext, _session: AsyncSession) -> Any:
+        return table.model_validate(body.model_dump())
 
     return to_row
 
@@ -133,11 +132,12 @@ RESOURCES: list[Resource[Any, Any]] = [
 ]
 
 
-async def _ticket_out(session: AsyncSession, ticket: Ticket) -> schemas.TicketOut:
+async def _ticket_out(session: AsyncSession, ticket: Ticket | Row[Any]) -> schemas.TicketOut:
     token = await session.get(TicketToken, ticket.id)
     revoked = await session.get(TicketRevocation, ticket.id)
+    fields = {name: getattr(ticket, name) for name in Ticket.model_fields}
     return schemas.TicketOut(
-        **ticket.model_dump(), revoked=revoked is not None, token=token.token if token is not None else None
+        **fields, revoked=revoked is not None, token=token.token if token is not None else None
     )
 
 

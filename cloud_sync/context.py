@@ -9,6 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cloud_sync.auth import TokenAuthenticator
+from cloud_sync.page_cache import PageCache
+from cloud_sync.purchases import PurchaseDesk
 from cloud_sync.signing import KeyRing
 
 
@@ -18,6 +20,8 @@ class CloudContext:
     sessions: async_sessionmaker[AsyncSession]
     keys: KeyRing
     tokens: TokenAuthenticator
+    item_pages: PageCache
+    purchases: PurchaseDesk
 
 
 CONTEXT = web.AppKey("railbot_context", CloudContext)

@@ -54,14 +54,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An asyncio engine for a `--db` URL; a SQLite file's folder is created if missing."""
+    """An asyncio engine for a `--db` URL; a SQLite file's folder is created if missing.
+
+    Pools are sized so that connections are reused, not reopened under load: SQLite serialises writers
+    anyway, and each aiosqlite connection is a thread, so a few suffice; PostgreSQL gets one per likely
+    concurrent request. No pre-ping: it costs a round trip per checkout, and a connection that died with a
+    restarted server is discarded by the pool on its first error.
+    """
     driver_url = make_url(async_url(url))
     if driver_url.get_backend_name() == "sqlite":
         Path(driver_url.database or "").parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(driver_url)
+        engine = create_async_engine(driver_url, pool_size=4, max_overflow=0, pool_timeout=60)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(driver_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(driver_url, pool_size=20, max_overflow=20, pool_recycle=3600)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -18,6 +18,7 @@ _STATUS_TEXT = {
     404: "No such resource",
     409: "The request conflicts with the stored data",
     422: "Validation Error",
+    503: "Could not be stored now; nothing was stored: try again",
 }
 
 

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement, Row, Select, func, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import SQLModel, select
+from sqlmodel import SQLModel
+from sqlmodel import select as sqlmodel_select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cloud_sync.context import CloudContext, context
@@ -25,18 +26,30 @@ OutT = TypeVar("OutT", bound=BaseModel)
 
 async def fetch_page(
     session: AsyncSession, table: type[T], query: PageQuery, *where: ColumnElement[bool]
-) -> tuple[list[T], int]:
-    """One page of a table's rows, oldest first (id breaks ties, so pages never overlap), and the total."""
-    total = (await session.exec(select(func.count()).select_from(table).where(*where))).one()
-    columns = sa_inspect(table).columns
-    order = [columns["created_at"]] if "created_at" in columns else []
-    order.append(columns["id"])
-    rows = (
-        await session.exec(
-            select(table).where(*where).order_by(*order).offset(query.offset).limit(query.size)
-        )
-    ).all()
-    return list(rows), total
+) -> tuple[list[Row[Any]], int]:
+    """One page of a table's rows (oldest first; id breaks ties, so pages never overlap) and the total.
+
+    One round trip: the total rides along as a window count. Rows are Core rows, not ORM objects; a
+    response model reads them with `from_attributes`.
+    """
+    sa_table = sa_inspect(table).local_table
+    columns = sa_table.c
+    order = [columns.created_at] if "created_at" in columns else []
+    order.append(columns.id)
+    statement: Select[Any] = (
+        select(*columns, func.count().over().label("page_total"))
+        .where(*where)
+        .order_by(*order)
+        .offset(query.offset)
+        .limit(query.size)
+    )
+    # sqlmodel's stubs know only its own Select; at run time exec takes any SQLAlchemy statement.
+    rows = list((await session.exec(statement)).all())  # type: ignore[call-overload]
+    if rows:
+        return rows, int(rows[0].page_total)
+    # Past the last page the window has nothing to count over.
+    total = (await session.exec(sqlmodel_select(func.count()).select_from(sa_table).where(*where))).one()
+    return rows, int(total)
 
 
 async def get_or_404(session: AsyncSession, table: type[T], row_id: uuid.UUID, what: str) -> T:
@@ -75,12 +88,8 @@ class Resource(Generic[T, OutT]):
     to_row: Callable[[Any, CloudContext, AsyncSession], Awaitable[T]]
     checks: Callable[[Any, AsyncSession], Awaitable[None]] | None = None
 
-    def render(self, row: T) -> OutT:
+    def render(self, row: T | Row[Any]) -> OutT:
         return self.out.model_validate(row, from_attributes=True)
-
-
-async def plain_row(resource_table: type[T], body: BaseModel) -> T:
-    return resource_table.model_validate(body.model_dump())
 
 
 def add_admin_routes(

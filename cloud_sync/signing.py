@@ -3,7 +3,6 @@ and the card pepper that turns auth-card UIDs into keyed hashes."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import logging
@@ -14,13 +13,13 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from models.tickets import TrustedKey, key_id
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.tables import SigningKey
 from models.columns import utcnow
+from models.tickets import TrustedKey, key_id
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +131,3 @@ class KeyRing:
             self._pepper = _read_private(path)
         normalized = uid.strip().replace(":", "").lower()
         return hmac.new(self._pepper, normalized.encode(), hashlib.sha256).hexdigest()
-
-
-def aware(value: dt.datetime) -> dt.datetime:
-    """A datetime from a request, in UTC (requests' datetimes are validated to carry a zone)."""
-    return value.astimezone(dt.UTC)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections import Counter
 from typing import Any
 
+from aiohttp import web
 from pydantic import BaseModel, Field
-from sqlalchemy import update
+from sqlalchemy import Row
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,15 +24,17 @@ from models.store_api import (
     Page,
     PageQuery,
     PurchaseCreate,
-    PurchaseLine,
     PurchaseOut,
     StatusOK,
     StoreCreate,
     StoreOut,
 )
-from models.store_server import Purchase, PurchaseItem, Store, StoreItem, Task
+from models.store_server import STORE_METADATA, Purchase, PurchaseItem, Store, StoreItem, Task
 
 PREFIX = "/store_api"
+_PURCHASES = STORE_METADATA.tables["purchases"]
+_PURCHASE_ITEMS = STORE_METADATA.tables["purchase_items"]
+_TASKS = STORE_METADATA.tables["tasks"]
 ADMIN = (Role.ADMIN,)
 STORE = (Role.STORE,)
 
@@ -52,15 +54,15 @@ class TaskQuery(PageQuery):
     is_ready: bool | None = Field(default=None, description="only tasks in this state")
 
 
-def _store_out(row: Store) -> StoreOut:
+def _store_out(row: Store | Row[Any]) -> StoreOut:
     return StoreOut.model_validate(row, from_attributes=True)
 
 
-def _item_out(row: StoreItem) -> ItemOut:
+def _item_out(row: StoreItem | Row[Any]) -> ItemOut:
     return ItemOut.model_validate(row, from_attributes=True)
 
 
-def _task_out(row: Task) -> TaskOut:
+def _task_out(row: Task | Row[Any]) -> TaskOut:
     return TaskOut.model_validate(row, from_attributes=True)
 
 
@@ -142,6 +144,7 @@ def register(api: Api) -> None:
             await session.delete(store)
             await commit_or_409(session, f"store {store_id}")
         ctx.tokens.forget()
+        ctx.item_pages.forget(store_id)
         return StatusOK()
 
     @api.route(
@@ -153,14 +156,19 @@ def register(api: Api) -> None:
         query=PageQuery,
         roles=STORE,
     )
-    async def list_items(call: Call[None, PageQuery]) -> BaseModel:
-        async with context(call.app).sessions() as session:
-            rows, total = await fetch_page(
-                session, StoreItem, call.query, col(StoreItem.store_id) == call.store_id()
-            )
-        return Page[ItemOut](
-            items=[_item_out(r) for r in rows], total=total, page=call.query.page, size=call.query.size
-        )
+    async def list_items(call: Call[None, PageQuery]) -> BaseModel | web.StreamResponse:
+        ctx, store_id = context(call.app), call.store_id()
+        key = (call.query.page, call.query.size)
+        body = ctx.item_pages.get(store_id, key)
+        if body is None:
+            async with ctx.sessions() as session:
+                rows, total = await fetch_page(
+                    session, StoreItem, call.query, col(StoreItem.store_id) == store_id
+                )
+            page = Page[ItemOut](items=[_item_out(r) for r in rows], total=total, page=key[0], size=key[1])
+            body = page.model_dump_json().encode()
+            ctx.item_pages.put(store_id, key, body)
+        return web.Response(body=body, content_type="application/json")
 
     @api.route(
         "GET", f"{PREFIX}/store/item/{{item_id}}", summary="Get Item", tag=tag, response=ItemOut, roles=STORE
@@ -183,7 +191,8 @@ def register(api: Api) -> None:
             item = StoreItem.model_validate({**call.body.model_dump(), "store_id": call.store_id()})
             session.add(item)
             await commit_or_409(session, "this item")
-            return _item_out(item)
+        context(call.app).item_pages.forget(item.store_id)
+        return _item_out(item)
 
     @api.route(
         "PUT",
@@ -202,7 +211,8 @@ def register(api: Api) -> None:
                 setattr(item, name, value)
             session.add(item)
             await commit_or_409(session, f"item {item.id}")
-            return _item_out(item)
+        context(call.app).item_pages.forget(item.store_id)
+        return _item_out(item)
 
     @api.route(
         "DELETE",
@@ -225,6 +235,7 @@ def register(api: Api) -> None:
                 raise HTTPError(409, f"item {item_id} has been sold: purchases refer to it")
             await session.delete(item)
             await commit_or_409(session, f"item {item_id}")
+        context(call.app).item_pages.forget(call.store_id())
         return StatusOK()
 
     @api.route(
@@ -235,11 +246,13 @@ def register(api: Api) -> None:
         response=PurchaseOut,
         body=PurchaseCreate,
         roles=STORE,
-        errors=(404, 409),
+        errors=(404, 409, 503),
     )
     async def make_purchase(call: Call[PurchaseCreate, NoInput]) -> BaseModel:
-        async with context(call.app).sessions() as session:
-            return await purchase(session, call.store_id(), call.body)
+        ctx = context(call.app)
+        bought = await ctx.purchases.buy(call.store_id(), call.body)
+        ctx.item_pages.forget(bought.store_id)
+        return bought
 
     @api.route(
         "GET",
@@ -278,44 +291,3 @@ def register(api: Api) -> None:
             session.add(task)
             await commit_or_409(session, f"task {task_id}")
             return _task_out(task)
-
-
-async def purchase(session: AsyncSession, store_id: uuid.UUID, body: PurchaseCreate) -> PurchaseOut:
-    """Sell the lines of a purchase in one transaction: every balance is decremented, or none is.
-
-    Each decrement is a conditional UPDATE (`balance >= count`), so two terminals selling the last item at
-    once cannot both succeed, on SQLite or PostgreSQL alike.
-    """
-    wanted = Counter[uuid.UUID]()
-    for line in body.items:
-        wanted[line.item_id] += line.count
-    for item_id, count in sorted(wanted.items()):
-        sold = await session.exec(
-            update(StoreItem)
-            .where(col(StoreItem.id) == item_id, col(StoreItem.store_id) == store_id)
-            .where((col(StoreItem.balance).is_(None)) | (col(StoreItem.balance) >= count))
-            .values(balance=StoreItem.balance - count)  # type: ignore[operator]
-        )
-        if sold.rowcount == 1:
-            continue
-        await session.rollback()
-        item = await session.get(StoreItem, item_id)
-        if item is None or item.store_id != store_id:
-            raise HTTPError(404, f"item {item_id} not found")
-        raise HTTPError(409, f"item {item_id} ({item.name}): {count} wanted, {item.balance} in stock")
-    record = Purchase(store_id=store_id, user_id=body.user_id)
-    session.add(record)
-    await session.flush()
-    for line in body.items:
-        session.add(PurchaseItem(purchase_id=record.id, store_item_id=line.item_id, count=line.count))
-    session.add(
-        Task(store_id=store_id, user_id=body.user_id, purchase_id=record.id, is_ready=body.is_default_ready)
-    )
-    await session.commit()
-    return PurchaseOut(
-        id=record.id,
-        store_id=store_id,
-        user_id=body.user_id,
-        items=[PurchaseLine(item_id=line.item_id, count=line.count) for line in body.items],
-        date=record.created_at,
-    )

@@ -2,6 +2,7 @@
 # Installs what railbot needs from the operating system, only where it is missing, on Debian or Ubuntu:
 # Mosquitto (the tests start their own brokers), the libraries OpenCV loads (libgl1, libglib2.0-0),
 # a C++ compiler (hnswlib builds from source), and uv (into .tools/ with pip) when it is not on PATH.
+# With --bench, also wrk (the HTTP load generator the benchmarks use).
 # Prints the path of the uv to use as its last line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,9 @@ as_root() {
 }
 
 missing=()
+if [ "${1:-}" = "--bench" ]; then
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+fi
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v mosquitto_passwd >/dev/null 2>&1 || [ -x /usr/bin/mosquitto_passwd ] || missing+=(mosquitto)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)

@@ -257,3 +257,26 @@ async def test_store_token_of_a_robot_role_is_refused(cloud: Cloud) -> None:
     )
     token = await cloud.token(Role.ROBOT, robot_id=uuid.UUID(robot["id"]))
     assert (await cloud.client.get("/store_api/store/items", headers=token)).status == 403
+
+
+async def test_purchases_committed_together_keep_their_own_answers(cloud: Cloud) -> None:
+    _, store = await cloud.store_with_token()
+    tea = await add_item(cloud, store, balance=3)
+    cake = await add_item(cloud, store, name="Cake")
+    user = str(uuid.uuid4())
+    bodies = [
+        {"user_id": user, "items": [{"item_id": cake["id"], "count": 1}, {"item_id": tea["id"], "count": 2}]},
+        {"user_id": user, "items": [{"item_id": tea["id"], "count": 2}]},  # only 1 left by then, or the first fails
+        {"user_id": user, "items": [{"item_id": str(uuid.uuid4()), "count": 1}]},
+        {"user_id": user, "items": [{"item_id": cake["id"], "count": 5}]},
+    ]
+    responses = await asyncio.gather(
+        *(cloud.client.post("/store_api/store/purchase", headers=store, json=b) for b in bodies)
+    )
+    statuses = [r.status for r in responses]
+    assert statuses[2:] == [404, 200]
+    assert sorted(statuses[:2]) == [200, 409]
+    balance = (await cloud.ok("GET", f"/store_api/store/item/{tea['id']}", headers=store))["balance"]
+    assert balance == 1
+    tasks = await cloud.ok("GET", "/store_api/store/tasks", headers=store)
+    assert tasks["total"] == 2

@@ -1,0 +1,67 @@
+"""Alembic's migrations build exactly the schema the models describe, undo cleanly, and the service
+refuses a database that is behind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from cloud_sync.database import SCHEMA, create_engine
+from cloud_sync.errors import CloudSyncError
+from cloud_sync.migrate import alembic_config, head_revision, require_current
+from tests.support.cloud import in_thread, migrated
+
+
+def _differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, list(SCHEMA)))  # type: ignore[arg-type]
+
+
+async def test_migrated_schema_equals_the_models(cloud_db_url: str) -> None:
+    engine = create_engine(cloud_db_url)
+    try:
+        async with engine.connect() as connection:
+            differences = await connection.run_sync(_differences)
+            version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+    finally:
+        await engine.dispose()
+    assert differences == []
+    assert version == head_revision()
+
+
+async def test_downgrade_removes_everything_and_upgrade_restores_it(cloud_db_url: str) -> None:
+    in_thread(lambda: command.downgrade(alembic_config(cloud_db_url), "base"))
+    engine = create_engine(cloud_db_url)
+    try:
+        async with engine.connect() as connection:
+            tables = await connection.run_sync(lambda c: inspect(c).get_table_names())
+            if engine.dialect.name == "postgresql":
+                types = (
+                    await connection.execute(text("SELECT typname FROM pg_type WHERE typtype = 'e'"))
+                ).all()
+                assert types == []
+        assert set(tables) <= {"alembic_version"}
+        migrated(cloud_db_url)
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_differences) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_a_database_behind_the_code_is_refused(cloud_db_url: str) -> None:
+    engine = create_engine(cloud_db_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+        with pytest.raises(
+            CloudSyncError, match=r"at revision 0000, the code needs 0001: run `cloud-sync migrate"
+        ):
+            await require_current(engine, cloud_db_url)
+    finally:
+        await engine.dispose()
