@@ -192,7 +192,7 @@ def register(api: Api) -> None:
         async with context(call.app).sessions() as session:
             rows, total = await fetch_page(session, Ticket, call.query)
             items = [await _ticket_out(session, row) for row in rows]
-        return Page[schemas.TicketOut](items=items, total=total, page=call.query.page, size=call.query.size)
+        return Page[schemas.TicketOut].of(items, total, call.query)
 
     @api.route(
         "GET",
@@ -327,4 +327,4 @@ def _add_destination_route(api: Api, tag: str, kind: str, table: type[Hotel] | t
         async with context(call.app).sessions() as session:
             rows, total = await fetch_page(session, table, call.query, where)
         items = [schemas.PlaceOut.model_validate(row, from_attributes=True) for row in rows]
-        return Page[schemas.PlaceOut](items=items, total=total, page=call.query.page, size=call.query.size)
+        return Page[schemas.PlaceOut].of(items, total, call.query)

@@ -135,7 +135,7 @@ def add_admin_routes(
         async with context(call.app).sessions() as session:
             rows, total = await fetch_page(session, r.table, call.query)
         items = [r.render(row) for row in rows]
-        return page_model(items=items, total=total, page=call.query.page, size=call.query.size)
+        return page_model.of(items, total, call.query)
 
     @api.route("GET", f"{one}/{{id}}", summary=f"Get a {r.title}", tag=tag, response=r.out, roles=roles)
     async def get(call: Call[None, NoInput]) -> BaseModel:

@@ -105,9 +105,7 @@ def register(api: Api) -> None:
     async def list_stores(call: Call[None, PageQuery]) -> BaseModel:
         async with context(call.app).sessions() as session:
             rows, total = await fetch_page(session, Store, call.query)
-        return Page[StoreOut](
-            items=[_store_out(r) for r in rows], total=total, page=call.query.page, size=call.query.size
-        )
+        return Page[StoreOut].of([_store_out(r) for r in rows], total, call.query)
 
     @api.route(
         "GET",
@@ -165,7 +163,7 @@ def register(api: Api) -> None:
                 rows, total = await fetch_page(
                     session, StoreItem, call.query, col(StoreItem.store_id) == store_id
                 )
-            page = Page[ItemOut](items=[_item_out(r) for r in rows], total=total, page=key[0], size=key[1])
+            page = Page[ItemOut].of([_item_out(r) for r in rows], total, call.query)
             body = page.model_dump_json().encode()
             ctx.item_pages.put(store_id, key, body)
         return web.Response(body=body, content_type="application/json")
@@ -269,9 +267,7 @@ def register(api: Api) -> None:
             where.append(col(Task.is_ready) == call.query.is_ready)
         async with context(call.app).sessions() as session:
             rows, total = await fetch_page(session, Task, call.query, *where)
-        return Page[TaskOut](
-            items=[_task_out(r) for r in rows], total=total, page=call.query.page, size=call.query.size
-        )
+        return Page[TaskOut].of([_task_out(r) for r in rows], total, call.query)
 
     @api.route(
         "PUT",

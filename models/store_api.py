@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from pydantic_core import PydanticCustomError
@@ -51,6 +51,11 @@ class Page(BaseModel, Generic[T]):
     total: int = Field(ge=0)
     page: int = Field(ge=1)
     size: int = Field(ge=1, le=PAGE_SIZE_MAX)
+
+    @classmethod
+    def of(cls, items: list[T], total: int, query: PageQuery) -> Self:
+        """The page `query` asked for, holding `items` of `total`."""
+        return cls(items=items, total=total, page=query.page, size=query.size)
 
 
 class PageQuery(BaseModel):
