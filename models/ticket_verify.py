@@ -7,6 +7,7 @@ all passed in. `docs/tickets.md` lists the checks and their verdicts.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 import zoneinfo
 from collections.abc import Callable, Sequence
@@ -15,15 +16,8 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from models.ticket_codec import (
-    TicketClaims,
-    TicketEnvelope,
-    TicketFormatError,
-    Verdict,
-    decode_claims,
-    decode_envelope,
-    key_id,
-)
+from models.ticket_claims import TicketClaims, decode_claims
+from models.ticket_codec import TicketEnvelope, TicketFormatError, Verdict, decode_envelope, key_id
 
 
 def _require_aware(name: str, value: dt.datetime) -> None:
@@ -116,13 +110,20 @@ def _never(ticket_id: uuid.UUID) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=64)
+def _ed25519_key(raw: bytes) -> Ed25519PublicKey:
+    # Parsing the key is ~2 us a ticket; trust lists hold a handful of keys, so each is parsed once. A cache
+    # keyed by the bytes rather than state on TrustedKey keeps the dataclass plain (picklable, comparable).
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
 def _signed_by(envelope: TicketEnvelope, candidates: Sequence[TrustedKey]) -> list[TrustedKey]:
     """The entries among `candidates` whose key made the signature (one key may have several periods)."""
     message = envelope.to_be_signed()
     signers: list[TrustedKey] = []
     for entry in candidates:
         try:
-            Ed25519PublicKey.from_public_bytes(entry.public_key).verify(envelope.signature, message)
+            _ed25519_key(entry.public_key).verify(envelope.signature, message)
         except (InvalidSignature, ValueError):
             continue
         signers.append(entry)
@@ -174,20 +175,25 @@ def verify_ticket(
             f"issued at {claims.issued_at.isoformat()} but key {kid.hex()} is trusted for {periods}",
             claims,
         )
-    clock = f"(now {now.astimezone(dt.UTC).isoformat()}, tolerance {clock_tolerance})"
+
+    def clock() -> str:  # only for the reasons of a failure: a valid ticket needs no formatting
+        return f"(now {now.astimezone(dt.UTC).isoformat()}, tolerance {clock_tolerance})"
+
     # Arithmetic on `now`, never on a claim: nothing a token says can push a datetime out of range.
     if now + clock_tolerance < claims.not_before:
         return fail(
-            Verdict.NOT_YET_VALID, f"not valid before {claims.not_before.isoformat()} {clock}", claims
+            Verdict.NOT_YET_VALID, f"not valid before {claims.not_before.isoformat()} {clock()}", claims
         )
     if now + clock_tolerance < claims.issued_at:
         # A ticket from the future means a wrong clock on one side; its window cannot be trusted yet.
         return fail(
-            Verdict.NOT_YET_VALID, f"issued in the future, at {claims.issued_at.isoformat()} {clock}", claims
+            Verdict.NOT_YET_VALID,
+            f"issued in the future, at {claims.issued_at.isoformat()} {clock()}",
+            claims,
         )
     # RFC 8392: a token must not be accepted on or after `exp`.
     if now - clock_tolerance >= claims.expires_at:
-        return fail(Verdict.EXPIRED, f"expired at {claims.expires_at.isoformat()} {clock}", claims)
+        return fail(Verdict.EXPIRED, f"expired at {claims.expires_at.isoformat()} {clock()}", claims)
     if assignment is not None:
         if claims.train_number != assignment.train_number:
             return fail(

@@ -266,7 +266,10 @@ async def test_purchases_committed_together_keep_their_own_answers(cloud: Cloud)
     user = str(uuid.uuid4())
     bodies = [
         {"user_id": user, "items": [{"item_id": cake["id"], "count": 1}, {"item_id": tea["id"], "count": 2}]},
-        {"user_id": user, "items": [{"item_id": tea["id"], "count": 2}]},  # only 1 left by then, or the first fails
+        {
+            "user_id": user,
+            "items": [{"item_id": tea["id"], "count": 2}],
+        },  # only 1 left by then, or the first fails
         {"user_id": user, "items": [{"item_id": str(uuid.uuid4()), "count": 1}]},
         {"user_id": user, "items": [{"item_id": cake["id"], "count": 5}]},
     ]
