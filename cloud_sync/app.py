@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from cloud_sync import base_api, store_api
 from cloud_sync.auth import TokenAuthenticator
@@ -18,8 +20,10 @@ from cloud_sync.migrate import require_current
 from cloud_sync.openapi import document
 from cloud_sync.page_cache import PageCache
 from cloud_sync.purchases import PurchaseDesk
-from cloud_sync.routing import Api, Principal, json_errors
+from cloud_sync.routing import Api, HTTPError, Principal, json_errors
 from cloud_sync.signing import KeyRing
+
+log = logging.getLogger(__name__)
 
 # Request bodies are small JSON documents; anything bigger is refused before it is read.
 MAX_BODY_BYTES = 64 * 1024
@@ -41,11 +45,32 @@ def openapi_document(api: Api) -> dict[str, Any]:
     )
 
 
+@web.middleware
+async def database_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A lost database connection is the service's trouble, not the client's: 503, and the pool reconnects."""
+    try:
+        return await handler(request)
+    except DBAPIError as err:
+        # Bad data never gets here (models validate it; commit_or_409 turns conflicts into 409s): what is
+        # left is a connection that broke or a server that went away.
+        if not (err.connection_invalidated or isinstance(err, OperationalError | InterfaceError)):
+            raise
+        log.warning(
+            "database unavailable method=%s path=%s: %s",
+            request.method,
+            request.path,
+            type(err.orig).__name__,
+        )
+        raise HTTPError(503, "the database is unavailable: try again", {"Retry-After": "1"}) from err
+
+
 def create_app(
     db_url: str, keys_dir: Path, *, check_migrated: bool = True, page_cache_ttl: float = 1.0
 ) -> web.Application:
     """The whole service; the database is opened (and checked to be migrated) when the app starts."""
-    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[json_errors, database_errors], client_max_size=MAX_BODY_BYTES)
     api = build_api()
     spec = json.dumps(openapi_document(api)).encode()
 

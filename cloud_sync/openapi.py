@@ -105,7 +105,7 @@ def _responses(route: Route, ref: Any) -> dict[str, Any]:
             },
         }
     responses: dict[str, Any] = {"200": ok}
-    statuses = set(route.errors)
+    statuses = {*route.errors, 503}  # every route needs the database, which can be away
     if route.roles is not None:
         statuses |= {401, 403}
     if route.path_params:

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cloud_sync.routing import HTTPError
@@ -33,7 +34,7 @@ _TASKS = STORE_METADATA.tables["tasks"]
 def _refuse(orders: list[_Order], why: str) -> None:
     for order in orders:
         if not order.answer.done():
-            order.answer.set_exception(HTTPError(503, why))
+            order.answer.set_exception(HTTPError(503, why, {"Retry-After": "1"}))
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,10 @@ class PurchaseDesk:
             except asyncio.CancelledError:
                 _refuse(group, "the service is stopping: try again")
                 raise
+            except DBAPIError as err:
+                # Typically a connection lost with a database restart; the pool opens a new one next time.
+                log.warning("purchase group not stored purchases=%d: %s", len(group), type(err.orig).__name__)
+                _refuse(group, "the purchase could not be stored: try again")
             except Exception:
                 log.exception("purchase group failed purchases=%d", len(group))
                 _refuse(group, "the purchase could not be stored: try again")

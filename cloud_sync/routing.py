@@ -114,11 +114,12 @@ class Route:
 
 _UUID = TypeAdapter(uuid.UUID)
 # Text path parameters (destination ids): what the OpenAPI document promises for them.
-TEXT_PARAM_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 256, "pattern": NO_NUL}
+TEXT_PARAM_MAX = 256
+TEXT_PARAM_SCHEMA = {"type": "string", "minLength": 1, "maxLength": TEXT_PARAM_MAX, "pattern": NO_NUL}
 
 
 def _valid_text_param(value: str) -> bool:
-    return 1 <= len(value) <= 256 and "\x00" not in value
+    return 1 <= len(value) <= TEXT_PARAM_MAX and "\x00" not in value
 
 
 def _error_items(errors: list[ErrorDetails], prefix: tuple[str | int, ...]) -> list[dict[str, Any]]:
@@ -193,7 +194,7 @@ def _endpoint(
         text = {name: request.match_info[name] for name in route.text_params}
         for name, value in text.items():
             if not _valid_text_param(value):
-                message = "must be 1 to 256 characters, without NUL"
+                message = f"must be 1 to {TEXT_PARAM_MAX} characters, without NUL"
                 errors.append({"loc": ["path", name], "msg": message, "type": "value_error"})
         query: BaseModel | None = None
         try:

@@ -244,7 +244,7 @@ def register(api: Api) -> None:
         response=PurchaseOut,
         body=PurchaseCreate,
         roles=STORE,
-        errors=(404, 409, 503),
+        errors=(404, 409),
     )
     async def make_purchase(call: Call[PurchaseCreate, NoInput]) -> BaseModel:
         ctx = context(call.app)
