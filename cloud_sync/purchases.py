@@ -55,12 +55,14 @@ class PurchaseDesk:
     """Takes purchases from request handlers and commits them in groups of up to `max_group`, one group at a
     time (measured: four groups side by side on PostgreSQL were slower, 1,204/s against 1,836/s)."""
 
-    def __init__(self, engine: AsyncEngine, max_group: int = 128) -> None:
+    def __init__(self, engine: AsyncEngine, max_group: int = 128, linger: float = 0.002) -> None:
         self._engine = engine
         self._max_group = max_group
         self._queue: asyncio.Queue[_Order] = asyncio.Queue()
         self._sqlite = engine.dialect.name == "sqlite"
         self._worker: asyncio.Task[None] | None = None
+        self._linger = linger
+        self._busy = False
 
     def start(self) -> None:
         self._worker = asyncio.create_task(self._work(), name="purchase-desk")
@@ -83,8 +85,12 @@ class PurchaseDesk:
     async def _work(self) -> None:
         while True:
             group = [await self._queue.get()]
+            if self._busy:
+                # Under load, a short wait fills the group: fewer, larger commits cost less per purchase.
+                await asyncio.sleep(self._linger)
             while len(group) < self._max_group and not self._queue.empty():
                 group.append(self._queue.get_nowait())
+            self._busy = len(group) > 1
             try:
                 await self._commit(group)
             except asyncio.CancelledError:
