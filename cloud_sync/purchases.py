@@ -119,7 +119,8 @@ class PurchaseDesk:
             for order in group:
                 refusal = await self._apply(conn, order, items)
                 if refusal is not None:
-                    order.answer.set_exception(refusal)
+                    if not order.answer.done():  # its caller may be gone
+                        order.answer.set_exception(refusal)
                     continue
                 body = order.body
                 accepted.append(
