@@ -16,7 +16,7 @@ from aiohttp import web
 
 from cloud_sync import migrate
 from cloud_sync.app import create_app
-from cloud_sync.auth import create_token
+from cloud_sync.auth import create_token, list_tokens, revoke_token
 from cloud_sync.database import DEFAULT_DB_URL, create_engine, session_factory
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.schema import METADATA, ddl_statements
@@ -95,6 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--robot-id", type=uuid.UUID, help="the robot a robot token belongs to")
     create.add_argument("--label", help="a note on who holds the token")
     create.set_defaults(handler=_token_create)
+    tokens = token_commands.add_parser(
+        "list",
+        parents=[db],
+        help="list the tokens (never the tokens themselves)",
+        description="List every bearer token's id, role, store or robot, label and creation time.",
+    )
+    tokens.set_defaults(handler=_token_list)
+    revoke = token_commands.add_parser(
+        "revoke",
+        parents=[db],
+        help="revoke a token by its id",
+        description="Delete a token; running services stop accepting it within 5 seconds.",
+    )
+    revoke.add_argument("token_id", type=uuid.UUID, metavar="ID", help="the id `token list` shows")
+    revoke.set_defaults(handler=_token_revoke)
 
     keys = commands.add_parser(
         "keys", help="ticket-signing keys", description="Ticket-signing keys (Ed25519)."
@@ -185,6 +200,22 @@ def _token_create(args: argparse.Namespace) -> int:
     )
     log.info("created a %s token", role.value)
     print(token)
+    return 0
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    rows = _with_session(args.db, list_tokens)
+    print(f"{'id':<36}  {'role':<5}  {'store or robot':<36}  {'created':<25}  label")
+    for row in rows:
+        owner = str(row.store_id or row.robot_id or "-")
+        created = row.created_at.isoformat(timespec="seconds")
+        print(f"{row.id!s:<36}  {row.role.value:<5}  {owner:<36}  {created:<25}  {row.label or ''}")
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    _with_session(args.db, lambda session: revoke_token(session, args.token_id))
+    log.info("revoked token id=%s", args.token_id)
     return 0
 
 

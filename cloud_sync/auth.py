@@ -9,7 +9,7 @@ import uuid
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cloud_sync.errors import CloudSyncError
@@ -53,6 +53,20 @@ async def create_token(
     )
     await session.commit()
     return token
+
+
+async def list_tokens(session: AsyncSession) -> list[ApiToken]:
+    """Every token's record, oldest first (the records hold hashes only)."""
+    return list((await session.exec(select(ApiToken).order_by(col(ApiToken.created_at)))).all())
+
+
+async def revoke_token(session: AsyncSession, token_id: uuid.UUID) -> None:
+    """Delete a token; services that remembered it stop accepting it within their cache's few seconds."""
+    row = await session.get(ApiToken, token_id)
+    if row is None:
+        raise CloudSyncError(f"no token with id {token_id}")
+    await session.delete(row)
+    await session.commit()
 
 
 class TokenAuthenticator:

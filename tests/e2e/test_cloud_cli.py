@@ -110,6 +110,17 @@ def test_operator_workflow(db_url: str, tmp_path: Path, server: list[subprocess.
     status, spec = get(port, "/openapi.json")
     assert (status, spec["openapi"]) == (200, "3.1.0")
 
+    listed_tokens = cloud("token", "list", "--db", db_url, cwd=tmp_path).stdout.splitlines()
+    [row] = [line for line in listed_tokens[1:] if line.rstrip().endswith("ops")]
+    assert token not in "\n".join(listed_tokens)
+    token_id = row.split()[0]
+    assert cloud("token", "revoke", "--db", db_url, token_id, cwd=tmp_path).returncode == 0
+    wait_until(
+        lambda: get(port, "/store_api/admin/stores", token)[0] == 401, 15, "the revoked token to be refused"
+    )
+    again = cloud("token", "revoke", "--db", db_url, token_id, cwd=tmp_path)
+    assert (again.returncode, again.stderr.strip()) == (1, f"cloud-sync: no token with id {token_id}")
+
 
 def test_bad_database_urls_are_named(tmp_path: Path) -> None:
     for url, message in (
