@@ -151,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _with_session(url: str, work: Callable[..., Awaitable[T]]) -> T:
+    """Run `work` in a session on a database that is migrated to the newest revision."""
+
     async def run() -> T:
         engine = create_engine(url)
         try:
@@ -163,16 +165,14 @@ def _with_session(url: str, work: Callable[..., Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
-def _serve(args: argparse.Namespace) -> int:
-    async def check() -> None:
-        engine = create_engine(args.db)
-        try:
-            await migrate.require_current(engine, args.db)
-        finally:
-            await engine.dispose()
+async def _nothing(_session: object) -> None:
+    return None
 
-    asyncio.run(check())
-    app = create_app(args.db, args.keys_dir, page_cache_ttl=args.page_cache_ttl)
+
+def _serve(args: argparse.Namespace) -> int:
+    # Checked here, not in the app's start-up, so that an old database is a one-line error before serving.
+    _with_session(args.db, _nothing)
+    app = create_app(args.db, args.keys_dir, check_migrated=False, page_cache_ttl=args.page_cache_ttl)
     log.info("serving host=%s port=%d", args.host, args.port)
     web.run_app(
         app,

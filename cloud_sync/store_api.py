@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -66,12 +66,16 @@ def _task_out(row: Task | Row[Any]) -> TaskOut:
     return TaskOut.model_validate(row, from_attributes=True)
 
 
-async def _store_item(session: AsyncSession, store_id: uuid.UUID, item_id: uuid.UUID) -> StoreItem:
-    # Another store's item is "not found": a store token never learns what other stores sell.
-    item = await session.get(StoreItem, item_id)
-    if item is None or item.store_id != store_id:
-        raise HTTPError(404, f"item {item_id} not found")
-    return item
+Owned = TypeVar("Owned", StoreItem, Task)
+_WHAT: dict[type[StoreItem | Task], str] = {StoreItem: "item", Task: "task"}
+
+
+async def _owned(session: AsyncSession, table: type[Owned], row_id: uuid.UUID, store_id: uuid.UUID) -> Owned:
+    # Another store's row is "not found": a store token never learns what other stores have.
+    row = await session.get(table, row_id)
+    if row is None or row.store_id != store_id:
+        raise HTTPError(404, f"{_WHAT[table]} {row_id} not found")
+    return row
 
 
 def register(api: Api) -> None:
@@ -173,7 +177,7 @@ def register(api: Api) -> None:
     )
     async def get_item(call: Call[None, NoInput]) -> BaseModel:
         async with context(call.app).sessions() as session:
-            return _item_out(await _store_item(session, call.store_id(), call.path["item_id"]))
+            return _item_out(await _owned(session, StoreItem, call.path["item_id"], call.store_id()))
 
     @api.route(
         "POST",
@@ -204,7 +208,7 @@ def register(api: Api) -> None:
     )
     async def update_item(call: Call[ItemUpdate, NoInput]) -> BaseModel:
         async with context(call.app).sessions() as session:
-            item = await _store_item(session, call.store_id(), call.body.id)
+            item = await _owned(session, StoreItem, call.body.id, call.store_id())
             for name, value in call.body.model_dump(exclude={"id"}).items():
                 setattr(item, name, value)
             session.add(item)
@@ -224,7 +228,7 @@ def register(api: Api) -> None:
     async def delete_item(call: Call[None, NoInput]) -> BaseModel:
         item_id = call.path["item_id"]
         async with context(call.app).sessions() as session:
-            item = await _store_item(session, call.store_id(), item_id)
+            item = await _owned(session, StoreItem, item_id, call.store_id())
             if (
                 await session.exec(
                     select(PurchaseItem.id).where(PurchaseItem.store_item_id == item_id).limit(1)
@@ -280,9 +284,7 @@ def register(api: Api) -> None:
     async def task_ready(call: Call[None, NoInput]) -> BaseModel:
         task_id = call.path["task_id"]
         async with context(call.app).sessions() as session:
-            task = await session.get(Task, task_id)
-            if task is None or task.store_id != call.store_id():
-                raise HTTPError(404, f"task {task_id} not found")
+            task = await _owned(session, Task, task_id, call.store_id())
             task.is_ready = True
             session.add(task)
             await commit_or_409(session, f"task {task_id}")
