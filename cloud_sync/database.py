@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import Engine, MetaData, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -68,6 +69,19 @@ def create_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(driver_url, pool_size=20, max_overflow=20, pool_recycle=3600)
+
+
+def sqlite_sync_engine(engine: AsyncEngine, *, busy_timeout_ms: int) -> Engine:
+    """A blocking engine on the same SQLite file as `engine`, with the same pragmas except the busy timeout
+    (how long a statement waits for another connection's lock), for work done whole in one call."""
+
+    def pragmas(dbapi_connection: Any, record: Any) -> None:
+        _sqlite_pragmas(dbapi_connection, record)
+        dbapi_connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+
+    sync = create_sync_engine(engine.url.set(drivername="sqlite"), pool_size=1, max_overflow=0)
+    event.listen(sync, "connect", pragmas)
+    return sync
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
