@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what railbot needs from the operating system, only where it is missing, on Debian or Ubuntu:
 # Mosquitto (the tests start their own brokers), the libraries OpenCV loads (libgl1, libglib2.0-0),
-# a C++ compiler (hnswlib builds from source), and uv (into .tools/ with pip) when it is not on PATH.
+# a C++ compiler (hnswlib builds from source), a C compiler (the MCU frame codec's tests), and uv (into .tools/ with pip) when it is not on PATH.
 # With --bench, also wrk (the HTTP load generator the benchmarks use).
 # Prints the path of the uv to use as its last line.
 set -euo pipefail
@@ -20,6 +20,7 @@ fi
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v mosquitto_passwd >/dev/null 2>&1 || [ -x /usr/bin/mosquitto_passwd ] || missing+=(mosquitto)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 for lib in libgl1 libglib2.0-0; do
     dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q "install ok installed" || missing+=("$lib")
 done
