@@ -6,7 +6,6 @@ The same engines run over real ptys in tests/integration; here every fault is ex
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 import pytest
@@ -23,37 +22,12 @@ from firmware_bridge.host import (
     Refused,
     Replied,
 )
-from firmware_bridge.mcu import Fields, Identity, McuProtocol, Snapshot
+from firmware_bridge.mcu import Fields, Identity, McuProtocol
 from firmware_bridge.schema import BY_NAME, SCHEMA_HASH, ReplyResult, decode_payload, encode_payload
+from tests.support.boards import RecordingBoard
 
 STEP = 0.005
 H = TypeVar("H", bound=Happening)  # 5 ms of simulated time a step
-
-
-@dataclass
-class RecordingBoard:
-    """Executes nothing physical: records each command, and emits the events a test queues."""
-
-    executed: list[tuple[str, Fields]] = field(default_factory=list)
-    pending_events: list[tuple[str, Fields]] = field(default_factory=list)
-    safe_states: int = 0
-    estop: bool = False
-
-    def execute(self, command: str, fields: Fields, now: float) -> ReplyResult:
-        if self.estop and command != "STOP":
-            return ReplyResult.REFUSED_ESTOP
-        self.executed.append((command, fields))
-        return ReplyResult.OK
-
-    def safe_state(self, now: float) -> None:
-        self.safe_states += 1
-
-    def poll(self, now: float) -> list[tuple[str, Fields]]:
-        events, self.pending_events = self.pending_events, []
-        return events
-
-    def snapshot(self, now: float) -> Snapshot:
-        return Snapshot(gate=0, estop=self.estop, outputs=0, faults=0)
 
 
 class Line:
