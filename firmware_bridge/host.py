@@ -213,7 +213,8 @@ class HostProtocol:
     def _frame(self, frame: Frame, now: float) -> None:
         spec = BY_ID.get(frame.type)
         if spec is None or spec.direction is Direction.HOST_TO_MCU:
-            log.warning("frame of unknown type %#04x from the MCU dropped", frame.type)
+            what = "unknown" if spec is None else f"{spec.name}, a host message,"
+            log.warning("frame of type %#04x (%s) from the MCU dropped", frame.type, what)
             return
         try:
             fields = decode_payload(spec, frame.payload)
