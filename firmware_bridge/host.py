@@ -231,7 +231,7 @@ class HostProtocol:
             self._status(fields, now)
         elif spec.name == "REPLY":
             seq = int(fields["cmd_seq"])
-            if self._commands.complete(seq) is not None:
+            if self._commands.complete(seq, now) is not None:
                 self._happened.append(Replied(seq, ReplyResult(int(fields["result"]))))
         elif spec.delivery is Delivery.RELIABLE:
             self._event(frame, spec.name, fields, now)

@@ -128,7 +128,7 @@ class McuProtocol:
             self._hello(frame, now)
             return
         if self.linked:
-            self._events.acknowledge(frame.ack)
+            self._events.acknowledge(frame.ack, now)
         if frame.seq == 0:
             return  # HEARTBEAT, ACK: their ack field was all they carried
         if not self.linked:

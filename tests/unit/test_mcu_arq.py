@@ -26,13 +26,13 @@ def test_at_most_a_window_is_in_flight() -> None:
         sender.queue(0x10, bytes((n,)))
     assert [m.seq for m in sender.due(0.0)] == [1, 2, 3, 4]
     assert sender.due(0.01) == []
-    assert [m.seq for m in sender.acknowledge(2)] == [1, 2]
+    assert [m.seq for m in sender.acknowledge(2, 0.01)] == [1, 2]
     assert [m.seq for m in sender.due(0.02)] == [5, 6]
     assert sender.pending == 4
 
 
 def test_the_oldest_waiting_an_rto_sends_everything_in_flight_again_in_order() -> None:
-    sender = Sender(rto=0.1)
+    sender = Sender(rto=0.1, min_rto=0.1, max_rto=0.1)
     for _ in range(3):
         sender.queue(0x10, b"")
     sender.due(0.0)
@@ -43,7 +43,7 @@ def test_the_oldest_waiting_an_rto_sends_everything_in_flight_again_in_order() -
 
 
 def test_the_link_is_down_after_the_last_round_without_progress() -> None:
-    sender = Sender(rto=1.0, max_rounds=3)
+    sender = Sender(rto=1.0, max_rounds=3, min_rto=1.0, max_rto=1.0)
     sender.queue(0x10, b"")
     sender.due(0.0)
     for round_ in range(1, 4):
@@ -53,13 +53,13 @@ def test_the_link_is_down_after_the_last_round_without_progress() -> None:
 
 
 def test_progress_restarts_the_count_of_rounds() -> None:
-    sender = Sender(rto=1.0, max_rounds=2)
+    sender = Sender(rto=1.0, max_rounds=2, min_rto=1.0, max_rto=1.0)
     sender.queue(0x10, b"")
     sender.queue(0x10, b"")
     sender.due(0.0)
     sender.due(1.0)
     sender.due(2.0)
-    sender.complete(1)
+    sender.complete(1, 2.5)
     sender.due(3.0)
     sender.due(4.0)  # two rounds for seq 2 alone: still up
     with pytest.raises(LinkDown):
@@ -71,11 +71,11 @@ def test_a_reply_completes_only_its_own_command() -> None:
     for _ in range(6):
         sender.queue(0x10, b"")
     sender.due(0.0)
-    assert sender.complete(2) is not None
-    assert sender.complete(2) is None
+    assert sender.complete(2, 0.005) is not None
+    assert sender.complete(2, 0.006) is None
     # 1, 3 and 4 wait for their own replies, and 5 may not go before 1 is done: the window starts at 1.
     assert sender.due(0.01) == []
-    sender.complete(1)
+    sender.complete(1, 0.015)
     assert [m.seq for m in sender.due(0.02)] == [5, 6]  # the window now starts at 3
 
 
@@ -108,7 +108,7 @@ def simulate(
     cumulative ack is what comes back.
     """
     rng = random.Random(seed)
-    sender, receiver = Sender(rto=0.1, max_rounds=1_000), Receiver()
+    sender, receiver = Sender(max_rounds=1_000), Receiver()
     sent = [rng.randbytes(4) for _ in range(messages)]
     for payload in sent:
         sender.queue(0x10, payload)
@@ -127,9 +127,9 @@ def simulate(
             if verdict is Take.OUT_OF_ORDER or rng.random() < loss:
                 continue  # nothing comes back, or it is lost
             if with_replies:
-                sender.complete(message.seq)
+                sender.complete(message.seq, now)
             else:
-                sender.acknowledge(receiver.last)
+                sender.acknowledge(receiver.last, now)
         assert now < 1_000, "the simulation does not converge"
     return sent, executed, sender.retransmitted
 
@@ -146,3 +146,27 @@ def test_a_thousand_messages_through_a_lossy_line_arrive_once_in_order(with_repl
 def test_no_loss_pattern_loses_or_doubles_a_message(seed: int, loss: float, with_replies: bool) -> None:
     sent, executed, _ = simulate(seed, loss, messages=3 * WINDOW + 1, with_replies=with_replies)
     assert executed == sent
+
+
+def test_the_timeout_follows_measured_round_trips() -> None:
+    sender = Sender(rto=0.1, min_rto=0.02, max_rto=0.2)
+    now = 0.0
+    for _ in range(20):  # round trips of 1 ms
+        seq = sender.queue(0x10, b"")
+        sender.due(now)
+        now += 0.001
+        sender.complete(seq, now)
+    assert sender.rto == pytest.approx(0.02)  # at the floor: 1 ms plus its variation is below it
+    seq = sender.queue(0x10, b"")
+    sender.due(now)
+    assert sender.due(now + 0.019) == []
+    assert [m.seq for m in sender.due(now + 0.0201)] == [seq]
+    # A message that was sent again gives no sample: its reply may answer either copy.
+    sender.complete(seq, now + 0.5)
+    assert sender.rto == pytest.approx(0.02)
+    for _ in range(20):  # round trips of 150 ms
+        seq = sender.queue(0x10, b"")
+        sender.due(now)
+        now += 0.150
+        sender.complete(seq, now)
+    assert sender.rto == pytest.approx(0.2)  # capped
