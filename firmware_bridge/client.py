@@ -141,9 +141,15 @@ class McuClient:
 
     async def _run(self) -> None:
         assert self._protocol is not None
-        loop = asyncio.get_running_loop()
+        protocol, loop = self._protocol, asyncio.get_running_loop()
         while True:
-            transport = SerialTransport(self.url, self._baudrate)
+            failed: asyncio.Future[TransportError] = loop.create_future()
+
+            def fail(error: TransportError, failed: asyncio.Future[TransportError] = failed) -> None:
+                if not failed.done():
+                    failed.set_result(error)
+
+            transport = SerialTransport(self.url, self._received, fail, self._baudrate)
             try:
                 transport.open()
             except TransportError as err:
@@ -153,29 +159,25 @@ class McuClient:
             self._transport = transport
             self.transport_error = None
             try:
-                await self._pump(transport)
-            except TransportError as err:
-                self._transport_failed(str(err), loop.time())
+                while not failed.done():
+                    await asyncio.wait([failed], timeout=TICK_S)
+                    self._handle(protocol.tick(loop.time()))
+                    self._flush()
+            except TransportError as err:  # from a write in _flush
+                fail(err)
             finally:
                 self._transport = None
                 transport.close()
+            self._transport_failed(str(failed.result()), loop.time())
             await asyncio.sleep(self._reopen_s)
 
-    async def _pump(self, transport: SerialTransport) -> None:
+    def _received(self, data: bytes) -> None:
         assert self._protocol is not None
-        protocol, loop = self._protocol, asyncio.get_running_loop()
-        while True:
-            try:
-                async with asyncio.timeout(TICK_S):
-                    chunk = await transport.received.get()
-            except TimeoutError:
-                happened = protocol.tick(loop.time())
-            else:
-                if isinstance(chunk, TransportError):
-                    raise chunk
-                happened = protocol.receive(chunk, loop.time())
-            self._handle(happened)
+        self._handle(self._protocol.receive(data, asyncio.get_running_loop().time()))
+        try:
             self._flush()
+        except TransportError as err:
+            log.warning("%s", err)  # the tick loop's next write fails the same way and reopens the port
 
     def _transport_failed(self, reason: str, now: float) -> None:
         if self.transport_error != reason:

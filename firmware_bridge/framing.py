@@ -35,6 +35,9 @@ def cobs_encode(data: bytes) -> bytes:
     `n < 255` and more blocks follow, a zero stood after them. A block of 254 data bytes closes by itself;
     at the very end of the data it adds no empty block.
     """
+    if len(data) < 254:
+        # No block can reach 254 bytes: each block between zeros is its length + 1 and its bytes.
+        return b"".join(bytes((len(block) + 1,)) + block for block in data.split(b"\x00"))
     out = bytearray(b"\x00")
     code_at = 0
     for index, byte in enumerate(data):

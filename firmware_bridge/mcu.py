@@ -1,6 +1,7 @@
 """The MCU's side of the link (PROTOCOL.md §3), sans-IO: what the firmware does, in Python, for the simulator.
 
-Bytes come in through `receive`, time through `tick`; what to write goes out through `data_to_send`. The
+Bytes come in through `receive`, time through `tick` (call it every 10 ms or so: events, STATUS and the
+heartbeat timeout are handled there, not on every frame); what to write goes out through `data_to_send`. The
 devices are behind `Board`: the protocol decides whether a command may run (linked, in order, once, within
 bounds) and the board runs it; the board reports what happened as events, which the protocol numbers and
 delivers reliably.
@@ -104,7 +105,6 @@ class McuProtocol:
                 self._frame(result, now)
             else:
                 self.rejected_frames += 1
-        self.tick(now)
 
     def tick(self, now: float) -> None:
         if self.linked and now - self._heard_at >= HEARTBEAT_TIMEOUT_S:

@@ -10,6 +10,7 @@ is never sent and never taken.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import struct
 from collections.abc import Mapping
@@ -59,6 +60,10 @@ class Field:
     high: int | None = None
 
     def bounds(self) -> tuple[int, int]:
+        return self.limits
+
+    @functools.cached_property
+    def limits(self) -> tuple[int, int]:
         natural = (0, MAX_PAYLOAD_BYTES) if self.code == "s" else _RANGES[self.code]
         return (
             natural[0] if self.low is None else self.low,
@@ -75,11 +80,23 @@ class Message:
     fields: tuple[Field, ...] = ()
     doc: str = ""
 
-    @property
+    @functools.cached_property
     def fixed_format(self) -> str:
         return "<" + "".join(f.code for f in self.fields if f.code != "s")
 
-    @property
+    @functools.cached_property
+    def fixed(self) -> struct.Struct:
+        return struct.Struct(self.fixed_format)
+
+    @functools.cached_property
+    def fixed_fields(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields if f.code != "s")
+
+    @functools.cached_property
+    def names(self) -> frozenset[str]:
+        return frozenset(f.name for f in self.fields)
+
+    @functools.cached_property
     def tail(self) -> Field | None:
         return self.fields[-1] if self.fields and self.fields[-1].code == "s" else None
 
@@ -220,7 +237,7 @@ class PayloadError(ValueError):
 
 
 def _check(message: Message, field: Field, value: int) -> None:
-    low, high = field.bounds()
+    low, high = field.limits
     if not low <= value <= high:
         what = "length" if field.code == "s" else "value"
         raise PayloadError(f"{message.name}.{field.name}: {what} {value} is outside {low}..{high}")
@@ -228,23 +245,23 @@ def _check(message: Message, field: Field, value: int) -> None:
 
 def encode_payload(message: Message, values: Mapping[str, int | bytes]) -> bytes:
     """Pack `values` (every field, by name) after checking each against its bounds."""
-    names = [f.name for f in message.fields]
-    if sorted(values) != sorted(names):
+    if values.keys() != message.names:
+        names = [f.name for f in message.fields]
         raise PayloadError(f"{message.name} takes fields {names}, got {sorted(values)}")
     numbers: list[int] = []
-    for field in message.fields:
+    for field in message.fixed_fields:
         value = values[field.name]
-        if field.code == "s":
-            if not isinstance(value, bytes):
-                raise PayloadError(f"{message.name}.{field.name}: bytes expected")
-            _check(message, field, len(value))
-        else:
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise PayloadError(f"{message.name}.{field.name}: an integer expected")
-            _check(message, field, value)
-            numbers.append(value)
-    payload = struct.pack(message.fixed_format, *numbers)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise PayloadError(f"{message.name}.{field.name}: an integer expected")
+        _check(message, field, value)
+        numbers.append(value)
     tail = message.tail
+    if tail is not None:
+        data = values[tail.name]
+        if not isinstance(data, bytes):
+            raise PayloadError(f"{message.name}.{tail.name}: bytes expected")
+        _check(message, tail, len(data))
+    payload = message.fixed.pack(*numbers)
     if tail is not None:
         data = values[tail.name]
         assert isinstance(data, bytes)
@@ -258,16 +275,15 @@ def encode_payload(message: Message, values: Mapping[str, int | bytes]) -> bytes
 
 def decode_payload(message: Message, payload: bytes) -> dict[str, int | bytes]:
     """Unpack a payload and check every field's bounds; raises `PayloadError` naming the first problem."""
-    fixed = struct.calcsize(message.fixed_format)
+    fixed = message.fixed.size
     tail = message.tail
     if tail is None and len(payload) != fixed:
         raise PayloadError(f"{message.name}: payload of {len(payload)} bytes, expected {fixed}")
     if tail is not None and len(payload) < fixed + 1:
         raise PayloadError(f"{message.name}: payload of {len(payload)} bytes, expected at least {fixed + 1}")
-    numbers = struct.unpack_from(message.fixed_format, payload)
+    numbers = message.fixed.unpack_from(payload)
     values: dict[str, int | bytes] = {}
-    fixed_fields = [f for f in message.fields if f.code != "s"]
-    for field, number in zip(fixed_fields, numbers, strict=True):
+    for field, number in zip(message.fixed_fields, numbers, strict=True):
         _check(message, field, number)
         values[field.name] = number
     if tail is not None:

@@ -85,6 +85,6 @@ async def test_loop_url_never_links_and_says_so() -> None:
 
 
 async def test_opening_a_bad_url_is_a_named_error() -> None:
-    transport = SerialTransport("nosuchscheme://x")
+    transport = SerialTransport("nosuchscheme://x", on_data=lambda _: None, on_error=lambda _: None)
     with pytest.raises(TransportError, match="cannot open nosuchscheme://x"):
         transport.open()

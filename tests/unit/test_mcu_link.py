@@ -58,8 +58,7 @@ class Line:
         to_mcu = self._noise(self.host.data_to_send())
         if not self.mcu_deaf:
             self.mcu.receive(to_mcu, self.now)
-        else:
-            self.mcu.tick(self.now)
+        self.mcu.tick(self.now)
         self.happened += self.host.receive(self._noise(self.mcu.data_to_send()), self.now)
 
     def run(self, seconds: float) -> None:
