@@ -14,7 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from firmware_bridge.arq import Receiver, Sender, Take
+from firmware_bridge.arq import LinkDown, Receiver, Sender, Take
 from firmware_bridge.framing import Frame, FrameDecoder, encode_frame
 from firmware_bridge.schema import (
     BY_ID,
@@ -78,7 +78,19 @@ class Identity:
 class McuProtocol:
     """The MCU end of one link; starts unlinked, in the safe state."""
 
-    def __init__(self, board: Board, identity: Identity, now: float) -> None:
+    def __init__(
+        self,
+        board: Board,
+        identity: Identity,
+        now: float,
+        *,
+        proto_major: int = PROTO_MAJOR,
+        schema_hash: int = SCHEMA_HASH,
+    ) -> None:
+        """`proto_major` and `schema_hash` are what this MCU speaks: other values than the host's only
+        to test the host's refusal of incompatible firmware."""
+        self._proto_major = proto_major
+        self._schema_hash = schema_hash
         self._board = board
         self._identity = identity
         self._started = now
@@ -99,6 +111,8 @@ class McuProtocol:
         return int((now - self._started) * 1000) & 0xFFFF_FFFF
 
     def receive(self, data: bytes, now: float) -> None:
+        # Silence first: frames arriving after 500 ms without any must not revive a link that timed out.
+        self._check_heartbeat(now)
         for result in self._decoder.feed(data):
             if isinstance(result, Frame):
                 self._heard_at = now
@@ -107,17 +121,29 @@ class McuProtocol:
                 self.rejected_frames += 1
 
     def tick(self, now: float) -> None:
-        if self.linked and now - self._heard_at >= HEARTBEAT_TIMEOUT_S:
-            log.warning("no frame from the host for %.0f ms: safe state", (now - self._heard_at) * 1000)
-            self._unlink(now)
+        self._check_heartbeat(now)
         for name, fields in self._board.poll(now):
             self._event(name, fields, now)
-        if self.linked:
-            for message in self._events.due(now) if self._events.pending else []:
+        if self.linked and self._events.pending:
+            try:
+                due = self._events.due(now)
+            except LinkDown as err:
+                # The host hears nothing of ours, or will not acknowledge: give up on it, safely.
+                log.warning("events not acknowledged (%s): safe state", err)
+                self._unlink(now)
+                due = []
+            for message in due:
                 self._send(Frame(message.seq, self._commands.last, message.type, message.payload))
+        if self._events.pending < EVENT_QUEUE // 2:
+            self._faults &= ~FAULT_EVENT_QUEUE_FULL
         if now - self._status_at >= STATUS_PERIOD_S:
             self._status_at = now
             self._send_status(now)
+
+    def _check_heartbeat(self, now: float) -> None:
+        if self.linked and now - self._heard_at >= HEARTBEAT_TIMEOUT_S:
+            log.warning("no frame from the host for %.0f ms: safe state", (now - self._heard_at) * 1000)
+            self._unlink(now)
 
     def data_to_send(self) -> bytes:
         data, self._out = bytes(self._out), bytearray()
@@ -170,7 +196,7 @@ class McuProtocol:
         except PayloadError as err:
             log.warning("bad HELLO: %s", err)
             return
-        compatible = fields["proto_major"] == PROTO_MAJOR and fields["schema_hash"] == SCHEMA_HASH
+        compatible = fields["proto_major"] == self._proto_major and fields["schema_hash"] == self._schema_hash
         if self.linked:
             self._unlink(now)
         if compatible:
@@ -185,9 +211,9 @@ class McuProtocol:
         payload = encode_payload(
             ack,
             {
-                "proto_major": PROTO_MAJOR,
+                "proto_major": self._proto_major,
                 "proto_minor": PROTO_MINOR,
-                "schema_hash": SCHEMA_HASH,
+                "schema_hash": self._schema_hash,
                 "nonce": fields["nonce"],
                 "fw_version": self._identity.fw_version,
                 "board_id": self._identity.board_id,
@@ -216,7 +242,7 @@ class McuProtocol:
     def _reply(self, seq: int, result: ReplyResult) -> None:
         reply = BY_NAME["REPLY"]
         payload = encode_payload(reply, {"cmd_seq": seq, "result": int(result)})
-        self._send(Frame(0, self._commands.last, reply.type_id, payload))
+        self._send(Frame(0, self._commands.last if self.linked else 0, reply.type_id, payload))
 
     def _send_status(self, now: float) -> None:
         snapshot = self._board.snapshot(now)

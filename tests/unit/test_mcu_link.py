@@ -236,3 +236,11 @@ def test_a_command_out_of_bounds_is_never_sent() -> None:
         line.host.command("GATE_PULSE", {"ms": 20_000})
     with pytest.raises(ValueError, match="not a command"):
         line.host.command("CARD_READ", {})
+
+
+def test_a_frame_after_the_heartbeat_timeout_does_not_revive_the_link() -> None:
+    line = Line()
+    line.until("linked")
+    late = encode_frame(Frame(0, 0, BY_NAME["HEARTBEAT"].type_id))
+    line.mcu.receive(late, line.now + 0.6)  # the first frame in 600 ms, with no tick in between
+    assert not line.mcu.linked
