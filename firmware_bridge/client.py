@@ -59,6 +59,7 @@ class McuClient:
         self._waiting: dict[int, asyncio.Future[ReplyResult]] = {}
         self._events: asyncio.Queue[Event] = asyncio.Queue(EVENT_BACKLOG)
         self._linked = asyncio.Event()
+        self._settled = asyncio.Event()  # linked or refused: what wait_linked waits for
         self._refused: str | None = None
         self.linked_info: Linked | None = None
         self.status: Fields | None = None
@@ -102,9 +103,12 @@ class McuClient:
         try:
             async with asyncio.timeout(within_s):
                 while True:
-                    await self._linked.wait()
-                    if self.linked_info is not None:
+                    await self._settled.wait()
+                    if self._refused is not None:
+                        raise IncompatibleFirmwareError(self._refused)
+                    if self.linked_info is not None and self.linked:
                         return self.linked_info
+                    self._settled.clear()
         except TimeoutError:
             if self._refused is not None:
                 raise IncompatibleFirmwareError(self._refused) from None
@@ -208,12 +212,15 @@ class McuClient:
             elif isinstance(happening, Linked):
                 self.linked_info = happening
                 self._linked.set()
+                self._settled.set()
             elif isinstance(happening, LinkLost):
                 self._linked.clear()
+                self._settled.clear()
                 self._fail_waiting(f"link to the MCU lost: {happening.reason}")
             elif isinstance(happening, Refused):
                 self._refused = happening.reason
                 self._linked.clear()
+                self._settled.set()
                 self._fail_waiting(happening.reason)
 
     def _fail_waiting(self, reason: str) -> None:

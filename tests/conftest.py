@@ -20,6 +20,9 @@ from tests.support.cloud import Cloud, migrated
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.postgres import ThrowawayDatabase, create_database, drop_database
 
+# Fixtures defined beside their helpers: start_simulator (the MCU simulator process).
+pytest_plugins = ["tests.support.simulator"]
+
 
 @pytest.fixture
 def sqlite_path(tmp_path: Path) -> Path:
