@@ -123,11 +123,11 @@ class McuClient:
         protocol = self._protocol
         if protocol is None or not self.linked:
             raise NotLinkedError(f"no link to the MCU on {self.url}")
-        seq = protocol.command(name, dict(fields))
-        reply: asyncio.Future[ReplyResult] = asyncio.get_running_loop().create_future()
-        self._waiting[seq] = reply
+        loop = asyncio.get_running_loop()
         # Out now, not at the next tick: the round trip is the link's latency, not the tick's.
-        self._handle(protocol.tick(asyncio.get_running_loop().time()))
+        seq = protocol.command(name, dict(fields), loop.time())
+        reply: asyncio.Future[ReplyResult] = loop.create_future()
+        self._waiting[seq] = reply
         self._flush()
         return await reply
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import binascii
 import enum
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 DELIMITER: Final = 0x00
 HEADER_BYTES: Final = 3  # seq, ack, type
@@ -78,28 +78,28 @@ def cobs_decode(encoded: bytes) -> bytes:
     return bytes(out)
 
 
-@dataclass(frozen=True)
-class Frame:
+class Frame(NamedTuple):
     """One frame's body: the sender's sequence number (0: not sequenced), the last sequence number it took
-    from the other side in order (0: none yet), the message type and its payload."""
+    from the other side in order (0: none yet), the message type and its payload.
+
+    A tuple, checked where it is encoded: a decoded frame's fields are bytes by construction, and building
+    one is on the path of every round trip.
+    """
 
     seq: int
     ack: int
     type: int
     payload: bytes = b""
 
-    def __post_init__(self) -> None:
-        for name in ("seq", "ack", "type"):
-            value = getattr(self, name)
+    def body(self) -> bytes:
+        """`seq | ack | type | payload | CRC-16 (little-endian)`; raises `ValueError` naming a bad field."""
+        for name, value in (("seq", self.seq), ("ack", self.ack), ("type", self.type)):
             if not 0 <= value <= 0xFF:
                 raise ValueError(f"frame {name} {value} is not a byte (0..255)")
         if len(self.payload) > MAX_PAYLOAD_BYTES:
             raise ValueError(
                 f"payload of {len(self.payload)} bytes; a frame carries at most {MAX_PAYLOAD_BYTES}"
             )
-
-    def body(self) -> bytes:
-        """`seq | ack | type | payload | CRC-16 (little-endian)`."""
         head = bytes((self.seq, self.ack, self.type)) + self.payload
         return head + crc16(head).to_bytes(CRC_BYTES, "little")
 
@@ -121,7 +121,7 @@ def parse_body(body: bytes) -> Frame:
     computed = crc16(head)
     if sent != computed:
         raise FrameError(Reject.BAD_CRC, f"CRC {sent:#06x}, computed {computed:#06x}")
-    return Frame(seq=head[0], ack=head[1], type=head[2], payload=bytes(head[HEADER_BYTES:]))
+    return Frame(head[0], head[1], head[2], head[HEADER_BYTES:])
 
 
 class Reject(enum.StrEnum):

@@ -137,9 +137,10 @@ class HostProtocol:
     def linked(self) -> bool:
         return self.state is LinkState.LINKED
 
-    def command(self, name: str, fields: Fields) -> int:
-        """Queue a command; returns its seq, which its `Replied` will carry. Raises `PayloadError` for a
-        field out of bounds (nothing is sent) and `ValueError` for a name that is not a host command."""
+    def command(self, name: str, fields: Fields, now: float | None = None) -> int:
+        """Queue a command, and with `now` put it in `data_to_send` at once if the window has room; returns
+        its seq, which its `Replied` will carry. Raises `PayloadError` for a field out of bounds (nothing is
+        sent) and `ValueError` for a name that is not a host command."""
         spec = BY_NAME.get(name)
         if (
             spec is None
@@ -149,7 +150,10 @@ class HostProtocol:
             raise ValueError(f"{name!r} is not a command")
         if not self.linked:
             raise NotLinkedError(f"the link is {self.state.value}")
-        return self._commands.queue(spec.type_id, encode_payload(spec, fields))
+        seq = self._commands.queue(spec.type_id, encode_payload(spec, fields))
+        if now is not None:
+            self._send_due(now)
+        return seq
 
     def receive(self, data: bytes, now: float) -> list[Happening]:
         for result in self._decoder.feed(data):
@@ -159,7 +163,10 @@ class HostProtocol:
                 self._frame(result, now)
             else:
                 self.counters.rejected += 1
-        return self.tick(now)
+        if self.linked:
+            self._send_due(now)  # a reply may have made room in the window
+        happened, self._happened = self._happened, []
+        return happened
 
     def tick(self, now: float) -> list[Happening]:
         if self.state is LinkState.HANDSHAKING:
@@ -167,19 +174,22 @@ class HostProtocol:
         elif self.state is LinkState.LINKED:
             if now - self._heard_at >= SILENCE_S:
                 self._lose(f"no frame from the MCU for {(now - self._heard_at) * 1000:.0f} ms", now)
-            else:
-                try:
-                    due = self._commands.due(now)
-                except LinkDown as err:
-                    self._lose(str(err), now)
-                else:
-                    for message in due:
-                        self._send(Frame(message.seq, self._events.last, message.type, message.payload), now)
-                    if now - self._sent_at >= HEARTBEAT_S:
-                        self._send(Frame(0, self._events.last, BY_NAME["HEARTBEAT"].type_id), now)
+            elif self._send_due(now) and now - self._sent_at >= HEARTBEAT_S:
+                self._send(Frame(0, self._events.last, BY_NAME["HEARTBEAT"].type_id), now)
         self.counters.retransmitted = self._commands.retransmitted
         happened, self._happened = self._happened, []
         return happened
+
+    def _send_due(self, now: float) -> bool:
+        """Put the commands due now on the wire; False if that found the link down (and lost it)."""
+        try:
+            due = self._commands.due(now)
+        except LinkDown as err:
+            self._lose(str(err), now)
+            return False
+        for message in due:
+            self._send(Frame(message.seq, self._events.last, message.type, message.payload), now)
+        return True
 
     def data_to_send(self) -> bytes:
         data, self._out = bytes(self._out), bytearray()

@@ -37,6 +37,7 @@ STATUS_PERIOD_S: Final = 0.100
 EVENT_QUEUE: Final = 64
 FAULT_EVENT_QUEUE_FULL: Final = 0x0001
 Fields = dict[str, int | bytes]
+_REPLY: Final = BY_NAME["REPLY"]
 
 
 @dataclass(frozen=True)
@@ -240,9 +241,9 @@ class McuProtocol:
         self._events.queue(spec.type_id, payload)
 
     def _reply(self, seq: int, result: ReplyResult) -> None:
-        reply = BY_NAME["REPLY"]
-        payload = encode_payload(reply, {"cmd_seq": seq, "result": int(result)})
-        self._send(Frame(0, self._commands.last if self.linked else 0, reply.type_id, payload))
+        # Packed directly: a seq taken from a frame and a ReplyResult are within bounds by construction.
+        payload = _REPLY.fixed.pack(seq, result)
+        self._send(Frame(0, self._commands.last if self.linked else 0, _REPLY.type_id, payload))
 
     def _send_status(self, now: float) -> None:
         snapshot = self._board.snapshot(now)

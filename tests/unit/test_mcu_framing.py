@@ -160,6 +160,6 @@ def test_noise_on_the_line_never_delivers_a_changed_frame() -> None:
 
 def test_frame_fields_are_bytes() -> None:
     with pytest.raises(ValueError, match="seq 256"):
-        Frame(256, 0, 1)
+        encode_frame(Frame(256, 0, 1))
     with pytest.raises(ValueError, match="payload of 60 bytes"):
-        Frame(1, 0, 1, bytes(60))
+        encode_frame(Frame(1, 0, 1, bytes(60)))

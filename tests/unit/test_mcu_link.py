@@ -60,6 +60,7 @@ class Line:
             self.mcu.receive(to_mcu, self.now)
         self.mcu.tick(self.now)
         self.happened += self.host.receive(self._noise(self.mcu.data_to_send()), self.now)
+        self.happened += self.host.tick(self.now)
 
     def run(self, seconds: float) -> None:
         for _ in range(round(seconds / STEP)):
