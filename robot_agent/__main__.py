@@ -89,8 +89,10 @@ def _check_config(args: argparse.Namespace) -> int:
     print(f"  cloud {config.cloud.mqtt_url}, database {config.storage.database}")
     print(f"  camera {source.type} {config.camera.width}x{config.camera.height}@{config.camera.fps:g}fps")
     print(f"  faces {'on' if config.vision.faces_enabled else 'off (no models configured)'}")
-    hardware = "simulated" if config.hardware.simulated else f"{config.hardware.serial_url}"
-    print(f"  hardware {hardware}")
+    hw = config.hardware
+    devices = "simulated" if hw.backend == "simulated" else f"mcu on {hw.serial_url} at {hw.baudrate} baud"
+    gpio = "simulated" if hw.gpio.backend == "simulated" else f"gpiod on {hw.gpio.chip}"
+    print(f"  hardware {devices}, gpio {gpio}")
     return 0
 
 

@@ -26,6 +26,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_core import ErrorDetails
@@ -256,18 +257,29 @@ def _check_baudrate(baud: int) -> int:
     return baud
 
 
+class GpioSection(Section):
+    """The host computer's own GPIO lines: through gpiod on the robot, simulated anywhere else."""
+
+    backend: Literal["simulated", "gpiod"] = "simulated"
+    chip: str = Field(default="/dev/gpiochip0", min_length=1)
+
+
 class HardwareSection(Section):
-    """The microcontroller link; `simulated = true` runs the devices in-process, for tests and the demo."""
+    """The devices: `backend = "mcu"` drives them through the microcontroller on `serial_url`; "simulated"
+    runs them in-process, for tests and the demo."""
 
-    simulated: bool
-    serial_url: str | None = None
+    backend: Literal["simulated", "mcu"] = "simulated"
+    # validate_default: the check below must run when the key is absent, which is the mistake it catches.
+    serial_url: str | None = Field(default=None, validate_default=True)
     baudrate: Annotated[int, AfterValidator(_check_baudrate)] = 115200
+    gpio: GpioSection = GpioSection()
 
-    @model_validator(mode="after")
-    def _real_needs_a_port(self) -> HardwareSection:
-        if not self.simulated and not self.serial_url:
-            raise ValueError("simulated = false needs serial_url (a device path or a pyserial URL)")
-        return self
+    @field_validator("serial_url")
+    @classmethod
+    def _mcu_needs_a_port(cls, url: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("backend") == "mcu" and not url:
+            raise ValueError('needed when backend = "mcu": a device path or a pyserial URL')
+        return url
 
 
 class LoggingSection(Section):

@@ -49,7 +49,8 @@ def test_the_example_loads_with_paths_resolved_from_its_folder(robot_dir: Path) 
     assert config.camera.source.type == "device"
     assert (config.cloud.host, config.cloud.port) == ("127.0.0.1", 1883)
     assert not config.vision.faces_enabled
-    assert config.hardware.simulated
+    assert (config.hardware.backend, config.hardware.serial_url) == ("simulated", None)
+    assert (config.hardware.gpio.backend, config.hardware.gpio.chip) == ("simulated", "/dev/gpiochip0")
 
 
 def test_config_is_frozen(robot_dir: Path) -> None:
@@ -72,7 +73,7 @@ def test_unknown_key_inside_a_camera_source_names_the_toml_key(raw: dict[str, An
 
 
 def test_unknown_section_is_named(raw: dict[str, Any], robot_dir: Path) -> None:
-    raw["hardwre"] = {"simulated": True}
+    raw["hardwre"] = {"backend": "simulated"}
     assert problems(raw, robot_dir)[0].startswith("hardwre: unknown key (did you mean 'hardware'?)")
 
 
@@ -86,7 +87,7 @@ def test_unknown_section_is_named(raw: dict[str, Any], robot_dir: Path) -> None:
             "assignment.train_number: Input should be a valid integer, got '742'",
         ),
         ("camera", "fps", "fast", "camera.fps: Input should be a valid number, got 'fast'"),
-        ("hardware", "simulated", "yes", "hardware.simulated: Input should be a valid boolean, got 'yes'"),
+        ("hardware", "backend", "real", "hardware.backend: Input should be 'simulated' or 'mcu', got 'real'"),
         ("robot", "id", "robot-1", "robot.id: Input should be a valid UUID"),
         ("assignment", "train_number", 0, "assignment.train_number: Input should be greater than 0"),
         ("hardware", "baudrate", 115201, "hardware.baudrate: 115201 is not a standard rate"),
@@ -152,10 +153,43 @@ def test_unknown_camera_type_lists_the_known_ones(raw: dict[str, Any], robot_dir
     assert all(kind in line for kind in ("device", "file", "rtsp", "folder"))
 
 
-def test_real_hardware_needs_a_serial_port(raw: dict[str, Any], robot_dir: Path) -> None:
-    raw["hardware"]["simulated"] = False
+def test_the_mcu_backend_needs_a_serial_port(raw: dict[str, Any], robot_dir: Path) -> None:
+    raw["hardware"]["backend"] = "mcu"
+    assert problems(raw, robot_dir) == [
+        'hardware.serial_url: needed when backend = "mcu": a device path or a pyserial URL'
+    ]
+    raw["hardware"]["serial_url"] = "/dev/ttyACM0"
+    hardware = parse_config(raw, robot_dir / "robot.toml").hardware
+    assert (hardware.backend, hardware.serial_url, hardware.baudrate) == ("mcu", "/dev/ttyACM0", 115200)
+
+
+def test_the_old_simulated_key_is_named_with_what_replaced_it(raw: dict[str, Any], robot_dir: Path) -> None:
+    raw["hardware"]["simulated"] = True
     [line] = problems(raw, robot_dir)
-    assert line.startswith("hardware: simulated = false needs serial_url")
+    assert line == "hardware.simulated: unknown key; allowed here: backend, baudrate, gpio, serial_url"
+
+
+@pytest.mark.parametrize(
+    ("gpio", "expected"),
+    [
+        ({"backend": "sysfs"}, "hardware.gpio.backend: Input should be 'simulated' or 'gpiod', got 'sysfs'"),
+        ({"chip": ""}, "hardware.gpio.chip: String should have at least 1 character"),
+        ({"chips": "/dev/gpiochip1"}, "hardware.gpio.chips: unknown key (did you mean 'chip'?)"),
+    ],
+)
+def test_gpio_mistakes_are_named(
+    raw: dict[str, Any], robot_dir: Path, gpio: dict[str, str], expected: str
+) -> None:
+    raw["hardware"]["gpio"].update(gpio)
+    [line] = problems(raw, robot_dir)
+    assert line.startswith(expected), line
+
+
+def test_gpio_section_may_be_left_out(raw: dict[str, Any], robot_dir: Path) -> None:
+    del raw["hardware"]["gpio"]
+    raw["hardware"]["backend"] = "mcu"
+    raw["hardware"]["serial_url"] = "socket://127.0.0.1:7000"
+    assert parse_config(raw, robot_dir / "robot.toml").hardware.gpio.backend == "simulated"
 
 
 def test_face_models_go_together(raw: dict[str, Any], robot_dir: Path) -> None:
