@@ -21,6 +21,7 @@ MAX_PAYLOAD_BYTES: Final = MAX_BODY_BYTES - HEADER_BYTES - CRC_BYTES  # 59
 # COBS adds one code byte per started run of 254 non-zero bytes: 64 bytes of body encode to at most 65.
 MAX_ENCODED_BYTES: Final = MAX_BODY_BYTES + 1
 CRC_INIT: Final = 0xFFFF
+_CODES: Final = tuple(bytes((n,)) for n in range(256))
 
 
 def crc16(data: bytes) -> int:
@@ -37,7 +38,7 @@ def cobs_encode(data: bytes) -> bytes:
     """
     if len(data) < 254:
         # No block can reach 254 bytes: each block between zeros is its length + 1 and its bytes.
-        return b"".join(bytes((len(block) + 1,)) + block for block in data.split(b"\x00"))
+        return b"".join([_CODES[len(block) + 1] + block for block in data.split(b"\x00")])
     out = bytearray(b"\x00")
     code_at = 0
     for index, byte in enumerate(data):
@@ -59,21 +60,18 @@ class CobsError(ValueError):
 
 def cobs_decode(encoded: bytes) -> bytes:
     """The inverse of `cobs_encode`; raises `CobsError` for a zero byte or a code that runs past the end."""
+    if 0 in encoded:
+        raise CobsError(f"zero byte at {encoded.index(0)}")
     out = bytearray()
-    at = 0
-    while at < len(encoded):
+    at, size = 0, len(encoded)
+    while at < size:
         code = encoded[at]
-        if code == 0:
-            raise CobsError(f"zero byte at {at}")
         end = at + code
-        if end > len(encoded):
-            raise CobsError(f"code {code} at {at} runs {end - len(encoded)} bytes past the end")
-        run = encoded[at + 1 : end]
-        if 0 in run:
-            raise CobsError(f"zero byte at {at + 1 + run.index(0)}")
-        out += run
+        if end > size:
+            raise CobsError(f"code {code} at {at} runs {end - size} bytes past the end")
+        out += encoded[at + 1 : end]
         at = end
-        if code < 0xFF and at < len(encoded):
+        if code != 0xFF and at < size:
             out.append(0)
     return bytes(out)
 
@@ -93,9 +91,10 @@ class Frame(NamedTuple):
 
     def body(self) -> bytes:
         """`seq | ack | type | payload | CRC-16 (little-endian)`; raises `ValueError` naming a bad field."""
-        for name, value in (("seq", self.seq), ("ack", self.ack), ("type", self.type)):
-            if not 0 <= value <= 0xFF:
-                raise ValueError(f"frame {name} {value} is not a byte (0..255)")
+        if not (0 <= self.seq <= 0xFF and 0 <= self.ack <= 0xFF and 0 <= self.type <= 0xFF):
+            for name, value in (("seq", self.seq), ("ack", self.ack), ("type", self.type)):
+                if not 0 <= value <= 0xFF:
+                    raise ValueError(f"frame {name} {value} is not a byte (0..255)")
         if len(self.payload) > MAX_PAYLOAD_BYTES:
             raise ValueError(
                 f"payload of {len(self.payload)} bytes; a frame carries at most {MAX_PAYLOAD_BYTES}"
@@ -163,16 +162,23 @@ class FrameDecoder:
         self._overflow = 0  # bytes skipped since the buffer filled up, 0 while collecting normally
 
     def feed(self, data: bytes) -> list[Frame | Rejected]:
+        parts = data.split(b"\x00")
+        if len(parts) == 1:
+            self._collect(data)
+            return []
+        # parts[0] ends what the buffer holds; the middle ones are whole; the last one starts a frame.
+        if parts[0]:
+            self._collect(parts[0])
         results: list[Frame | Rejected] = []
-        start = 0
-        while start < len(data):
-            end = data.find(b"\x00", start)
-            if end == -1:
-                self._collect(data[start:])
-                break
-            self._collect(data[start:end])
-            results.extend(self._finish())
-            start = end + 1
+        finished = self._finish()
+        if finished is not None:
+            results.append(finished)
+        for part in parts[1:-1]:
+            decoded = _decode(part, len(part))
+            if decoded is not None:
+                results.append(decoded)
+        if parts[-1]:
+            self._collect(parts[-1])
         return results
 
     @property
@@ -189,20 +195,24 @@ class FrameDecoder:
         else:
             self._buffer += chunk
 
-    def _finish(self) -> list[Frame | Rejected]:
+    def _finish(self) -> Frame | Rejected | None:
         encoded, overflow = bytes(self._buffer), self._overflow
         self._buffer.clear()
         self._overflow = 0
-        if overflow:
-            length = len(encoded) + overflow
-            return [Rejected(Reject.TOO_LONG, length, f"{length} bytes between delimiters")]
-        if not encoded:
-            return []  # two delimiters in a row: the leading one of a frame, or line noise
-        try:
-            body = cobs_decode(encoded)
-        except CobsError as err:
-            return [Rejected(Reject.BAD_COBS, len(encoded), str(err))]
-        try:
-            return [parse_body(body)]
-        except FrameError as err:
-            return [Rejected(err.reject, len(encoded), err.detail)]
+        return _decode(encoded, len(encoded) + overflow)
+
+
+def _decode(encoded: bytes, length: int) -> Frame | Rejected | None:
+    """What `length` bytes between two delimiters were; `encoded` is what was kept (all, unless too long)."""
+    if length > MAX_ENCODED_BYTES:
+        return Rejected(Reject.TOO_LONG, length, f"{length} bytes between delimiters")
+    if not encoded:
+        return None  # two delimiters in a row: the leading one of a frame, or line noise
+    try:
+        body = cobs_decode(encoded)
+    except CobsError as err:
+        return Rejected(Reject.BAD_COBS, len(encoded), str(err))
+    try:
+        return parse_body(body)
+    except FrameError as err:
+        return Rejected(err.reject, len(encoded), err.detail)

@@ -33,6 +33,8 @@ from firmware_bridge.schema import (
 
 log = logging.getLogger(__name__)
 
+_REPLY: Final = BY_NAME["REPLY"]
+_RESULTS: Final = {int(r): r for r in ReplyResult}
 HEARTBEAT_S: Final = 0.100
 SILENCE_S: Final = 0.500
 HELLO_TRIES: Final = 10
@@ -221,6 +223,13 @@ class HostProtocol:
         self._send(Frame(0, 0, hello.type_id, payload), now)
 
     def _frame(self, frame: Frame, now: float) -> None:
+        if frame.type == _REPLY.type_id and len(frame.payload) == _REPLY.fixed.size and self.linked:
+            # The frame of every round trip, first and without the general path's lookups.
+            seq, result = _REPLY.fixed.unpack(frame.payload)
+            if seq and result in _RESULTS:
+                if self._commands.complete(seq, now) is not None:
+                    self._happened.append(Replied(seq, _RESULTS[result]))
+                return
         spec = BY_ID.get(frame.type)
         if spec is None or spec.direction is Direction.HOST_TO_MCU:
             what = "unknown" if spec is None else f"{spec.name}, a host message,"

@@ -38,6 +38,7 @@ EVENT_QUEUE: Final = 64
 FAULT_EVENT_QUEUE_FULL: Final = 0x0001
 Fields = dict[str, int | bytes]
 _REPLY: Final = BY_NAME["REPLY"]
+_HELLO_ID: Final = BY_NAME["HELLO"].type_id
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ class McuProtocol:
         return data
 
     def _frame(self, frame: Frame, now: float) -> None:
-        if frame.type == BY_NAME["HELLO"].type_id:
+        if frame.type == _HELLO_ID:
             self._hello(frame, now)
             return
         if self.linked:
