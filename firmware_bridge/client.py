@@ -125,7 +125,7 @@ class McuClient:
             raise NotLinkedError(f"no link to the MCU on {self.url}")
         loop = asyncio.get_running_loop()
         # Out now, not at the next tick: the round trip is the link's latency, not the tick's.
-        seq = protocol.command(name, dict(fields), loop.time())
+        seq = protocol.command(name, fields, loop.time())  # **fields made a dict of its own already
         reply: asyncio.Future[ReplyResult] = loop.create_future()
         self._waiting[seq] = reply
         self._flush()

@@ -67,7 +67,7 @@ class SimBoard:
         self._faults = 0
         self._fault_light = True
         self._events: list[tuple[str, Fields]] = []
-        self._executed: deque[tuple[str, Json]] = deque(maxlen=EXECUTED_KEPT)
+        self._executed: deque[tuple[str, Fields]] = deque(maxlen=EXECUTED_KEPT)
         self._counts: Counter[str] = Counter()
 
     # -- Board -------------------------------------------------------------------------------------------
@@ -109,7 +109,7 @@ class SimBoard:
             self._all_off()
         if command != "STOP":
             self._fault_light = False
-        self._executed.append((command, _jsonable(fields)))
+        self._executed.append((command, fields))  # made JSON-able in state(), off the command's path
         self._counts[command] += 1
         log.debug("executed command=%s", command)
         return ReplyResult.OK
@@ -205,7 +205,7 @@ class SimBoard:
             ],
             "executed_count": self._counts.total(),
             "command_counts": dict(self._counts),
-            "executed": [[name, dict(fields)] for name, fields in self._executed],
+            "executed": [[name, _jsonable(fields)] for name, fields in self._executed],
         }
 
     # -- inside --------------------------------------------------------------------------------------------
