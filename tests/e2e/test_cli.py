@@ -170,3 +170,16 @@ def test_schema_sql_for_postgres_names_the_seed_types() -> None:
     assert "CREATE TYPE store_type_enum AS ENUM ('SHOP', 'RESTAURANT')" in result.stdout
     assert "created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL" in result.stdout
     assert "CREATE TABLE users" not in result.stdout
+
+
+TOOL_MODULES = ["firmware_bridge.simulator", "firmware_bridge.noise_proxy", "firmware_bridge.vectors"]
+
+
+@pytest.mark.parametrize("module", TOOL_MODULES)
+def test_every_tool_has_help(module: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: python -m {module}")
+    assert len(result.stdout.strip().splitlines()) >= 4
