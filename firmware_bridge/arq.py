@@ -17,6 +17,7 @@ RTO_S: Final = 0.100  # before the first round trip is measured
 MIN_RTO_S: Final = 0.020
 MAX_RTO_S: Final = 0.200
 MAX_ROUNDS: Final = 10
+FAST_RESEND_GAP_S: Final = 0.002
 
 
 def next_seq(seq: int) -> int:
@@ -95,20 +96,36 @@ class Sender:
         out: list[Outgoing] = []
         oldest = self._in_flight[0].sent_at if self._in_flight else None
         if oldest is not None and now - oldest >= self.rto:
-            self._rounds += 1
-            if self._rounds > self._max_rounds:
-                raise LinkDown(f"no acknowledgement after {self._max_rounds} retransmissions")
-            for message in self._in_flight:
-                message.sent_at = now
-                message.resent = True
-            self.retransmitted += len(self._in_flight)
-            out.extend(self._in_flight)
+            out.extend(self._resend(now))
         while self._waiting and self._fits(self._waiting[0]):
             message = self._waiting.popleft()
             message.sent_at = message.first_sent_at = now
             self._in_flight.append(message)
             out.append(message)
         return out
+
+    def resend_now(self, now: float) -> list[Outgoing]:
+        """Everything in flight, again, without waiting for the timeout: a damaged frame was thrown away on
+        one side or the other (PROTOCOL.md §3.1), and it may have been ours or its answer. Not again within
+        2 ms of a resend, so a burst of noise costs one; counted as a round, so noise alone still ends in
+        `LinkDown`. A resend whose original was fine costs only a duplicate, which the other side answers
+        from its cache or acknowledges again."""
+        if not self._in_flight:
+            return []
+        oldest = self._in_flight[0]
+        if oldest.resent and oldest.sent_at is not None and now - oldest.sent_at < FAST_RESEND_GAP_S:
+            return []
+        return self._resend(now)
+
+    def _resend(self, now: float) -> list[Outgoing]:
+        self._rounds += 1
+        if self._rounds > self._max_rounds:
+            raise LinkDown(f"no acknowledgement after {self._max_rounds} retransmissions")
+        for message in self._in_flight:
+            message.sent_at = now
+            message.resent = True
+        self.retransmitted += len(self._in_flight)
+        return list(self._in_flight)
 
     def _fits(self, message: Outgoing) -> bool:
         # The window spans seqs from the oldest still in flight, not a count: with replies completing out of

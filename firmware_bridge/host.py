@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Final
 
-from firmware_bridge.arq import LinkDown, Receiver, Sender, Take
+from firmware_bridge.arq import FAST_RESEND_GAP_S, LinkDown, Receiver, Sender, Take
 from firmware_bridge.errors import NotLinkedError
 from firmware_bridge.framing import Frame, FrameDecoder, encode_frame
 from firmware_bridge.schema import (
@@ -34,6 +34,7 @@ from firmware_bridge.schema import (
 log = logging.getLogger(__name__)
 
 _REPLY: Final = BY_NAME["REPLY"]
+_NAK_ID: Final = BY_NAME["NAK"].type_id
 _RESULTS: Final = {int(r): r for r in ReplyResult}
 HEARTBEAT_S: Final = 0.100
 SILENCE_S: Final = 0.500
@@ -129,6 +130,7 @@ class HostProtocol:
         self._happened: list[Happening] = []
         self._sent_at = now
         self._heard_at = now
+        self._nak_at = -1.0
         self._handshake = _Handshake(secrets.randbits(32))
         self.state = LinkState.HANDSHAKING
         self.boot_id: int | None = None
@@ -165,6 +167,8 @@ class HostProtocol:
                 self._frame(result, now)
             else:
                 self.counters.rejected += 1
+                if self.linked:
+                    self._damaged(now)
         if self.linked:
             self._send_due(now)  # a reply may have made room in the window
         happened, self._happened = self._happened, []
@@ -181,6 +185,23 @@ class HostProtocol:
         self.counters.retransmitted = self._commands.retransmitted
         happened, self._happened = self._happened, []
         return happened
+
+    def _damaged(self, now: float) -> None:
+        """A frame from the MCU was thrown away: say so (the MCU sends its events again), and send again the
+        commands still waiting (the lost frame may have been a reply; the MCU answers from its cache)."""
+        if now - self._nak_at >= FAST_RESEND_GAP_S:
+            self._nak_at = now
+            self._send(Frame(0, self._events.last, _NAK_ID), now)
+        self._resend(now)
+
+    def _resend(self, now: float) -> None:
+        try:
+            again = self._commands.resend_now(now)
+        except LinkDown as err:
+            self._lose(str(err), now)
+            return
+        for message in again:
+            self._send(Frame(message.seq, self._events.last, message.type, message.payload), now)
 
     def _send_due(self, now: float) -> bool:
         """Put the commands due now on the wire; False if that found the link down (and lost it)."""
@@ -246,7 +267,9 @@ class HostProtocol:
             return
         if not self.linked:
             return
-        if spec.name == "STATUS":
+        if spec.name == "NAK":
+            self._resend(now)
+        elif spec.name == "STATUS":
             self._status(fields, now)
         elif spec.name == "REPLY":
             seq = int(fields["cmd_seq"])

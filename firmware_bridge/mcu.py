@@ -14,7 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from firmware_bridge.arq import LinkDown, Receiver, Sender, Take
+from firmware_bridge.arq import FAST_RESEND_GAP_S, LinkDown, Receiver, Sender, Take
 from firmware_bridge.framing import Frame, FrameDecoder, encode_frame
 from firmware_bridge.schema import (
     BY_ID,
@@ -39,6 +39,7 @@ FAULT_EVENT_QUEUE_FULL: Final = 0x0001
 Fields = dict[str, int | bytes]
 _REPLY: Final = BY_NAME["REPLY"]
 _HELLO_ID: Final = BY_NAME["HELLO"].type_id
+_NAK_ID: Final = BY_NAME["NAK"].type_id
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class McuProtocol:
         self._event_seq = 0
         self._faults = 0
         self._heard_at = now
+        self._nak_at = -1.0
         self._status_at = now
         self.linked = False
         self.rejected_frames = 0
@@ -121,6 +123,8 @@ class McuProtocol:
                 self._frame(result, now)
             else:
                 self.rejected_frames += 1
+                if self.linked:
+                    self._damaged(now)
 
     def tick(self, now: float) -> None:
         self._check_heartbeat(now)
@@ -142,6 +146,24 @@ class McuProtocol:
             self._status_at = now
             self._send_status(now)
 
+    def _damaged(self, now: float) -> None:
+        """A frame from the host was thrown away: say so at once, so the host sends its commands again
+        without waiting for its timeout, and send our events again (it may have been the host's ack)."""
+        if now - self._nak_at >= FAST_RESEND_GAP_S:
+            self._nak_at = now
+            self._send(Frame(0, self._commands.last, _NAK_ID))
+        self._resend_events(now)
+
+    def _resend_events(self, now: float) -> None:
+        try:
+            again = self._events.resend_now(now)
+        except LinkDown as err:
+            log.warning("events not acknowledged (%s): safe state", err)
+            self._unlink(now)
+            return
+        for message in again:
+            self._send(Frame(message.seq, self._commands.last, message.type, message.payload))
+
     def _check_heartbeat(self, now: float) -> None:
         if self.linked and now - self._heard_at >= HEARTBEAT_TIMEOUT_S:
             log.warning("no frame from the host for %.0f ms: safe state", (now - self._heard_at) * 1000)
@@ -157,8 +179,10 @@ class McuProtocol:
             return
         if self.linked:
             self._events.acknowledge(frame.ack, now)
+            if frame.type == _NAK_ID:
+                self._resend_events(now)
         if frame.seq == 0:
-            return  # HEARTBEAT, ACK: their ack field was all they carried
+            return  # HEARTBEAT, ACK, NAK: their ack field was all they carried
         if not self.linked:
             self._reply(frame.seq, ReplyResult.NOT_LINKED)
             return

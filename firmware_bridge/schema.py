@@ -185,6 +185,7 @@ MESSAGES: Final[tuple[Message, ...]] = (
     Message(0x06, "REPLY", _M, _U, (
         Field("cmd_seq", "B", 1, 0xFF), Field("result", "B", 0, max(ReplyResult)),
     ), "The outcome of the command with that seq; repeated from a cache when the command comes again."),
+    Message(0x07, "NAK", _B, _U, (), "A damaged frame was thrown away: send again what is in flight."),
     Message(0x10, "GATE_PULSE", _H, _R, (Field("ms", "H", 1, GATE_PULSE_MAX_MS),),
             "Open the gate for ms milliseconds, then close it."),
     Message(0x11, "LIGHTS", _H, _R, (

@@ -245,3 +245,22 @@ def test_a_frame_after_the_heartbeat_timeout_does_not_revive_the_link() -> None:
     late = encode_frame(Frame(0, 0, BY_NAME["HEARTBEAT"].type_id))
     line.mcu.receive(late, line.now + 0.6)  # the first frame in 600 ms, with no tick in between
     assert not line.mcu.linked
+
+
+def test_a_damaged_command_is_sent_again_at_once_on_the_mcus_nak() -> None:
+    """No waiting for the retransmission timeout: the MCU throws the damaged frame away and says NAK, and
+    the host sends the command again straight away (well within one RTO)."""
+    line = Line()
+    line.until("linked")
+    line.happened.clear()
+    seq = line.host.command("BUZZER", {"freq_hz": 440, "ms": 5}, line.now)
+    wire = bytearray(line.host.data_to_send())
+    wire[3] ^= 0x04  # inside the body: a CRC error, not a lost delimiter
+    line.mcu.receive(bytes(wire), line.now)
+    nak = line.mcu.data_to_send()
+    assert [f.type for f in FrameDecoder().feed(nak) if isinstance(f, Frame)] == [BY_NAME["NAK"].type_id]
+    line.happened += line.host.receive(nak, line.now + 0.0005)
+    line.mcu.receive(line.host.data_to_send(), line.now + 0.0006)
+    line.happened += line.host.receive(line.mcu.data_to_send(), line.now + 0.0007)
+    assert line.of(Replied) == [Replied(seq, ReplyResult.OK)]
+    assert [name for name, _ in line.board.executed] == ["BUZZER"]
