@@ -54,6 +54,7 @@ class McuClient:
         self._rto = rto
         self._reopen_s = reopen_s
         self._protocol: HostProtocol | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: SerialTransport | None = None
         self._task: asyncio.Task[None] | None = None
         self._waiting: dict[int, asyncio.Future[ReplyResult]] = {}
@@ -75,7 +76,8 @@ class McuClient:
         await self.close()
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        # Kept: on 3.11 asyncio.get_running_loop() is a getpid() system call, twice per round trip.
+        self._loop = loop = asyncio.get_running_loop()
         self._protocol = HostProtocol(loop.time(), rto=self._rto)
         self._task = asyncio.create_task(self._run(), name=f"mcu {self.url}")
 
@@ -120,10 +122,9 @@ class McuClient:
         not have run), `PayloadError` (a field out of bounds: nothing was sent)."""
         if self._refused is not None:
             raise IncompatibleFirmwareError(self._refused)
-        protocol = self._protocol
-        if protocol is None or not self.linked:
+        protocol, loop = self._protocol, self._loop
+        if protocol is None or loop is None or not self.linked:
             raise NotLinkedError(f"no link to the MCU on {self.url}")
-        loop = asyncio.get_running_loop()
         # Out now, not at the next tick: the round trip is the link's latency, not the tick's.
         seq = protocol.command(name, fields, loop.time())  # **fields made a dict of its own already
         reply: asyncio.Future[ReplyResult] = loop.create_future()
@@ -177,7 +178,8 @@ class McuClient:
 
     def _received(self, data: bytes) -> None:
         assert self._protocol is not None
-        self._handle(self._protocol.receive(data, asyncio.get_running_loop().time()))
+        assert self._loop is not None
+        self._handle(self._protocol.receive(data, self._loop.time()))
         try:
             self._flush()
         except TransportError as err:
