@@ -1,0 +1,33 @@
+"""Opening the robot's SQLite database: WAL, durable commits, foreign keys, and its tables created.
+
+Every connection gets `synchronous=FULL`: a commit that returned is on disk, so an event in the outbox
+survives a power cut as well as a kill (docs/sync.md, guarantee 1). WAL lets the sender read while the agent
+writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+
+from robot_agent.store.tables import ROBOT_METADATA
+
+
+def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def open_store(path: Path) -> Engine:
+    """The engine of the robot's database at `path` (created with its tables if new)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{path}", pool_size=2, max_overflow=2)
+    event.listen(engine, "connect", _pragmas)
+    ROBOT_METADATA.create_all(engine)
+    return engine
