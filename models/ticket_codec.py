@@ -261,10 +261,16 @@ def _protected_header(private_key: Ed25519PrivateKey) -> bytes:
     return _PROTECTED_BEFORE_KID + key_id(private_key.public_key().public_bytes_raw())
 
 
+def cose_sign(payload: bytes, private_key: Ed25519PrivateKey) -> bytes:
+    """`payload` in a COSE_Sign1 signed with `private_key` (EdDSA, its kid in the protected header): the
+    envelope of tickets, and of the robots' sync batches."""
+    protected = _protected_header(private_key)
+    return cose_sign1(protected, payload, private_key.sign(sig_structure(protected, payload)))
+
+
 def seal(payload: bytes, private_key: Ed25519PrivateKey) -> str:
     """Sign `payload` with `private_key` and wrap it in every layer: a token. Deterministic, as Ed25519 is."""
-    protected = _protected_header(private_key)
-    cose = cose_sign1(protected, payload, private_key.sign(sig_structure(protected, payload)))
+    cose = cose_sign(payload, private_key)
     # Stdlib zlib takes ~13 us here at every level, strategy, window and memLevel tried: a third of an
     # issue. zlib-ng's level 1 writes a standard zlib stream of the same size (+2 bytes) in ~2.5 us.
     compressed = zlib_ng.compress(cose, 1)
@@ -365,7 +371,12 @@ def decode_envelope(token: str) -> TicketEnvelope:
         raise TicketFormatError(
             Verdict.TOO_LARGE, f"compressed data is {len(compressed)} bytes, over {MAX_COMPRESSED_BYTES}"
         )
-    cose = _inflate(compressed)
+    return cose_open(_inflate(compressed), compressed)
+
+
+def cose_open(cose: bytes, compressed: bytes = b"") -> TicketEnvelope:
+    """Parse a COSE_Sign1 as RB1 requires it (EdDSA, kid in the protected header, nothing unprotected,
+    deterministic encoding); raises `TicketFormatError`. Checks no signature."""
     try:
         item = load_cbor(cose)
     except ValueError as err:

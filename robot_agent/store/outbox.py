@@ -18,6 +18,7 @@ import cbor2
 from sqlalchemy import Connection, delete, func, insert, select, update
 from uuid_utils.compat import uuid7
 
+from models.sync_batch import BatchEvent
 from robot_agent.store.tables import OutboxRow
 
 MAX_BATCH_EVENTS: Final = 500
@@ -40,22 +41,11 @@ class Clock:
 
 
 @dataclass(frozen=True)
-class Event:
-    """An event as it sits in the outbox and goes into a batch."""
-
-    seq: int
-    id: uuid.UUID
-    type: str
-    wall_ms: int
-    mono_ms: int
-    boot: uuid.UUID
-    data: bytes  # CBOR
-
-
-@dataclass(frozen=True)
 class Batch:
+    """Events sent (or about to be) together under one id; `models.sync_batch.encode_batch` signs them."""
+
     id: uuid.UUID
-    events: tuple[Event, ...]
+    events: tuple[BatchEvent, ...]
 
     @property
     def first_seq(self) -> int:
@@ -100,8 +90,8 @@ def append(conn: Connection, type_: str, data: Mapping[str, Any], clock: Clock) 
     return seq
 
 
-def _event(row: Any) -> Event:
-    return Event(row.seq, row.id, row.type, row.wall_ms, row.mono_ms, row.boot, row.data)
+def _event(row: Any) -> BatchEvent:
+    return BatchEvent(row.id, row.seq, row.type, row.wall_ms, row.mono_ms, row.boot, row.data)
 
 
 def take_batch(conn: Connection, limit: int = MAX_BATCH_EVENTS) -> Batch | None:
@@ -123,7 +113,7 @@ def take_batch(conn: Connection, limit: int = MAX_BATCH_EVENTS) -> Batch | None:
 def unacknowledged(conn: Connection) -> list[Batch]:
     """Batches sent and not acknowledged, oldest first, as they were sent: to send again after a reconnect."""
     rows = conn.execute(select(_OUTBOX).where(_OUTBOX.c.batch.is_not(None)).order_by(_OUTBOX.c.seq)).all()
-    batches: dict[uuid.UUID, list[Event]] = {}
+    batches: dict[uuid.UUID, list[BatchEvent]] = {}
     for row in rows:
         batches.setdefault(row.batch, []).append(_event(row))
     return [Batch(batch_id, tuple(events)) for batch_id, events in batches.items()]
@@ -146,7 +136,7 @@ def backlog(conn: Connection, clock: Clock) -> Backlog:
     return Backlog(total, in_flight, None if oldest is None else max(0, clock.wall_ms() - oldest))
 
 
-def decode_data(event: Event) -> dict[str, Any]:
+def decode_data(event: BatchEvent) -> dict[str, Any]:
     """An event's data as Python values (for tests and the engineers' view)."""
     data: dict[str, Any] = cbor2.loads(event.data)
     return data

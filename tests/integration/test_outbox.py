@@ -11,8 +11,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, text
 
+from models.sync_batch import decode_batch, encode_batch, event_data
 from robot_agent.store import outbox
 from robot_agent.store.database import open_store
 from robot_agent.store.outbox import Clock, OutboxError
@@ -133,3 +135,16 @@ def test_every_committed_event_survives_a_sigkill(tmp_path: Path) -> None:
     # Every event whose commit returned is there; at most the one being written when the kill came is extra.
     assert stored[: len(committed)] == committed
     assert len(stored) - len(committed) <= 1
+
+
+def test_a_batch_from_the_outbox_is_what_ingest_decodes(store: Engine) -> None:
+    robot, key, clock = uuid.uuid4(), Ed25519PrivateKey.generate(), Clock()
+    with store.begin() as conn:
+        for n in range(3):
+            outbox.append(conn, "purchase", {"n": n}, clock)
+        batch = outbox.take_batch(conn)
+    assert batch is not None
+    signed = encode_batch(robot, batch.id, clock.wall_ms(), batch.events, key)
+    decoded = decode_batch(signed, robot, key.public_key().public_bytes_raw())
+    assert (decoded.id, decoded.events) == (batch.id, batch.events)
+    assert [event_data(e) for e in decoded.events] == [{"n": 0}, {"n": 1}, {"n": 2}]
