@@ -19,11 +19,12 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from uuid_utils.compat import uuid7
 
 from models.sync_batch import BatchEvent
-from robot_agent.store.tables import OutboxRow
+from robot_agent.store.tables import OutboxRow, RejectedEvent
 
 MAX_BATCH_EVENTS: Final = 500
 EVENT_TYPE_MAX: Final = 40
 _OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
+_REJECTED = RejectedEvent.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,30 @@ def unacknowledged(conn: Connection) -> list[Batch]:
 def acknowledge(conn: Connection, batch_id: uuid.UUID) -> int:
     """The cloud committed the batch: delete its events; returns how many (0: an unknown or repeated ack)."""
     return conn.execute(delete(_OUTBOX).where(_OUTBOX.c.batch == batch_id)).rowcount
+
+
+def reject(conn: Connection, batch_id: uuid.UUID, reason: str) -> int:
+    """The cloud dead-lettered the batch: move its events to `rejected_events` with the reason; returns
+    how many."""
+    rows = conn.execute(select(_OUTBOX).where(_OUTBOX.c.batch == batch_id)).all()
+    if rows:
+        conn.execute(
+            insert(_REJECTED),
+            [
+                {
+                    "seq": r.seq,
+                    "id": r.id,
+                    "type": r.type,
+                    "wall_ms": r.wall_ms,
+                    "data": r.data,
+                    "batch": batch_id,
+                    "reason": reason[:255],
+                }
+                for r in rows
+            ],
+        )
+        conn.execute(delete(_OUTBOX).where(_OUTBOX.c.batch == batch_id))
+    return len(rows)
 
 
 def backlog(conn: Connection, clock: Clock) -> Backlog:

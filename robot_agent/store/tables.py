@@ -37,3 +37,18 @@ class OutboxRow(RobotTable, table=True):
     boot: uuid.UUID = Field(sa_type=Uuid)
     data: bytes = Field(sa_type=LargeBinary)
     batch: uuid.UUID | None = Field(default=None, sa_type=Uuid, nullable=True, index=True)
+
+
+class RejectedEvent(RobotTable, table=True):
+    """An event the cloud dead-lettered, set aside with the reason so the outbox moves on; an engineer sees
+    these (nothing is dropped silently)."""
+
+    __tablename__ = "rejected_events"
+
+    seq: int = Field(primary_key=True, sa_type=Integer)
+    id: uuid.UUID = Field(sa_type=Uuid, unique=True)
+    type: str = varchar(40)
+    wall_ms: int = Field(sa_type=Integer)
+    data: bytes = Field(sa_type=LargeBinary)
+    batch: uuid.UUID = Field(sa_type=Uuid)
+    reason: str = varchar(255)
