@@ -1,1 +1,1 @@
-"""The robot's link to the cloud: the MQTT transport (and, later, the sender and down-sync on top of it)."""
+"""The robot's link to the cloud: the MQTT transport (`mqtt.py`) and the outbox sender (`sender.py`)."""

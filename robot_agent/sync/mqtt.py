@@ -1,0 +1,354 @@
+"""The robot's MQTT link to the fleet broker, for asyncio code: transport only, payloads are opaque bytes.
+
+paho runs its network loop in its own thread (`loop_start`); every callback hands its news to the event loop
+with `call_soon_threadsafe`, so all of this object's state (pending publishes, `connected`, the inbox) is
+touched on the event loop's thread only.
+
+What the link guarantees, and what it leaves to the outbox (docs/sync.md):
+- `publish` resolves only on a PUBACK whose MQTT v5 reason code is a success. A PUBACK is *not* durability:
+  the caller deletes nothing on it, it waits for the cloud's `down/ack`.
+- A refused PUBACK (an ACL refusal is 0x87, a quota 0x97) raises `LinkError`; paho itself reports success for
+  those, which is why the code of every PUBACK is checked here.
+- Not connected, or the connection dropped before the PUBACK: `LinkDownError`. The caller keeps the data and
+  sends it again after a reconnect. paho may also resend such a message on its own when the session resumes,
+  so the cloud can receive it twice; batch and event ids make that harmless.
+- `down/#` is subscribed on every connect with a persistent session (clean_start=False and a session
+  expiry), so what the cloud sent while the robot was offline arrives when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self, TypeVarTuple
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from robot_agent.errors import RobotAgentError
+
+log = logging.getLogger(__name__)
+
+TOPIC_ROOT = "railbot/v1/robots"
+
+# paho's in-flight window. It must stay within the broker's Receive Maximum (Mosquitto's
+# max_inflight_messages, 20 by default): paho ignores the value the broker advertises, and beyond it
+# Mosquitto refuses or drops messages while paho reports success. 8 is also the sender's limit of batches
+# in flight.
+MAX_INFLIGHT = 8
+# paho's own queue (in flight + waiting) is memory and dies with the process: a killed publisher lost ~32,000
+# accepted messages. The outbox is the buffer, so paho holds little more than the in-flight window (plus the
+# status message and what paho resends after a reconnect).
+MAX_QUEUED = 16
+# How long the broker keeps the session (subscriptions and queued down/ messages) while the robot is away.
+SESSION_EXPIRY_S = 7 * 24 * 3600
+# Reconnect backoff, in seconds. paho types these as int; 1..2 s keeps a robot at most 2 s behind a broker
+# that comes back, at the cost of one refused TCP connect every 2 s while it is away.
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 2
+# How long `close` waits for the broker to take the "offline" status before disconnecting anyway.
+CLOSE_TIMEOUT_S = 5.0
+
+_Ts = TypeVarTuple("_Ts")
+
+
+class LinkError(RobotAgentError):
+    """The broker refused what the link asked for; `reason_code` is the MQTT v5 code when there is one."""
+
+    def __init__(self, message: str, reason_code: int | None = None) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code
+
+
+class LinkDownError(LinkError):
+    """Not connected, or the connection dropped before the broker answered: keep the data, send it later."""
+
+
+def describe(reason: ReasonCode) -> str:
+    """A reason code as a person reads it: "not authorized (0x87)"."""
+    return f"{reason.getName().lower()} (0x{reason.value:02x})"
+
+
+def status_payload(state: str) -> bytes:
+    """The body of `up/status`: the state and the robot's wall clock."""
+    at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return json.dumps({"state": state, "at": at}).encode()
+
+
+class RobotLink:
+    """One robot's MQTT v5 connection: status with a last will, QoS 1 publishing under `up/`, `down/` in."""
+
+    def __init__(
+        self,
+        robot_id: uuid.UUID,
+        mqtt_url: str,
+        username: str | None = None,
+        password: str | None = None,
+        keepalive_s: int = 30,
+        *,
+        session_expiry_s: int = SESSION_EXPIRY_S,
+    ) -> None:
+        parts = urlsplit(mqtt_url)
+        if parts.scheme != "mqtt" or not parts.hostname:
+            raise LinkError(f"expected mqtt://HOST[:PORT], got {mqtt_url!r} (mqtts is not supported yet)")
+        self.robot_id = robot_id
+        self._host = parts.hostname
+        self._port = parts.port or 1883
+        self._keepalive_s = keepalive_s
+        self._session_expiry_s = session_expiry_s
+        self._prefix = f"{TOPIC_ROOT}/{robot_id}/"
+        self.status_topic = f"{self._prefix}up/status"
+        self._down_prefix = f"{self._prefix}down/"
+
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"robot-{robot_id}", protocol=MQTTProtocolVersion.MQTTv5
+        )
+        if username is not None:
+            client.username_pw_set(username, password)
+        client.max_inflight_messages_set(MAX_INFLIGHT)
+        client.max_queued_messages_set(MAX_QUEUED)
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        # paho's log lines name flags and client ids, never the password; its callback errors show up here.
+        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        client.on_pre_connect = self._on_pre_connect
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        self._client = client
+        self._subscribe_mid: int | None = None  # paho's thread only
+
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connected = False
+        self._connected_event = asyncio.Event()
+        self._pending: dict[int, tuple[asyncio.Future[None], str]] = {}
+        self._inbox: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return (
+            f"RobotLink(robot={self.robot_id}, broker={self._host}:{self._port}, connected={self._connected})"
+        )
+
+    # -- lifetime -----------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start connecting in the background; paho retries until the broker answers, and after every drop."""
+        if self._loop is not None:
+            raise RuntimeError("RobotLink.start() called twice")
+        self._loop = asyncio.get_running_loop()
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it untyped
+        properties.SessionExpiryInterval = self._session_expiry_s
+        self._client.connect_async(
+            self._host, self._port, self._keepalive_s, clean_start=False, properties=properties
+        )
+        self._client.loop_start()
+        log.info("robot=%s connecting to %s:%d", self.robot_id, self._host, self._port)
+
+    async def close(self) -> None:
+        """Say "offline" (retained), disconnect cleanly so the broker drops the will, stop paho's thread."""
+        if self._closed:
+            return
+        if self._connected:
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await self._publish(self.status_topic, status_payload("offline"), retain=True)
+            except (LinkError, TimeoutError) as err:
+                log.warning(
+                    "robot=%s could not publish offline status: %s", self.robot_id, str(err) or "timeout"
+                )
+        self._closed = True
+        if self._loop is not None:
+            await asyncio.to_thread(self._stop_paho)
+        self._link_lost("link closed")
+        self._inbox.put_nowait(None)
+        log.info("robot=%s link closed", self.robot_id)
+
+    def _stop_paho(self) -> None:
+        # loop_stop right behind disconnect: paho's thread then ends once DISCONNECT is written, instead of
+        # polling the closed socket once more (which paho logs as an error).
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker has accepted the connection and it has not dropped since (as the loop knows)."""
+        return self._connected
+
+    async def wait_connected(self) -> None:
+        """Wait until the link is connected (at once if it is); bound it with `asyncio.timeout`."""
+        await self._connected_event.wait()
+
+    # -- publishing ---------------------------------------------------------------------------------------
+
+    async def publish(self, topic_suffix: str, payload: bytes) -> None:
+        """Publish under this robot's `up/` with QoS 1; return once the broker has accepted it (PUBACK)."""
+        await self._publish(f"{self._prefix}up/{topic_suffix}", payload)
+
+    async def publish_topic(self, topic: str, payload: bytes) -> None:
+        """Publish on any full topic with QoS 1. For tests and tools (e.g. to see the ACL refuse a topic);
+        the agent uses `publish`."""
+        await self._publish(topic, payload)
+
+    async def _publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        if self._closed or not self._connected:
+            raise LinkDownError(f"not connected: {topic} not sent")
+        loop = asyncio.get_running_loop()
+        # The race: paho may read the PUBACK and call on_publish on its thread before publish() returns the
+        # mid here. A lock of ours cannot settle it: on_publish runs under paho's _out_message_mutex, which
+        # publish() takes too, so holding our lock around publish() against on_publish would deadlock.
+        # Instead on_publish only posts (mid, reason) to this event loop, and the future is registered in the
+        # same synchronous step as publish() (no await in between), so the posted callback cannot run before
+        # the mid is in `_pending`. publish() may block briefly on paho's mutex; paho holds it only for
+        # bookkeeping, never for I/O waits.
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            raise LinkError(f"paho's queue is full ({MAX_QUEUED} messages): {topic} not sent")
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            # paho keeps the message and may still send it after a reconnect: at least once, as documented.
+            raise LinkDownError(f"not connected ({mqtt.error_string(info.rc)}): {topic} not sent")
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending[info.mid] = (future, topic)
+        try:
+            await future
+        finally:
+            self._pending.pop(info.mid, None)
+
+    # -- receiving ----------------------------------------------------------------------------------------
+
+    async def messages(self) -> AsyncIterator[tuple[str, bytes]]:
+        """(topic suffix under `down/`, payload) for every message the cloud sends; ends when the link closes.
+
+        paho acknowledges a message once it is in this inbox, before the caller has applied it; down-sync
+        does not rely on that ack (the robot asks again from its own cursor on every connect)."""
+        while not (self._closed and self._inbox.empty()):
+            item = await self._inbox.get()
+            if item is None:
+                return
+            yield item
+
+    # -- paho's thread: hand everything to the event loop -------------------------------------------------
+
+    def _to_loop(self, callback: Callable[[*_Ts], object], *args: *_Ts) -> None:
+        if self._loop is None:
+            return
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            # The event loop is closed (shutdown): nobody is left to tell. Raising would kill paho's thread.
+            log.debug("robot=%s event loop closed; dropped a link event", self.robot_id)
+
+    def _on_pre_connect(self, client: mqtt.Client, _userdata: Any) -> None:
+        # Set before every CONNECT (paho reads it when building the packet): "at" is this connection's start.
+        client.will_set(self.status_topic, status_payload("offline"), qos=1, retain=True)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.warning("robot=%s broker refused the connection: %s", self.robot_id, describe(reason))
+            return
+        # Queued before the link reports itself connected, so "online" precedes anything the agent publishes.
+        # The link counts as connected at the SUBACK: from then on no down/ message can miss it, even when
+        # the broker had lost the session (a crash before its autosave).
+        _, self._subscribe_mid = client.subscribe(f"{self._down_prefix}#", qos=1)
+        client.publish(self.status_topic, status_payload("online"), qos=1, retain=True)
+        log.info("robot=%s connected (session present: %s)", self.robot_id, flags.session_present)
+
+    def _on_subscribe(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        _properties: Properties | None,
+    ) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [describe(reason) for reason in reasons if reason.is_failure]
+        if refused:
+            # Publishing still works; say loudly that nothing will come down, but do not hold the link back.
+            log.error("robot=%s broker refused the down/ subscription: %s", self.robot_id, ", ".join(refused))
+        self._to_loop(self._set_connected)
+
+    def _on_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        _properties: Properties | None,
+    ) -> None:
+        # paho reports a connection that just ended as 0x80 "unspecified error"; only a DISCONNECT packet from
+        # the broker carries a reason of its own.
+        why = (
+            f"broker disconnected: {describe(reason)}"
+            if flags.is_disconnect_packet_from_server
+            else ("connection lost" if reason.is_failure else "disconnected")
+        )
+        log.info("robot=%s %s", self.robot_id, why)
+        self._to_loop(self._link_lost, why)
+
+    def _on_publish(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode, _properties: Properties
+    ) -> None:
+        self._to_loop(self._acked, mid, reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        topic = message.topic
+        if not topic.startswith(self._down_prefix):
+            log.warning("robot=%s message on unexpected topic %s ignored", self.robot_id, topic)
+            return
+        self._to_loop(self._inbox.put_nowait, (topic.removeprefix(self._down_prefix), bytes(message.payload)))
+
+    # -- the event loop's side ----------------------------------------------------------------------------
+
+    def _set_connected(self) -> None:
+        if self._closed:
+            return
+        self._connected = True
+        self._connected_event.set()
+
+    def _link_lost(self, why: str) -> None:
+        self._connected = False
+        self._connected_event.clear()
+        pending, self._pending = self._pending, {}
+        for future, topic in pending.values():
+            if not future.done():
+                future.set_exception(LinkDownError(f"{why} before the broker acknowledged {topic}"))
+
+    def _acked(self, mid: int, reason: ReasonCode) -> None:
+        entry = self._pending.pop(mid, None)
+        if entry is None:
+            return  # the status message, or one given up on when the link dropped and resent by paho
+        future, topic = entry
+        if future.done():
+            return
+        if reason.is_failure:
+            future.set_exception(LinkError(f"broker refused {topic}: {describe(reason)}", reason.value))
+        else:
+            future.set_result(None)
