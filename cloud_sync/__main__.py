@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from cloud_sync import migrate
+from cloud_sync import broker, migrate
 from cloud_sync.app import create_app
 from cloud_sync.auth import create_token, list_tokens, revoke_token
 from cloud_sync.database import DEFAULT_DB_URL, create_engine, session_factory
@@ -131,6 +131,52 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate.set_defaults(handler=_keys_rotate)
 
+    robot = commands.add_parser("robot", help="the fleet's robots", description="The fleet's robots.")
+    robot_commands = robot.add_subparsers(dest="robot_command", metavar="COMMAND", required=True)
+    provision = robot_commands.add_parser(
+        "provision",
+        parents=[db],
+        help="give a robot its broker password and trust list",
+        description="Make a new MQTT password for a robot of the robots table (replacing any old one; only "
+        "its hash is stored) and write the robot's files into --out: mqtt-credentials (username:password, "
+        "mode 0600) and trust.json (the ticket trust list). The password is never printed. Run "
+        "`cloud-sync broker-config` afterwards and reload the broker so that it knows the new password.",
+    )
+    provision.add_argument("robot_id", type=uuid.UUID, metavar="ROBOT_ID", help="the robot's id (robots.id)")
+    provision.add_argument(
+        "--mqtt-url", required=True, metavar="URL", help="the broker the robot connects to: mqtt://HOST:PORT"
+    )
+    provision.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="where to write the robot's files"
+    )
+    provision.set_defaults(handler=_robot_provision)
+
+    broker_config = commands.add_parser(
+        "broker-config",
+        parents=[db],
+        help="write Mosquitto's password file, ACL and configuration",
+        description="Write passwd, acl and mosquitto.conf into --out from the robots' credentials: each "
+        "robot may write only its own up/ topics and read only its own down/ topics; the ingest user reads "
+        "every robot's up/ and writes every down/. The ingest user's password is made on the first run "
+        "(ingest-credentials, mode 0600) and reused afterwards. The files are mode 0600: run the broker as "
+        "the user who owns them, and reload it (SIGHUP) after a change.",
+    )
+    broker_config.add_argument("--out", required=True, type=Path, metavar="DIR", help="the broker's folder")
+    broker_config.add_argument(
+        "--ingest-user",
+        default=broker.DEFAULT_INGEST_USER,
+        metavar="NAME",
+        help=f"the broker user of the cloud's ingest (default: {broker.DEFAULT_INGEST_USER})",
+    )
+    default_listen = ":".join(map(str, broker.DEFAULT_LISTEN))
+    broker_config.add_argument(
+        "--listen",
+        default=default_listen,
+        metavar="HOST:PORT",
+        help=f"the broker's listener (default: {default_listen})",
+    )
+    broker_config.set_defaults(handler=_broker_config)
+
     schema = commands.add_parser(
         "schema",
         help="print the SQL of the seed's tables",
@@ -238,6 +284,30 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     ring = KeyRing(args.keys_dir)
     row = _with_session(args.db, ring.rotate)
     print(row.kid)
+    return 0
+
+
+def _robot_provision(args: argparse.Namespace) -> int:
+    url = broker.parse_mqtt_url(args.mqtt_url)
+    credential = _with_session(args.db, lambda session: broker.provision_robot(session, args.robot_id))
+    written = broker.write_robot_files(credential, args.out)
+    print(f"robot        {written.robot_id}")
+    print(f"broker       {url}")
+    print(f"username     {written.username}")
+    print(f"credentials  {written.credentials_file}  (mode 0600)")
+    print(f"trust list   {written.trust_file}  (keys: {written.trusted_keys})")
+    log.info("run `cloud-sync broker-config` and reload the broker for the new password to take effect")
+    return 0
+
+
+def _broker_config(args: argparse.Namespace) -> int:
+    listen = broker.parse_listen(args.listen)
+    credentials = _with_session(args.db, broker.robot_credentials)
+    files = broker.write_broker_config(credentials, args.out, ingest_user=args.ingest_user, listen=listen)
+    print(f"config       {files.config}")
+    print(f"passwd       {files.passwd}  ({files.robots} robots and {files.ingest_user})")
+    print(f"acl          {files.acl}")
+    print(f"ingest user  {files.ingest_credentials}")
     return 0
 
 

@@ -4,7 +4,6 @@ assignments, hotels, attractions, train stores, active stores), the ticket trust
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import uuid
 from typing import Any
@@ -19,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from cloud_sync.context import CloudContext, context
 from cloud_sync.resources import Resource, add_admin_routes, commit_or_409, fetch_page, get_or_404
 from cloud_sync.routing import Api, Call, HTTPError, NoInput
+from cloud_sync.signing import trust_document
 from cloud_sync.tables import RobotAssignment, Role, TicketRevocation, TicketToken
 from cloud_sync.tickets import issue_token, verify
 from models import base_api as schemas
@@ -266,17 +266,7 @@ def register(api: Api) -> None:
     async def trust_list(call: Call[None, NoInput]) -> BaseModel:
         async with context(call.app).sessions() as session:
             keys = await context(call.app).keys.trust_list(session)
-        return schemas.TrustList(
-            keys=[
-                schemas.TrustedKeyOut(
-                    kid=key.kid.hex(),
-                    x=base64.urlsafe_b64encode(key.public_key).rstrip(b"=").decode(),
-                    valid_from=key.valid_from,
-                    valid_to=key.valid_to,
-                )
-                for key in keys
-            ]
-        )
+        return trust_document(keys)
 
     robot_tag = "Base API: robot"
 

@@ -3,6 +3,7 @@ and the card pepper that turns auth-card UIDs into keyed hashes."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
@@ -18,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.tables import SigningKey
+from models.base_api import TrustedKeyOut, TrustList
 from models.columns import utcnow
 from models.tickets import TrustedKey, key_id
 
@@ -49,6 +51,35 @@ def _read_private(path: Path) -> bytes:
         raise CloudSyncError(f"{path} is missing: the keys folder does not hold this key") from err
     except OSError as err:
         raise CloudSyncError(f"cannot read {path}: {err.strerror}") from err
+
+
+async def trusted_keys(session: AsyncSession) -> list[TrustedKey]:
+    """Every key a ticket may be signed with, with the period it signed in (no private key needed)."""
+    rows = (await session.exec(select(SigningKey).order_by(col(SigningKey.created_at)))).all()
+    return [
+        TrustedKey(
+            kid=bytes.fromhex(row.kid),
+            public_key=bytes.fromhex(row.public_key),
+            valid_from=row.created_at,
+            valid_to=row.retired_at,
+        )
+        for row in rows
+    ]
+
+
+def trust_document(keys: list[TrustedKey]) -> TrustList:
+    """The trust list as `GET /base_api/keys` serves it and `robot provision` writes it (JWK-style)."""
+    return TrustList(
+        keys=[
+            TrustedKeyOut(
+                kid=key.kid.hex(),
+                x=base64.urlsafe_b64encode(key.public_key).rstrip(b"=").decode(),
+                valid_from=key.valid_from,
+                valid_to=key.valid_to,
+            )
+            for key in keys
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -93,15 +124,7 @@ class KeyRing:
 
     async def trust_list(self, session: AsyncSession) -> list[TrustedKey]:
         """Every key a ticket may be signed with, with the period it signed in."""
-        return [
-            TrustedKey(
-                kid=bytes.fromhex(row.kid),
-                public_key=bytes.fromhex(row.public_key),
-                valid_from=row.created_at,
-                valid_to=row.retired_at,
-            )
-            for row in await self.all_keys(session)
-        ]
+        return await trusted_keys(session)
 
     async def active(self, session: AsyncSession) -> ActiveKey:
         """The key that signs new tickets now."""

@@ -1,13 +1,31 @@
 """The cloud's own tables, beside the seed's: API tokens, ticket-signing keys, issued tokens, revocations,
-robot assignments. Foreign keys into the seed's tables point at those tables' columns directly."""
+robot assignments, and the fleet's sync (applied events, dead letters, conflicts, the change log, robots'
+broker credentials and sync state). Foreign keys into the seed's tables point at those tables' columns
+directly."""
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
 import uuid
+from typing import Any
 
-from sqlalchemy import Column, Date, Enum, ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    Enum,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -104,3 +122,95 @@ class RobotAssignment(CloudTable, table=True):
     train_number: int = Field(sa_type=Integer, index=True)
     train_date: dt.date = Field(sa_type=Date)
     created_at: dt.datetime = created_at()
+
+
+class SyncAppliedEvent(CloudTable, table=True):
+    """An event ingest has applied, written in the same transaction as the event's effects, so that a batch
+    delivered again (after a lost ack) is recognised and changes nothing."""
+
+    __tablename__ = "sync_applied_events"
+
+    event_id: uuid.UUID = Field(sa_type=Uuid, primary_key=True)
+    robot_id: uuid.UUID = Field(sa_column=_ref("robots", nullable=False))
+    seq: int = Field(sa_type=BigInteger)
+    batch_id: uuid.UUID = Field(sa_type=Uuid)
+    applied_at: dt.datetime = created_at()
+
+
+class SyncDeadLetter(CloudTable, table=True):
+    """A message ingest will never apply, kept with its reason so that an engineer can look at it.
+
+    No foreign key: a message naming an unknown robot is dead-lettered too.
+    """
+
+    __tablename__ = "sync_dead_letters"
+
+    id: uuid.UUID = uuid_pk()
+    robot_id: uuid.UUID | None = Field(default=None, sa_type=Uuid, nullable=True, index=True)
+    topic: str = varchar(255)
+    reason: str = varchar(255)
+    detail: str = Field(sa_type=Text)
+    payload: bytes = Field(sa_type=LargeBinary)  # the raw payload, capped by ingest
+    received_at: dt.datetime = created_at()
+
+
+class SyncConflict(CloudTable, table=True):
+    """An event that was applied but disagreed with the cloud (a ticket used twice, an oversold item)."""
+
+    __tablename__ = "sync_conflicts"
+
+    id: uuid.UUID = uuid_pk()
+    robot_id: uuid.UUID = Field(sa_column=_ref("robots", nullable=False))
+    event_id: uuid.UUID = Field(sa_type=Uuid)
+    kind: str = varchar(40)  # "ticket_used_twice", "oversold", "unknown_item", ...
+    detail: str = Field(sa_type=Text)
+    recorded_at: dt.datetime = created_at()
+
+
+class SyncChange(CloudTable, table=True):
+    """One entry of the change log robots sync down from, by `change_id` after their cursor.
+
+    `change_id` must never be handed out twice: on SQLite that takes AUTOINCREMENT, since a plain rowid
+    reuses the highest id once that row is deleted (compaction does), and a robot whose cursor is past
+    that id would skip the new change. PostgreSQL's identity sequence never goes back.
+    """
+
+    __tablename__ = "sync_changes"
+    __table_args__ = (
+        Index("ix_sync_changes_scope_change_id", "scope", "change_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    # SQLite makes only an INTEGER PRIMARY KEY a rowid alias (and AUTOINCREMENT); its INTEGER is 64-bit.
+    change_id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), Identity(), primary_key=True),
+    )
+    scope: str = varchar(80)  # "train:742:2026-11-27", "all", ...
+    table_name: str = varchar(64)
+    row_key: str = varchar(64)
+    op: str = varchar(8)  # "upsert" or "delete"
+    value: Any | None = Field(default=None, sa_type=JSON, nullable=True)
+    changed_at: dt.datetime = created_at()
+
+
+class RobotCredential(CloudTable, table=True):
+    """A robot's user on the MQTT broker; only Mosquitto's PBKDF2 hash of the password is kept."""
+
+    __tablename__ = "robot_credentials"
+
+    robot_id: uuid.UUID = Field(sa_column=_ref("robots", nullable=False, primary_key=True))
+    username: str = varchar(64, unique=True)
+    password_hash: str = varchar(255)  # "$7$101$<salt>$<hash>", as in a Mosquitto password file
+    created_at: dt.datetime = created_at()
+
+
+class SyncRobotState(CloudTable, table=True):
+    """Where ingest is with one robot: the highest sequence number applied, and its clock's skew."""
+
+    __tablename__ = "sync_robot_state"
+
+    robot_id: uuid.UUID = Field(sa_column=_ref("robots", nullable=False, primary_key=True))
+    last_seq: int = Field(sa_type=BigInteger)
+    last_batch_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    clock_skew_ms: int | None = Field(default=None, sa_type=BigInteger, nullable=True)

@@ -1,0 +1,279 @@
+"""The MQTT broker's side of the fleet: robots' broker users (provisioning) and the Mosquitto configuration
+generated from the database (password file, ACL, limits).
+
+Only the PBKDF2 hash of a password is stored; the password itself exists in the file handed to the robot
+(or to ingest) and nowhere else, and is never printed or logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import secrets
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from cloud_sync.errors import CloudSyncError
+from cloud_sync.signing import trust_document, trusted_keys
+from cloud_sync.tables import RobotCredential
+from models.base_api import TrustList
+from models.base_server import Robot
+
+log = logging.getLogger(__name__)
+
+TOPIC_ROOT = "railbot/v1/robots"
+ROBOT_USER_PREFIX = "robot-"
+DEFAULT_INGEST_USER = "cloud-ingest"
+DEFAULT_LISTEN = ("127.0.0.1", 1883)
+
+# Mosquitto 2.0's `mosquitto_passwd` format: "$7$" is PBKDF2-SHA512, then iterations, salt and hash in base64.
+_HASH_ID = 7
+_ITERATIONS = 101
+_SALT_BYTES = 12
+
+
+def mosquitto_hash(password: str, salt: bytes | None = None) -> str:
+    """The hash `mosquitto_passwd` writes for `password`: `$7$101$<salt b64>$<hash b64>`."""
+    salt = secrets.token_bytes(_SALT_BYTES) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _ITERATIONS)
+    return f"${_HASH_ID}${_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def robot_username(robot_id: uuid.UUID) -> str:
+    return f"{ROBOT_USER_PREFIX}{robot_id}"
+
+
+def parse_mqtt_url(url: str) -> str:
+    """`mqtt://HOST:PORT` (or `mqtts://`), checked, so that a typo fails here and not on the train."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError as err:
+        raise CloudSyncError(f"not a broker URL: {url!r} (bad port)") from err
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or port is None:
+        raise CloudSyncError(f"not a broker URL: {url!r}: use mqtt://HOST:PORT")
+    if parts.path not in ("", "/") or parts.username or parts.password:
+        raise CloudSyncError(f"a broker URL is mqtt://HOST:PORT only, without a path or credentials: {url!r}")
+    return url
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`HOST:PORT` for the broker's listener."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CloudSyncError(f"not HOST:PORT: {value!r}")
+    return host, int(port)
+
+
+def _check_username(name: str) -> str:
+    # ':' ends the name in a password file, whitespace ends it in an ACL line.
+    if not name or len(name) > 64 or any(c == ":" or c.isspace() for c in name):
+        raise CloudSyncError(f"not a broker user name: {name!r} (1 to 64 characters, no ':' or spaces)")
+    if name.startswith(ROBOT_USER_PREFIX):
+        raise CloudSyncError(f"{name!r}: names starting with {ROBOT_USER_PREFIX!r} are robots'")
+    return name
+
+
+def _write_file(path: Path, text: str, mode: int) -> None:
+    """Write `path` whole or not at all (a temporary file renamed over it), created with `mode`.
+
+    A broker reloading its configuration (SIGHUP) must never read a half-written password file, and a
+    secret must never exist, even for a moment, with a wider mode than 0600.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "w") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as err:
+        raise CloudSyncError(f"cannot write {path}: {err.strerror}") from err
+
+
+def _read_credentials(path: Path) -> tuple[str, str]:
+    try:
+        mode = path.stat().st_mode & 0o777
+        text = path.read_text().strip()
+    except OSError as err:
+        raise CloudSyncError(f"cannot read {path}: {err.strerror}") from err
+    if mode & 0o077:
+        raise CloudSyncError(f"{path} is readable by others (mode {mode:04o}); run `chmod 600` on it")
+    username, sep, password = text.partition(":")
+    if not sep or not username or not password:
+        raise CloudSyncError(f"{path} is not `username:password`")
+    return username, password
+
+
+@dataclass(frozen=True)
+class NewCredential:
+    """A robot's new broker password, in memory until it is written to the robot's file."""
+
+    robot_id: uuid.UUID
+    username: str
+    password: str = field(repr=False)
+    trust: TrustList
+
+
+@dataclass(frozen=True)
+class ProvisionedRobot:
+    """What `robot provision` wrote: where the robot's files are, never the password."""
+
+    robot_id: uuid.UUID
+    username: str
+    credentials_file: Path
+    trust_file: Path
+    trusted_keys: int
+
+
+async def provision_robot(session: AsyncSession, robot_id: uuid.UUID) -> NewCredential:
+    """Give a robot of the `robots` table a new broker password, replacing any old one; only its hash is
+    stored."""
+    if await session.get(Robot, robot_id) is None:
+        raise CloudSyncError(
+            f"no robot with id {robot_id} in the robots table: create it first (POST /base_api/admin/robot)"
+        )
+    username = robot_username(robot_id)
+    password = secrets.token_urlsafe(24)
+    keys = await trusted_keys(session)
+    if not keys:
+        log.warning("no ticket-signing key yet robot=%s: its trust list is empty until it syncs", robot_id)
+    credential = await session.get(RobotCredential, robot_id)
+    if credential is None:
+        credential = RobotCredential(robot_id=robot_id, username=username, password_hash="")
+    credential.username = username
+    credential.password_hash = mosquitto_hash(password)
+    session.add(credential)
+    await session.commit()
+    log.info("provisioned robot=%s user=%s", robot_id, username)
+    return NewCredential(robot_id, username, password, trust_document(keys))
+
+
+def write_robot_files(credential: NewCredential, out: Path) -> ProvisionedRobot:
+    """Write what the robot needs into `out`: `mqtt-credentials` (0600) and `trust.json` (the ticket trust
+    list). Called after the commit: a file with a password the database does not know would lock it out."""
+    credentials_file, trust_file = out / "mqtt-credentials", out / "trust.json"
+    _write_file(credentials_file, f"{credential.username}:{credential.password}\n", 0o600)
+    _write_file(trust_file, credential.trust.model_dump_json(indent=2) + "\n", 0o644)
+    return ProvisionedRobot(
+        credential.robot_id, credential.username, credentials_file, trust_file, len(credential.trust.keys)
+    )
+
+
+async def robot_credentials(session: AsyncSession) -> list[RobotCredential]:
+    """Every robot's broker user, by name."""
+    return list((await session.exec(select(RobotCredential).order_by(col(RobotCredential.username)))).all())
+
+
+@dataclass(frozen=True)
+class BrokerFiles:
+    """What `broker-config` wrote."""
+
+    config: Path
+    passwd: Path
+    acl: Path
+    ingest_credentials: Path
+    ingest_user: str
+    robots: int
+
+
+def acl_text(robot_users: list[tuple[str, uuid.UUID]], ingest_user: str) -> str:
+    """Each robot writes only its own up/ topics and reads only its own down/ topics; ingest the reverse."""
+    lines = ["# Generated by `cloud-sync broker-config` from the database; edits are overwritten.", ""]
+    for username, robot_id in robot_users:
+        lines += [
+            f"user {username}",
+            f"topic write {TOPIC_ROOT}/{robot_id}/up/#",
+            f"topic read {TOPIC_ROOT}/{robot_id}/down/#",
+            "",
+        ]
+    lines += [
+        f"user {ingest_user}",
+        f"topic read {TOPIC_ROOT}/+/up/#",
+        f"topic write {TOPIC_ROOT}/+/down/#",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def mosquitto_conf(out: Path, listen: tuple[str, int]) -> str:
+    """mosquitto.conf with the limits the sync contract (docs/sync.md) depends on, each saying why."""
+    host, port = listen
+    return f"""\
+# Generated by `cloud-sync broker-config`; edits are overwritten. See docs/sync.md.
+per_listener_settings false
+listener {port} {host}
+
+# No anonymous clients: every robot has its own user, and the ACL confines it to its own topics.
+allow_anonymous false
+password_file {out / "passwd"}
+acl_file {out / "acl"}
+
+# Mosquitto's default of 1000 silently dropped messages the broker had already acked when a subscriber
+# (ingest) was offline for a while: the queue for an offline persistent session must hold a fleet's backlog.
+max_queued_messages 100000
+
+# Messages in flight per client. Beyond the Receive Maximum, QoS 2 lost 40-49% while paho reported success;
+# robots keep at most 8 batches unacknowledged, within this.
+max_inflight_messages 20
+
+# Queued messages and sessions survive a broker restart. This is not durability: a `kill -9` lost acked
+# messages, which is why robots delete outbox rows only on the cloud's application ack.
+persistence true
+persistence_location {out / "data"}/
+"""
+
+
+def write_broker_config(
+    credentials: list[RobotCredential], out: Path, *, ingest_user: str, listen: tuple[str, int]
+) -> BrokerFiles:
+    """Write `passwd`, `acl` and `mosquitto.conf` into `out` from the robots' credentials, with an ingest
+    user whose password is made once (`ingest-credentials`, 0600) and reused on later runs, so that
+    regenerating the configuration never locks out a running ingest."""
+    _check_username(ingest_user)
+    out = out.resolve()  # the broker may run from another folder
+    ingest_file = out / "ingest-credentials"
+    if ingest_file.exists():
+        stored_user, ingest_password = _read_credentials(ingest_file)
+        if stored_user != ingest_user:
+            raise CloudSyncError(
+                f"{ingest_file} is for user {stored_user!r}, not {ingest_user!r}: "
+                f"pass --ingest-user {stored_user} or remove the file to make a new user"
+            )
+    else:
+        ingest_password = secrets.token_urlsafe(24)
+        _write_file(ingest_file, f"{ingest_user}:{ingest_password}\n", 0o600)
+    passwd = [f"{row.username}:{row.password_hash}" for row in credentials]
+    passwd.append(f"{ingest_user}:{mosquitto_hash(ingest_password)}")
+    files = BrokerFiles(
+        config=out / "mosquitto.conf",
+        passwd=out / "passwd",
+        acl=out / "acl",
+        ingest_credentials=ingest_file,
+        ingest_user=ingest_user,
+        robots=len(credentials),
+    )
+    try:
+        (out / "data").mkdir(mode=0o700, exist_ok=True)
+    except OSError as err:
+        raise CloudSyncError(f"cannot create {out / 'data'}: {err.strerror}") from err
+    _write_file(files.passwd, "\n".join(passwd) + "\n", 0o600)
+    acl = acl_text([(row.username, row.robot_id) for row in credentials], ingest_user)
+    _write_file(files.acl, acl, 0o600)
+    _write_file(files.config, mosquitto_conf(out, listen), 0o600)
+    log.info("broker configuration written dir=%s robots=%d", out, len(credentials))
+    return files

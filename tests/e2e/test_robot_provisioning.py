@@ -1,0 +1,261 @@
+"""Provisioning robots and configuring the broker as an operator does, with `cloud-sync` as a process on a
+migrated SQLite file, and the generated files proven on a real Mosquitto: passwords, ACL, refusals."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from cloud_sync.broker import mosquitto_hash
+from tests.support.mosquitto import find_binary
+from tests.support.ports import accepts_connections, free_port, wait_until
+
+BIN = Path(sys.executable).parent
+TOPICS = "railbot/v1/robots"
+NOT_AUTHORIZED = 0x87
+
+
+def cloud(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "cloud-sync"), *args], capture_output=True, text=True, cwd=cwd, timeout=60
+    )
+
+
+@dataclass
+class Fleet:
+    """A migrated cloud database with a signing key and robots in the seed's `robots` table."""
+
+    directory: Path
+    db: str
+    kid: str
+    robots: list[uuid.UUID] = field(default_factory=list)
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return cloud(*args, "--db", self.db, cwd=self.directory)
+
+    def add_robot(self) -> uuid.UUID:
+        robot_id = uuid.uuid4()
+        with sqlite3.connect(self.directory / "cloud.db") as db:  # as the seed's Base database would
+            db.execute(
+                "INSERT INTO robots (id, robot_model_id, robot_model_name, created_at) VALUES (?, ?, ?, ?)",
+                (robot_id.hex, "rb-2", "RailBot 2", "2026-11-27 08:00:00.000000"),
+            )
+        db.close()
+        self.robots.append(robot_id)
+        return robot_id
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Fleet:
+    db = f"sqlite:///{tmp_path / 'cloud.db'}"
+    assert cloud("migrate", "--db", db, cwd=tmp_path).returncode == 0
+    key = cloud("keys", "rotate", "--db", db, "--keys-dir", str(tmp_path / "keys"), cwd=tmp_path)
+    assert key.returncode == 0, key.stderr
+    return Fleet(directory=tmp_path, db=db, kid=key.stdout.strip())
+
+
+def test_provision_writes_the_robots_files_and_never_prints_the_password(fleet: Fleet) -> None:
+    robot_id = fleet.add_robot()
+    out = fleet.directory / "robot"
+    result = fleet.run(
+        "robot", "provision", str(robot_id), "--mqtt-url", "mqtt://broker.train:1883", "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    credentials = out / "mqtt-credentials"
+    username, password = credentials.read_text().strip().split(":")
+    assert username == f"robot-{robot_id}"
+    assert len(password) >= 32
+    assert credentials.stat().st_mode & 0o777 == 0o600
+    assert password not in result.stdout + result.stderr
+    for shown in (str(robot_id), "mqtt://broker.train:1883", str(credentials), str(out / "trust.json")):
+        assert shown in result.stdout
+    [key] = json.loads((out / "trust.json").read_text())["keys"]
+    assert (key["kid"], key["kty"], key["crv"], key["valid_to"]) == (fleet.kid, "OKP", "Ed25519", None)
+
+    again = fleet.run(
+        "robot", "provision", str(robot_id), "--mqtt-url", "mqtt://broker.train:1883", "--out", str(out)
+    )
+    assert again.returncode == 0, again.stderr
+    assert credentials.read_text().strip().split(":")[1] != password
+    config = fleet.run("broker-config", "--out", str(fleet.directory / "broker"))
+    assert config.returncode == 0, config.stderr
+    passwd = (fleet.directory / "broker" / "passwd").read_text().splitlines()
+    assert [line.split(":")[0] for line in passwd] == [username, "cloud-ingest"]  # replaced, not added
+
+
+def test_an_unknown_robot_or_a_bad_url_is_refused_in_one_line(fleet: Fleet) -> None:
+    unknown = uuid.uuid4()
+    out = fleet.directory / "robot"
+    result = fleet.run(
+        "robot", "provision", str(unknown), "--mqtt-url", "mqtt://127.0.0.1:1883", "--out", str(out)
+    )
+    assert (result.returncode, result.stderr.strip()) == (
+        1,
+        f"cloud-sync: no robot with id {unknown} in the robots table: create it first "
+        "(POST /base_api/admin/robot)",
+    )
+    assert not out.exists()
+    robot_id = fleet.add_robot()
+    bad = fleet.run("robot", "provision", str(robot_id), "--mqtt-url", "http://x:80", "--out", str(out))
+    assert (bad.returncode, bad.stderr.strip()) == (
+        1,
+        "cloud-sync: not a broker URL: 'http://x:80': use mqtt://HOST:PORT",
+    )
+
+
+def test_our_hash_is_the_one_mosquitto_passwd_writes(tmp_path: Path) -> None:
+    passwd = tmp_path / "passwd"
+    passwd.write_text("")
+    subprocess.run([find_binary("mosquitto_passwd"), "-b", str(passwd), "alice", "s3cret:x"], check=True)
+    line = passwd.read_text().strip()
+    match = re.fullmatch(r"alice:\$7\$101\$([A-Za-z0-9+/]{16})\$([A-Za-z0-9+/]{86}==)", line)
+    assert match, line
+    assert mosquitto_hash("s3cret:x", salt=base64.b64decode(match[1])) == line.removeprefix("alice:")
+    assert re.fullmatch(r"\$7\$101\$[A-Za-z0-9+/]{16}\$[A-Za-z0-9+/]{86}==", mosquitto_hash("x"))
+
+
+class Client:
+    """A paho MQTT v5 client driven synchronously: connect, publish QoS 1 and see the PUBACK's reason code."""
+
+    def __init__(self, port: int, username: str, password: str) -> None:
+        self.port = port
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+        self.client.username_pw_set(username, password)
+        self.connected = threading.Event()
+        self.connack: ReasonCode | None = None
+        self.pubacks: dict[int, ReasonCode] = {}
+        self.acked = threading.Condition()
+        self.messages: list[mqtt.MQTTMessage] = []
+        self.client.on_connect = self._on_connect
+        self.client.on_publish = self._on_publish
+        self.client.on_message = lambda _c, _u, message: self.messages.append(message)
+
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        self.connack = reason
+        self.connected.set()
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
+        with self.acked:
+            self.pubacks[mid] = reason
+            self.acked.notify_all()
+
+    def connect(self) -> ReasonCode:
+        self.client.connect("127.0.0.1", self.port)
+        self.client.loop_start()
+        assert self.connected.wait(5), "no CONNACK"
+        assert self.connack is not None
+        return self.connack
+
+    def publish(self, topic: str) -> int:
+        """Publish QoS 1 and return the PUBACK's reason code."""
+        info = self.client.publish(topic, b"{}", qos=1)
+        with self.acked:
+            assert self.acked.wait_for(lambda: info.mid in self.pubacks, 5), f"no PUBACK for {topic}"
+            return int(self.pubacks[info.mid].value)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def clients() -> Iterator[list[Client]]:
+    made: list[Client] = []
+    yield made
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def broker_process() -> Iterator[list[subprocess.Popen[bytes]]]:
+    processes: list[subprocess.Popen[bytes]] = []
+    yield processes
+    for process in processes:
+        process.kill()
+        process.wait()
+
+
+def test_a_real_mosquitto_takes_the_generated_files(
+    fleet: Fleet, clients: list[Client], broker_process: list[subprocess.Popen[bytes]]
+) -> None:
+    mine, other = fleet.add_robot(), fleet.add_robot()
+    for robot_id in (mine, other):
+        provisioned = fleet.run(
+            "robot",
+            "provision",
+            str(robot_id),
+            "--mqtt-url",
+            "mqtt://127.0.0.1:1883",
+            "--out",
+            str(fleet.directory / str(robot_id)),
+        )
+        assert provisioned.returncode == 0, provisioned.stderr
+    port = free_port()
+    folder = fleet.directory / "broker"
+    config = fleet.run("broker-config", "--out", str(folder), "--listen", f"127.0.0.1:{port}")
+    assert config.returncode == 0, config.stderr
+    ingest_before = (folder / "ingest-credentials").read_text()
+    assert (folder / "ingest-credentials").stat().st_mode & 0o777 == 0o600
+    # A second run keeps the ingest password a running ingest already uses.
+    assert fleet.run("broker-config", "--out", str(folder), "--listen", f"127.0.0.1:{port}").returncode == 0
+    assert (folder / "ingest-credentials").read_text() == ingest_before
+    generated = (folder / "mosquitto.conf").read_text()
+    for limit in (
+        "max_queued_messages 100000",
+        "max_inflight_messages 20",
+        "persistence true",
+        "allow_anonymous false",
+    ):
+        assert f"\n{limit}\n" in generated
+
+    # The generated file as it is; as root, Mosquitto would switch to a user who cannot read 0600 files.
+    run_as = "user root\n" if os.geteuid() == 0 else ""
+    test_config = folder / "test.conf"
+    test_config.write_text(f"{run_as}log_dest file {folder / 'mosquitto.log'}\n{generated}")
+    process = subprocess.Popen([find_binary("mosquitto"), "-c", str(test_config)], stderr=subprocess.PIPE)
+    broker_process.append(process)
+    wait_until(lambda: process.poll() is not None or accepts_connections("127.0.0.1", port), 10, "mosquitto")
+    assert process.poll() is None, process.stderr.read() if process.stderr else b""
+
+    def client(robot_id: uuid.UUID | None, password: str | None = None) -> Client:
+        path = (
+            folder / "ingest-credentials"
+            if robot_id is None
+            else fleet.directory / str(robot_id) / "mqtt-credentials"
+        )
+        username, real = path.read_text().strip().split(":")
+        made = Client(port, username, password or real)
+        clients.append(made)
+        return made
+
+    wrong = client(mine, password="not-the-password")
+    assert wrong.connect().is_failure
+    ingest = client(None)
+    assert not ingest.connect().is_failure
+    ingest.client.subscribe(f"{TOPICS}/+/up/#", qos=1)
+    robot = client(mine)
+    assert not robot.connect().is_failure
+    wait_until(
+        lambda: robot.publish(f"{TOPICS}/{mine}/up/batch") == 0 and bool(ingest.messages),
+        5,
+        "ingest to get it",
+    )
+    assert robot.publish(f"{TOPICS}/{other}/up/batch") == NOT_AUTHORIZED
+    assert robot.publish(f"{TOPICS}/{mine}/down/ack") == NOT_AUTHORIZED
+    assert {message.topic for message in ingest.messages} == {f"{TOPICS}/{mine}/up/batch"}
