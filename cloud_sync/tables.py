@@ -30,7 +30,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from models.base_server import BASE_METADATA
-from models.columns import UtcDateTime, created_at, uuid_pk, varchar
+from models.columns import UtcDateTime, created_at, timestamptz, uuid_pk, varchar
 from models.store_server import STORE_METADATA
 
 
@@ -134,6 +134,10 @@ class SyncAppliedEvent(CloudTable, table=True):
     robot_id: uuid.UUID = Field(sa_column=_ref("robots", nullable=False))
     seq: int = Field(sa_type=BigInteger)
     batch_id: uuid.UUID = Field(sa_type=Uuid)
+    # What happened, as the robot said it: the fleet's log of purchases, ticket checks, engineer actions.
+    type: str = varchar(40)
+    data: dict[str, Any] = Field(sa_type=JSON)
+    robot_time: dt.datetime = timestamptz()
     applied_at: dt.datetime = created_at()
 
 

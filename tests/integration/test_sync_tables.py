@@ -46,7 +46,17 @@ async def test_rows_read_back_with_their_types(session: AsyncSession) -> None:
     robot_id = await _robot(session)
     event_id, batch_id = uuid.uuid4(), uuid.uuid4()
     seen = dt.datetime(2026, 11, 27, 8, 30, tzinfo=dt.UTC)
-    session.add(SyncAppliedEvent(event_id=event_id, robot_id=robot_id, seq=2**40, batch_id=batch_id))
+    session.add(
+        SyncAppliedEvent(
+            event_id=event_id,
+            robot_id=robot_id,
+            seq=2**40,
+            batch_id=batch_id,
+            type="purchase",
+            data={"n": 1},
+            robot_time=dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
+        )
+    )
     session.add(
         SyncDeadLetter(
             robot_id=None,
@@ -64,7 +74,12 @@ async def test_rows_read_back_with_their_types(session: AsyncSession) -> None:
 
     applied = await session.get(SyncAppliedEvent, event_id)
     assert applied is not None
-    assert (applied.robot_id, applied.seq, applied.batch_id) == (robot_id, 2**40, batch_id)
+    assert (applied.robot_id, applied.seq, applied.batch_id, applied.data) == (
+        robot_id,
+        2**40,
+        batch_id,
+        {"n": 1},
+    )
     assert applied.applied_at.tzinfo is not None
     [letter] = (await session.exec(select(SyncDeadLetter))).all()
     assert (letter.robot_id, letter.reason, letter.payload) == (None, "not CBOR", b"\x00\xff" * 4)
@@ -81,9 +96,9 @@ async def test_rows_read_back_with_their_types(session: AsyncSession) -> None:
 async def test_an_event_id_is_applied_once(session: AsyncSession) -> None:
     robot_id = await _robot(session)
     event_id = uuid.uuid4()
-    session.add(SyncAppliedEvent(event_id=event_id, robot_id=robot_id, seq=1, batch_id=uuid.uuid4()))
+    session.add(applied(event_id, robot_id))
     await session.commit()
-    session.add(SyncAppliedEvent(event_id=event_id, robot_id=robot_id, seq=1, batch_id=uuid.uuid4()))
+    session.add(applied(event_id, robot_id))
     with pytest.raises(IntegrityError):
         await session.commit()
 
@@ -121,3 +136,15 @@ async def test_change_ids_only_grow(session: AsyncSession) -> None:
         (third, "c", {"used": False, "wagon": 3})
     ]
     assert rows[0].changed_at.tzinfo is not None
+
+
+def applied(event_id: uuid.UUID, robot_id: uuid.UUID) -> SyncAppliedEvent:
+    return SyncAppliedEvent(
+        event_id=event_id,
+        robot_id=robot_id,
+        seq=1,
+        batch_id=uuid.uuid4(),
+        type="ticket_check",
+        data={},
+        robot_time=dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
+    )
