@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
+import socket
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,6 +22,8 @@ from cloud_sync.app import create_app
 from cloud_sync.auth import create_token, list_tokens, revoke_token
 from cloud_sync.database import DEFAULT_DB_URL, create_engine, session_factory
 from cloud_sync.errors import CloudSyncError
+from cloud_sync.ingest import Ingest
+from cloud_sync.ingest_worker import IngestWorker
 from cloud_sync.schema import METADATA, ddl_statements
 from cloud_sync.signing import DEFAULT_KEYS_DIR, KeyRing
 from cloud_sync.tables import Role
@@ -70,6 +75,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a store's item pages are served from memory; writes here clear them (0: off)",
     )
     serve.set_defaults(handler=_serve)
+
+    ingest = commands.add_parser(
+        "ingest",
+        parents=[db],
+        help="apply the robots' sync batches from the MQTT broker",
+        description="Take robots' batches from the broker (shared subscription $share/ingest/...), verify "
+        "and apply each exactly once, and acknowledge it on the robot's down/ack (docs/sync.md). Several "
+        "ingest processes share the load. Runs until SIGTERM or SIGINT.",
+    )
+    ingest.add_argument("--mqtt", required=True, metavar="URL", help="the broker, mqtt://HOST[:PORT]")
+    ingest.add_argument(
+        "--credentials",
+        type=Path,
+        metavar="FILE",
+        help="a file with username:password (mode 0600), e.g. broker-config's ingest-credentials",
+    )
+    ingest.add_argument(
+        "--client-id",
+        default=f"ingest-{socket.gethostname()}",
+        metavar="ID",
+        help="this worker's MQTT client id; keep it across restarts, and give each worker its own "
+        "(default: ingest-HOSTNAME)",
+    )
+    ingest.set_defaults(handler=_ingest)
 
     mig = commands.add_parser(
         "migrate",
@@ -227,6 +256,32 @@ def _serve(args: argparse.Namespace) -> int:
         print=None,
         access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
     )
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    username, password = broker.read_credentials(args.credentials) if args.credentials else (None, None)
+    _with_session(args.db, _nothing)
+
+    async def run() -> None:
+        engine = create_engine(args.db)
+        worker = IngestWorker(Ingest(engine), args.mqtt, username, password, args.client_id)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        task = asyncio.create_task(worker.run())
+        log.info("ingest running broker=%s", args.mqtt)
+        try:
+            await stop.wait()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await engine.dispose()
+            log.info("ingest stopped batches=%d", worker.handled)
+
+    asyncio.run(run())
     return 0
 
 

@@ -105,7 +105,8 @@ def _write_file(path: Path, text: str, mode: int) -> None:
         raise CloudSyncError(f"cannot write {path}: {err.strerror}") from err
 
 
-def _read_credentials(path: Path) -> tuple[str, str]:
+def read_credentials(path: Path) -> tuple[str, str]:
+    """`username:password` from a file only its owner can read."""
     try:
         mode = path.stat().st_mode & 0o777
         text = path.read_text().strip()
@@ -248,7 +249,7 @@ def write_broker_config(
     out = out.resolve()  # the broker may run from another folder
     ingest_file = out / "ingest-credentials"
     if ingest_file.exists():
-        stored_user, ingest_password = _read_credentials(ingest_file)
+        stored_user, ingest_password = read_credentials(ingest_file)
         if stored_user != ingest_user:
             raise CloudSyncError(
                 f"{ingest_file} is for user {stored_user!r}, not {ingest_user!r}: "

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -42,12 +41,16 @@ def _address(url: str) -> tuple[str, int]:
 class IngestWorker:
     """One ingest worker on one broker connection; `run()` until cancelled."""
 
-    def __init__(self, ingest: Ingest, mqtt_url: str, username: str | None, password: str | None) -> None:
+    def __init__(
+        self, ingest: Ingest, mqtt_url: str, username: str | None, password: str | None, client_id: str
+    ) -> None:
+        """`client_id` must stay the same across restarts of one worker: its session in the broker holds the
+        messages handed to it and not yet acknowledged, and only a worker with that id gets them."""
         self._ingest = ingest
         self._host, self._port = _address(mqtt_url)
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"ingest-{secrets.token_hex(4)}",
+            client_id=client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
             manual_ack=True,
         )

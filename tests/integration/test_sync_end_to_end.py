@@ -75,7 +75,7 @@ async def test_purchases_made_while_the_broker_is_down_reach_the_cloud_once(
         )
     broker = mosquitto_factory(users=PASSWORDS, acl=ACL)
     robot_db = open_store(tmp_path / "robot.db")
-    worker = IngestWorker(Ingest(engine), broker.url, "cloud", PASSWORDS["cloud"])
+    worker = IngestWorker(Ingest(engine), broker.url, "cloud", PASSWORDS["cloud"], "ingest-test")
     try:
         async with RobotLink(ROBOT, broker.url, str(ROBOT), PASSWORDS[str(ROBOT)], keepalive_s=5) as link:
             sender = Sender(robot_db, link, ROBOT, key, Clock(), ack_timeout_s=3.0)

@@ -1,0 +1,206 @@
+"""Sync faults with `cloud-sync ingest` as real processes (issue 4, faults 3 and 5): an ingest worker killed
+with SIGKILL mid-stream and restarted, and two workers sharing the load; each time every purchase the robot
+made is in the cloud database exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import func, insert, select
+
+from cloud_sync.database import create_engine
+from models.base_server import BASE_METADATA
+from models.columns import utcnow
+from models.store_api import PurchaseLine
+from models.store_server import STORE_METADATA
+from models.sync_events import PurchaseMade, event_payload
+from robot_agent.store import outbox
+from robot_agent.store.database import open_store
+from robot_agent.store.outbox import Clock
+from robot_agent.sync.mqtt import RobotLink
+from robot_agent.sync.sender import Sender
+from tests.conftest import MosquittoFactory
+from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT
+from tests.support.mosquitto import MosquittoBroker
+
+BIN = Path(sys.executable).parent
+KEY = Ed25519PrivateKey.generate()
+_PURCHASES = STORE_METADATA.tables["purchases"]
+
+
+async def prepare(db_url: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """The robot with its key, and a store with an uncounted item, in the cloud database."""
+    pem = KEY.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    store_id, item_id = uuid.uuid4(), uuid.uuid4()
+    engine = create_engine(db_url)
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(BASE_METADATA.tables["robots"]).values(
+                id=ROBOT, robot_model_id="rb2", robot_model_name="Railbot 2", public_key=pem.decode()
+            )
+        )
+        await conn.execute(
+            insert(STORE_METADATA.tables["stores"]).values(
+                id=store_id, name="Buffet", description="Snacks", logo_url="/b.png", store_type="SHOP"
+            )
+        )
+        await conn.execute(
+            insert(STORE_METADATA.tables["store_items"]).values(
+                id=item_id, store_id=store_id, name="Tea", description="Tea", price_penny=100, balance=None
+            )
+        )
+    await engine.dispose()
+    return store_id, item_id
+
+
+async def stored_purchases(db_url: str) -> tuple[set[uuid.UUID], int]:
+    engine = create_engine(db_url)
+    async with engine.connect() as conn:
+        ids = set((await conn.execute(select(_PURCHASES.c.id))).scalars())
+        rows = int((await conn.execute(select(func.count()).select_from(_PURCHASES))).scalar_one())
+    await engine.dispose()
+    return ids, rows
+
+
+@pytest.fixture
+def ingest_processes(tmp_path: Path, cloud_db_url: str) -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def start_ingest(
+    broker: MosquittoBroker, db_url: str, tmp_path: Path, name: str, client_id: str
+) -> subprocess.Popen[bytes]:
+    credentials = tmp_path / "ingest-credentials"
+    if not credentials.exists():
+        credentials.write_text(f"cloud:{PASSWORDS['cloud']}\n")
+        os.chmod(credentials, 0o600)
+    log = (tmp_path / f"{name}.log").open("wb")
+    command = [
+        str(BIN / "cloud-sync"),
+        "ingest",
+        "--db",
+        db_url,
+        "--mqtt",
+        broker.url,
+        "--client-id",
+        client_id,
+    ]
+    return subprocess.Popen(
+        [*command, "--credentials", str(credentials)], stdout=log, stderr=subprocess.STDOUT
+    )
+
+
+@contextlib.asynccontextmanager
+async def robot(broker: MosquittoBroker, path: Path) -> AsyncIterator[Sender]:
+    store = open_store(path)
+    async with RobotLink(ROBOT, broker.url, str(ROBOT), PASSWORDS[str(ROBOT)], keepalive_s=5) as link:
+        sender = Sender(store, link, ROBOT, KEY, Clock(), batch_events=50, ack_timeout_s=2.0)
+        task = asyncio.create_task(sender.run())
+        try:
+            async with asyncio.timeout(10):
+                await link.wait_connected()
+            yield sender
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def make_purchases(path: Path, store_id: uuid.UUID, item_id: uuid.UUID, count: int) -> list[uuid.UUID]:
+    store, clock, made = open_store(path), Clock(), []
+    with store.begin() as conn:
+        for _ in range(count):
+            bought = PurchaseMade(
+                purchase_id=uuid.uuid4(),
+                store_id=store_id,
+                user_id=uuid.uuid4(),
+                items=[PurchaseLine(item_id=item_id, count=1)],
+                at=utcnow(),
+            )
+            outbox.append(conn, *event_payload(bought), clock)
+            made.append(bought.purchase_id)
+    store.dispose()
+    return made
+
+
+async def drained(sender: Sender, within_s: float = 60.0) -> None:
+    for _ in range(round(within_s / 0.05)):
+        if not (await sender.backlog()).events:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the robot's outbox did not drain in {within_s:.0f} s: {await sender.backlog()}")
+
+
+async def test_an_ingest_killed_mid_stream_and_restarted_loses_and_doubles_nothing(
+    cloud_db_url: str,
+    mosquitto_factory: MosquittoFactory,
+    ingest_processes: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    store_id, item_id = await prepare(cloud_db_url)
+    broker = mosquitto_factory(users=PASSWORDS, acl=ACL)
+    ingest_processes.append(start_ingest(broker, cloud_db_url, tmp_path, "first", "ingest-1"))
+    robot_db = tmp_path / "robot.db"
+    made = make_purchases(robot_db, store_id, item_id, 3_000)
+    async with robot(broker, robot_db) as sender:
+        sender.wake()
+        for _ in range(600):
+            if (await stored_purchases(cloud_db_url))[1] >= 500:
+                break
+            await asyncio.sleep(0.05)
+        ingest_processes[0].send_signal(
+            signal.SIGKILL
+        )  # mid-stream: batches in flight, one perhaps mid-commit
+        ingest_processes[0].wait()
+        applied_before = (await stored_purchases(cloud_db_url))[1]
+        # The same worker, restarted: its broker session (and what it held) is its own again.
+        ingest_processes.append(start_ingest(broker, cloud_db_url, tmp_path, "second", "ingest-1"))
+        await drained(sender)
+    ids, rows = await stored_purchases(cloud_db_url)
+    assert 500 <= applied_before < 3_000, "the kill did not come mid-stream"
+    assert rows == 3_000
+    assert ids == set(made)
+
+
+async def test_two_ingest_workers_share_the_load_exactly_once(
+    cloud_db_url: str,
+    mosquitto_factory: MosquittoFactory,
+    ingest_processes: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    store_id, item_id = await prepare(cloud_db_url)
+    broker = mosquitto_factory(users=PASSWORDS, acl=ACL)
+    for name in ("a", "b"):
+        ingest_processes.append(start_ingest(broker, cloud_db_url, tmp_path, name, f"ingest-{name}"))
+    await asyncio.sleep(1.0)  # both subscribed (the shared group hands messages only to members)
+    robot_db = tmp_path / "robot.db"
+    made = make_purchases(robot_db, store_id, item_id, 2_000)
+    async with robot(broker, robot_db) as sender:
+        sender.wake()
+        await drained(sender)
+    ids, rows = await stored_purchases(cloud_db_url)
+    assert (rows, ids) == (2_000, set(made))
+    for process in ingest_processes:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+    handled = [(tmp_path / f"{name}.log").read_text().count("batch applied") for name in ("a", "b")]
+    assert all(n > 0 for n in handled), f"batches per worker: {handled}"
+    assert sum(handled) >= 40  # 2,000 events in batches of 50
