@@ -20,9 +20,10 @@ from cloud_sync.database import create_engine
 from cloud_sync.ingest import Ingest
 from cloud_sync.tables import CLOUD_METADATA
 from models.base_server import BASE_METADATA
+from models.columns import utcnow
 from models.store_api import PurchaseLine
 from models.store_server import STORE_METADATA
-from models.sync_batch import BatchEvent, encode_batch
+from models.sync_batch import MAX_BATCH_BYTES, BatchEvent, encode_batch
 from models.sync_events import EventData, PurchaseMade, TicketChecked, event_payload
 
 AT = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.UTC)
@@ -175,11 +176,14 @@ async def test_what_does_not_verify_is_dead_lettered_and_not_acked(world: World)
         (world.topic, forged, "unknown_key"),
         (stranger, good, "unknown_robot"),
         (world.topic, b"\x00garbage", "malformed"),
+        (world.topic, good[:-10], "malformed"),  # truncated
+        (world.topic, b"\xa0" * (MAX_BATCH_BYTES + 1), "oversized"),
         ("railbot/v1/robots/not-a-uuid/up/batch", good, "bad_topic"),
     ]
     for topic, payload, reason in cases:
+        before = await world.count("sync_dead_letters", reason=reason)
         assert await world.ingest.handle(topic, payload) is None, reason
-        assert await world.count("sync_dead_letters", reason=reason) == 1, reason
+        assert await world.count("sync_dead_letters", reason=reason) == before + 1, reason
     assert await world.count("purchases") == 0
     assert await world.count("sync_applied_events") == 0
 
@@ -194,3 +198,25 @@ async def test_events_that_do_not_fit_their_type_dead_letter_the_batch_with_an_a
     assert "event 1" in ack["reason"]
     assert await world.count("sync_dead_letters", reason="bad_event") == 1
     assert await world.count("sync_applied_events") == 0
+
+
+async def test_a_robot_clock_hours_off_loses_nothing_and_its_skew_is_recorded(world: World) -> None:
+    """Fault 8: the robot's wall clock is three hours behind. Order comes from seq, uniqueness from ids; the
+    skew is measured against the cloud's clock and kept for the operator."""
+    hours_behind = 3 * 3600 * 1000
+    now_ms = int(utcnow().timestamp() * 1000)
+    events = []
+    for n in range(1, 4):
+        kind, values = event_payload(purchase(world, (world.cake, 1)))
+        events.append(
+            BatchEvent(uuid.uuid4(), n, kind, now_ms - hours_behind, n, uuid.UUID(int=1), cbor2.dumps(values))
+        )
+    payload = encode_batch(world.robot, uuid.uuid4(), now_ms - hours_behind, events, world.key)
+    ack = await world.ingest.handle(world.topic, payload)
+    assert ack is not None
+    assert ack["applied"] == 3
+    state = CLOUD_METADATA.tables["sync_robot_state"]
+    async with world.engine.connect() as conn:
+        row = (await conn.execute(select(state.c.last_seq, state.c.clock_skew_ms))).one()
+    assert row.last_seq == 3
+    assert abs(row.clock_skew_ms - hours_behind) < 60_000

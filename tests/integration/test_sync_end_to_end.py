@@ -1,7 +1,7 @@
 """Sync end to end: purchases made on the robot reach the cloud database exactly once, through a real
 Mosquitto, the robot's outbox, sender and link, and the ingest worker, on SQLite and PostgreSQL.
 
-Fault (issue 4, fault 1 at a test-sized count): the purchases are made while the broker is down."""
+Fault 1 of issue 4: 10,000 purchases are made while the broker is down."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from robot_agent.sync.sender import Sender
 from tests.conftest import MosquittoFactory
 from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT
 
-PURCHASES = 1_000
+PURCHASES = 10_000
 
 
 @contextlib.asynccontextmanager
