@@ -1,6 +1,6 @@
-"""Sync faults with `cloud-sync ingest` as real processes (issue 4, faults 3 and 5): an ingest worker killed
-with SIGKILL mid-stream and restarted, and two workers sharing the load; each time every purchase the robot
-made is in the cloud database exactly once."""
+"""Sync faults with `cloud-sync ingest` as real processes (issue 4, faults 3, 4 and 5): an ingest worker
+killed with SIGKILL mid-stream and restarted, the broker killed and restarted, and two workers sharing the
+load; each time every purchase the robot made is in the cloud database exactly once."""
 
 from __future__ import annotations
 
@@ -204,3 +204,31 @@ async def test_two_ingest_workers_share_the_load_exactly_once(
     handled = [(tmp_path / f"{name}.log").read_text().count("batch applied") for name in ("a", "b")]
     assert all(n > 0 for n in handled), f"batches per worker: {handled}"
     assert sum(handled) >= 40  # 2,000 events in batches of 50
+
+
+async def test_the_broker_killed_and_restarted_mid_stream_loses_and_doubles_nothing(
+    cloud_db_url: str,
+    mosquitto_factory: MosquittoFactory,
+    ingest_processes: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    """Fault 4: Mosquitto persists by snapshot, so a kill loses what it held; only the cloud's ack lets the
+    robot forget a batch, so everything is sent again and applied once."""
+    store_id, item_id = await prepare(cloud_db_url)
+    broker = mosquitto_factory(users=PASSWORDS, acl=ACL)
+    ingest_processes.append(start_ingest(broker, cloud_db_url, tmp_path, "only", "ingest-1"))
+    robot_db = tmp_path / "robot.db"
+    made = make_purchases(robot_db, store_id, item_id, 3_000)
+    async with robot(broker, robot_db) as sender:
+        sender.wake()
+        for _ in range(600):
+            if (await stored_purchases(cloud_db_url))[1] >= 500:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(broker.kill)
+        applied_before = (await stored_purchases(cloud_db_url))[1]
+        await asyncio.to_thread(broker.start)
+        await drained(sender)
+    ids, rows = await stored_purchases(cloud_db_url)
+    assert 500 <= applied_before < 3_000, "the kill did not come mid-stream"
+    assert (rows, ids) == (3_000, set(made))
