@@ -15,17 +15,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from cloud_sync.database import create_engine
-from models.base_server import BASE_METADATA
-from models.columns import utcnow
-from models.store_api import PurchaseLine
 from models.store_server import STORE_METADATA
-from models.sync_events import PurchaseMade, event_payload
-from robot_agent.store import outbox
 from robot_agent.store.database import open_store
 from robot_agent.store.outbox import Clock
 from robot_agent.sync.mqtt import RobotLink
@@ -33,6 +27,8 @@ from robot_agent.sync.sender import Sender
 from tests.conftest import MosquittoFactory
 from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT
 from tests.support.mosquitto import MosquittoBroker
+from tests.support.sync import make_purchases as add_purchases
+from tests.support.sync import seed_cloud
 
 BIN = Path(sys.executable).parent
 KEY = Ed25519PrivateKey.generate()
@@ -40,30 +36,7 @@ _PURCHASES = STORE_METADATA.tables["purchases"]
 
 
 async def prepare(db_url: str) -> tuple[uuid.UUID, uuid.UUID]:
-    """The robot with its key, and a store with an uncounted item, in the cloud database."""
-    pem = KEY.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    store_id, item_id = uuid.uuid4(), uuid.uuid4()
-    engine = create_engine(db_url)
-    async with engine.begin() as conn:
-        await conn.execute(
-            insert(BASE_METADATA.tables["robots"]).values(
-                id=ROBOT, robot_model_id="rb2", robot_model_name="Railbot 2", public_key=pem.decode()
-            )
-        )
-        await conn.execute(
-            insert(STORE_METADATA.tables["stores"]).values(
-                id=store_id, name="Buffet", description="Snacks", logo_url="/b.png", store_type="SHOP"
-            )
-        )
-        await conn.execute(
-            insert(STORE_METADATA.tables["store_items"]).values(
-                id=item_id, store_id=store_id, name="Tea", description="Tea", price_penny=100, balance=None
-            )
-        )
-    await engine.dispose()
-    return store_id, item_id
+    return await seed_cloud(db_url, ROBOT, KEY)
 
 
 async def stored_purchases(db_url: str) -> tuple[set[uuid.UUID], int]:
@@ -125,20 +98,19 @@ async def robot(broker: MosquittoBroker, path: Path) -> AsyncIterator[Sender]:
 
 
 def make_purchases(path: Path, store_id: uuid.UUID, item_id: uuid.UUID, count: int) -> list[uuid.UUID]:
-    store, clock, made = open_store(path), Clock(), []
-    with store.begin() as conn:
-        for _ in range(count):
-            bought = PurchaseMade(
-                purchase_id=uuid.uuid4(),
-                store_id=store_id,
-                user_id=uuid.uuid4(),
-                items=[PurchaseLine(item_id=item_id, count=1)],
-                at=utcnow(),
-            )
-            outbox.append(conn, *event_payload(bought), clock)
-            made.append(bought.purchase_id)
-    store.dispose()
-    return made
+    store = open_store(path)
+    try:
+        return add_purchases(store, store_id, item_id, count)
+    finally:
+        store.dispose()
+
+
+async def until_stored(db_url: str, count: int) -> None:
+    """Wait (up to 30 s) until the cloud holds `count` purchases: the moment to cause a fault mid-stream."""
+    for _ in range(600):
+        if (await stored_purchases(db_url))[1] >= count:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def drained(sender: Sender, within_s: float = 60.0) -> None:
@@ -162,10 +134,7 @@ async def test_an_ingest_killed_mid_stream_and_restarted_loses_and_doubles_nothi
     made = make_purchases(robot_db, store_id, item_id, 3_000)
     async with robot(broker, robot_db) as sender:
         sender.wake()
-        for _ in range(600):
-            if (await stored_purchases(cloud_db_url))[1] >= 500:
-                break
-            await asyncio.sleep(0.05)
+        await until_stored(cloud_db_url, 500)
         ingest_processes[0].send_signal(
             signal.SIGKILL
         )  # mid-stream: batches in flight, one perhaps mid-commit
@@ -221,10 +190,7 @@ async def test_the_broker_killed_and_restarted_mid_stream_loses_and_doubles_noth
     made = make_purchases(robot_db, store_id, item_id, 3_000)
     async with robot(broker, robot_db) as sender:
         sender.wake()
-        for _ in range(600):
-            if (await stored_purchases(cloud_db_url))[1] >= 500:
-                break
-            await asyncio.sleep(0.05)
+        await until_stored(cloud_db_url, 500)
         await asyncio.to_thread(broker.kill)
         applied_before = (await stored_purchases(cloud_db_url))[1]
         await asyncio.to_thread(broker.start)

@@ -7,30 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from cloud_sync.database import create_engine
 from cloud_sync.ingest import Ingest
 from cloud_sync.ingest_worker import IngestWorker
-from models.base_server import BASE_METADATA
-from models.columns import utcnow
-from models.store_api import PurchaseLine
 from models.store_server import STORE_METADATA
-from models.sync_events import PurchaseMade, event_payload
-from robot_agent.store import outbox
 from robot_agent.store.database import open_store
 from robot_agent.store.outbox import Clock
 from robot_agent.sync.mqtt import RobotLink
 from robot_agent.sync.sender import Sender
 from tests.conftest import MosquittoFactory
 from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT
+from tests.support.sync import make_purchases, seed_cloud
 
 PURCHASES = 10_000
 
@@ -52,27 +46,8 @@ async def test_purchases_made_while_the_broker_is_down_reach_the_cloud_once(
     cloud_db_url: str, mosquitto_factory: MosquittoFactory, tmp_path: Path
 ) -> None:
     key = Ed25519PrivateKey.generate()
-    pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    store_id, item_id = await seed_cloud(cloud_db_url, ROBOT, key)
     engine = create_engine(cloud_db_url)
-    store_id, item_id = uuid.uuid4(), uuid.uuid4()
-    async with engine.begin() as conn:
-        await conn.execute(
-            insert(BASE_METADATA.tables["robots"]).values(
-                id=ROBOT, robot_model_id="rb2", robot_model_name="Railbot 2", public_key=pem.decode()
-            )
-        )
-        await conn.execute(
-            insert(STORE_METADATA.tables["stores"]).values(
-                id=store_id, name="Buffet", description="Snacks", logo_url="/b.png", store_type="SHOP"
-            )
-        )
-        await conn.execute(
-            insert(STORE_METADATA.tables["store_items"]).values(
-                id=item_id, store_id=store_id, name="Tea", description="Tea", price_penny=100, balance=None
-            )
-        )
     broker = mosquitto_factory(users=PASSWORDS, acl=ACL)
     robot_db = open_store(tmp_path / "robot.db")
     worker = IngestWorker(Ingest(engine), broker.url, "cloud", PASSWORDS["cloud"], "ingest-test")
@@ -84,18 +59,7 @@ async def test_purchases_made_while_the_broker_is_down_reach_the_cloud_once(
                     await link.wait_connected()
                     await worker.subscribed.wait()
                 await asyncio.to_thread(broker.kill)
-                clock, made = Clock(), []
-                with robot_db.begin() as conn:
-                    for _ in range(PURCHASES):
-                        bought = PurchaseMade(
-                            purchase_id=uuid.uuid4(),
-                            store_id=store_id,
-                            user_id=uuid.uuid4(),
-                            items=[PurchaseLine(item_id=item_id, count=1)],
-                            at=utcnow(),
-                        )
-                        outbox.append(conn, *event_payload(bought), clock)
-                        made.append(bought.purchase_id)
+                made = make_purchases(robot_db, store_id, item_id, PURCHASES)
                 sender.wake()
                 await asyncio.to_thread(broker.start)
                 for _ in range(1_200):  # 60 s
