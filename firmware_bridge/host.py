@@ -11,10 +11,11 @@ from __future__ import annotations
 import enum
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from firmware_bridge.arq import FAST_RESEND_GAP_S, LinkDown, Receiver, Sender, Take
+from firmware_bridge.arq import FAST_RESEND_GAP_S, LinkDown, Outgoing, Receiver, Sender, Take
 from firmware_bridge.errors import NotLinkedError
 from firmware_bridge.framing import Frame, FrameDecoder, encode_frame
 from firmware_bridge.schema import (
@@ -195,22 +196,20 @@ class HostProtocol:
         self._resend(now)
 
     def _resend(self, now: float) -> None:
-        try:
-            again = self._commands.resend_now(now)
-        except LinkDown as err:
-            self._lose(str(err), now)
-            return
-        for message in again:
-            self._send(Frame(message.seq, self._events.last, message.type, message.payload), now)
+        self._send_commands(self._commands.resend_now, now)
 
     def _send_due(self, now: float) -> bool:
         """Put the commands due now on the wire; False if that found the link down (and lost it)."""
+        return self._send_commands(self._commands.due, now)
+
+    def _send_commands(self, take: Callable[[float], list[Outgoing]], now: float) -> bool:
+        """Send what `take` (due or resend_now) gives; False if it found the link down (and lost it)."""
         try:
-            due = self._commands.due(now)
+            messages = take(now)
         except LinkDown as err:
             self._lose(str(err), now)
             return False
-        for message in due:
+        for message in messages:
             self._send(Frame(message.seq, self._events.last, message.type, message.payload), now)
         return True
 

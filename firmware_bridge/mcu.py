@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from firmware_bridge.arq import FAST_RESEND_GAP_S, LinkDown, Receiver, Sender, Take
+from firmware_bridge.arq import FAST_RESEND_GAP_S, LinkDown, Outgoing, Receiver, Sender, Take
 from firmware_bridge.framing import Frame, FrameDecoder, encode_frame
 from firmware_bridge.schema import (
     BY_ID,
@@ -131,15 +132,7 @@ class McuProtocol:
         for name, fields in self._board.poll(now):
             self._event(name, fields, now)
         if self.linked and self._events.pending:
-            try:
-                due = self._events.due(now)
-            except LinkDown as err:
-                # The host hears nothing of ours, or will not acknowledge: give up on it, safely.
-                log.warning("events not acknowledged (%s): safe state", err)
-                self._unlink(now)
-                due = []
-            for message in due:
-                self._send(Frame(message.seq, self._commands.last, message.type, message.payload))
+            self._send_events(self._events.due, now)
         if self._events.pending < EVENT_QUEUE // 2:
             self._faults &= ~FAULT_EVENT_QUEUE_FULL
         if now - self._status_at >= STATUS_PERIOD_S:
@@ -155,13 +148,18 @@ class McuProtocol:
         self._resend_events(now)
 
     def _resend_events(self, now: float) -> None:
+        self._send_events(self._events.resend_now, now)
+
+    def _send_events(self, take: Callable[[float], list[Outgoing]], now: float) -> None:
+        """Send what `take` (due or resend_now) gives of the events in flight."""
         try:
-            again = self._events.resend_now(now)
+            messages = take(now)
         except LinkDown as err:
+            # The host hears nothing of ours, or will not acknowledge: give up on it, safely.
             log.warning("events not acknowledged (%s): safe state", err)
             self._unlink(now)
             return
-        for message in again:
+        for message in messages:
             self._send(Frame(message.seq, self._commands.last, message.type, message.payload))
 
     def _check_heartbeat(self, now: float) -> None:
