@@ -26,10 +26,10 @@ from cloud_sync.signing import trust_document, trusted_keys
 from cloud_sync.tables import RobotCredential
 from models.base_api import TrustList
 from models.base_server import Robot
+from models.sync_batch import TOPIC_ROOT
 
 log = logging.getLogger(__name__)
 
-TOPIC_ROOT = "railbot/v1/robots"
 ROBOT_USER_PREFIX = "robot-"
 DEFAULT_INGEST_USER = "cloud-ingest"
 DEFAULT_LISTEN = ("127.0.0.1", 1883)

@@ -31,7 +31,7 @@ from cloud_sync.tables import CLOUD_METADATA
 from models.base_server import BASE_METADATA
 from models.columns import utcnow
 from models.store_server import STORE_METADATA
-from models.sync_batch import Batch, BatchEvent, BatchRefused, decode_batch, event_data
+from models.sync_batch import TOPIC_ROOT, Batch, BatchEvent, BatchRefused, decode_batch, event_data
 from models.sync_events import (
     EngineerAction,
     EventData,
@@ -44,7 +44,7 @@ from models.sync_events import (
 
 log = logging.getLogger(__name__)
 
-TOPIC_PREFIX: Final = "railbot/v1/robots/"
+TOPIC_PREFIX: Final = f"{TOPIC_ROOT}/"
 DEAD_LETTER_PAYLOAD_BYTES: Final = 64 * 1024
 _ROBOTS = BASE_METADATA.tables["robots"]
 _TICKETS = BASE_METADATA.tables["tickets"]

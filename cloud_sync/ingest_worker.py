@@ -23,10 +23,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.ingest import Ingest, robot_of
+from models.sync_batch import TOPIC_ROOT
 
 log = logging.getLogger(__name__)
 
-SUBSCRIPTION: Final = "$share/ingest/railbot/v1/robots/+/up/batch"
+SUBSCRIPTION: Final = f"$share/ingest/{TOPIC_ROOT}/+/up/batch"
 SESSION_EXPIRY_S: Final = 24 * 3600
 MAX_INFLIGHT: Final = 20  # the generated broker config's max_inflight_messages
 
@@ -90,7 +91,7 @@ class IngestWorker:
             return
         if ack is not None:
             robot = robot_of(message.topic)
-            info = self._client.publish(f"railbot/v1/robots/{robot}/down/ack", _json(ack), qos=1)
+            info = self._client.publish(f"{TOPIC_ROOT}/{robot}/down/ack", _json(ack), qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 log.warning("ack not sent robot=%s: %s", robot, mqtt.error_string(info.rc))
         self._client.ack(message.mid, message.qos)

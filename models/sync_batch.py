@@ -20,6 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from models.ticket_codec import TicketFormatError, cose_open, cose_sign, key_id, load_cbor
 
+# Every sync topic is {TOPIC_ROOT}/{robot}/up/... or .../down/... (docs/sync.md, "Topics").
+TOPIC_ROOT: Final = "railbot/v1/robots"
+EVENT_TYPE_MAX: Final = 40
 BATCH_VERSION: Final = 1
 MAX_BATCH_BYTES: Final = 256 * 1024
 MAX_EVENTS: Final = 500
@@ -144,8 +147,8 @@ def _event(event: object, n: int) -> BatchEvent:
     if not isinstance(data, cbor2.CBORTag) or data.tag != ENCODED_CBOR_TAG or type(data.value) is not bytes:
         raise BatchRefused("malformed", f"event {n}: data must be encoded CBOR (tag 24)")
     kind = event["type"]
-    if not isinstance(kind, str) or not 1 <= len(kind) <= 40:
-        raise BatchRefused("malformed", f"event {n}: type must be text of 1 to 40 characters")
+    if not isinstance(kind, str) or not 1 <= len(kind) <= EVENT_TYPE_MAX:
+        raise BatchRefused("malformed", f"event {n}: type must be text of 1 to {EVENT_TYPE_MAX} characters")
     return BatchEvent(
         id=_uuid(event["id"], f"event {n} id"),
         seq=_int(event["seq"], f"event {n} seq", low=1),

@@ -18,11 +18,10 @@ import cbor2
 from sqlalchemy import Connection, delete, func, insert, select, update
 from uuid_utils.compat import uuid7
 
-from models.sync_batch import BatchEvent
+from models.sync_batch import EVENT_TYPE_MAX, BatchEvent
 from robot_agent.store.tables import OutboxRow, RejectedEvent
 
 MAX_BATCH_EVENTS: Final = 500
-EVENT_TYPE_MAX: Final = 40
 _OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
 _REJECTED = RejectedEvent.__table__  # type: ignore[attr-defined]
 

@@ -34,11 +34,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from models.sync_batch import TOPIC_ROOT
 from robot_agent.errors import RobotAgentError
 
 log = logging.getLogger(__name__)
 
-TOPIC_ROOT = "railbot/v1/robots"
 
 # paho's in-flight window. It must stay within the broker's Receive Maximum (Mosquitto's
 # max_inflight_messages, 20 by default): paho ignores the value the broker advertises, and beyond it
