@@ -35,10 +35,6 @@ KEY = Ed25519PrivateKey.generate()
 _PURCHASES = STORE_METADATA.tables["purchases"]
 
 
-async def prepare(db_url: str) -> tuple[uuid.UUID, uuid.UUID]:
-    return await seed_cloud(db_url, ROBOT, KEY)
-
-
 async def stored_purchases(db_url: str) -> tuple[set[uuid.UUID], int]:
     engine = create_engine(db_url)
     async with engine.connect() as conn:
@@ -127,7 +123,7 @@ async def test_an_ingest_killed_mid_stream_and_restarted_loses_and_doubles_nothi
     ingest_processes: list[subprocess.Popen[bytes]],
     tmp_path: Path,
 ) -> None:
-    store_id, item_id = await prepare(cloud_db_url)
+    store_id, item_id = await seed_cloud(cloud_db_url, ROBOT, KEY)
     broker = mosquitto_factory(users=PASSWORDS, acl=ACL)
     ingest_processes.append(start_ingest(broker, cloud_db_url, tmp_path, "first", "ingest-1"))
     robot_db = tmp_path / "robot.db"
@@ -155,7 +151,7 @@ async def test_two_ingest_workers_share_the_load_exactly_once(
     ingest_processes: list[subprocess.Popen[bytes]],
     tmp_path: Path,
 ) -> None:
-    store_id, item_id = await prepare(cloud_db_url)
+    store_id, item_id = await seed_cloud(cloud_db_url, ROBOT, KEY)
     broker = mosquitto_factory(users=PASSWORDS, acl=ACL)
     for name in ("a", "b"):
         ingest_processes.append(start_ingest(broker, cloud_db_url, tmp_path, name, f"ingest-{name}"))
@@ -183,7 +179,7 @@ async def test_the_broker_killed_and_restarted_mid_stream_loses_and_doubles_noth
 ) -> None:
     """Fault 4: Mosquitto persists by snapshot, so a kill loses what it held; only the cloud's ack lets the
     robot forget a batch, so everything is sent again and applied once."""
-    store_id, item_id = await prepare(cloud_db_url)
+    store_id, item_id = await seed_cloud(cloud_db_url, ROBOT, KEY)
     broker = mosquitto_factory(users=PASSWORDS, acl=ACL)
     ingest_processes.append(start_ingest(broker, cloud_db_url, tmp_path, "only", "ingest-1"))
     robot_db = tmp_path / "robot.db"
