@@ -190,13 +190,9 @@ class McuClient:
             log.warning("serial port trouble: %s", reason)
         self.transport_error = reason
         if self._protocol is not None and self._protocol.state is LinkState.LINKED:
-            self._handle(self._protocol_restart(reason, now))
-
-    def _protocol_restart(self, reason: str, now: float) -> list[Happening]:
-        assert self._protocol is not None
-        self._protocol.restart(now, reason)
-        self._protocol.data_to_send()  # the port is gone: the HELLO goes out once it is back
-        return self._protocol.tick(now)
+            self._protocol.restart(now, reason)
+            self._protocol.data_to_send()  # the port is gone: the HELLO goes out once it is back
+            self._handle(self._protocol.tick(now))
 
     def _handle(self, happened: list[Happening]) -> None:
         for happening in happened:
