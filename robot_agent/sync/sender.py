@@ -143,8 +143,11 @@ class Sender:
                         self._in_flight[batch.id] = _InFlight(batch, loop.time())
                         await self._publish(batch)
                     self._wake.clear()
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands as the
+                    # wait completes, and the task then never stops.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
+                        async with asyncio.timeout(IDLE_POLL_S):
+                            await self._wake.wait()
             except Exception as err:  # the link dropped mid-publish: the batch stays in the outbox
                 log.warning("sending stopped: %s", err)
                 await asyncio.sleep(0.1)

@@ -29,6 +29,7 @@ from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.sync import make_purchases as add_purchases
 from tests.support.sync import seed_cloud
+from tests.support.tasks import stop
 
 BIN = Path(sys.executable).parent
 KEY = Ed25519PrivateKey.generate()
@@ -88,9 +89,7 @@ async def robot(broker: MosquittoBroker, path: Path) -> AsyncIterator[Sender]:
                 await link.wait_connected()
             yield sender
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
 
 
 def make_purchases(path: Path, store_id: uuid.UUID, item_id: uuid.UUID, count: int) -> list[uuid.UUID]:

@@ -25,6 +25,7 @@ from robot_agent.sync.sender import Sender
 from tests.conftest import MosquittoFactory
 from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT
 from tests.support.sync import make_purchases, seed_cloud
+from tests.support.tasks import stop
 
 PURCHASES = 10_000
 
@@ -35,11 +36,7 @@ async def running(*coroutines: Coroutine[Any, Any, None]) -> AsyncIterator[None]
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(*tasks)
 
 
 async def test_purchases_made_while_the_broker_is_down_reach_the_cloud_once(

@@ -30,6 +30,7 @@ from robot_agent.sync.sender import Sender
 from tests.conftest import MosquittoFactory
 from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT
 from tests.support.mosquitto import MosquittoBroker
+from tests.support.tasks import stop
 
 KEY = Ed25519PrivateKey.generate()
 
@@ -77,9 +78,7 @@ async def robot(broker: MosquittoBroker, path: Path) -> AsyncIterator[tuple[Send
         try:
             yield sender, link, store
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
 
 
 async def test_events_made_while_the_broker_is_down_all_arrive_once_it_is_back(

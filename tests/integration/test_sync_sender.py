@@ -20,6 +20,7 @@ from robot_agent.store import outbox
 from robot_agent.store.database import open_store
 from robot_agent.store.outbox import Clock
 from robot_agent.sync.sender import Sender, parse_ack
+from tests.support.tasks import stop
 
 ROBOT = uuid.UUID(int=42)
 KEY = Ed25519PrivateKey.generate()
@@ -89,9 +90,7 @@ async def running(sender: Sender) -> AsyncIterator[Sender]:
     try:
         yield sender
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
 
 
 async def test_batches_go_out_in_order_and_leave_only_on_committed(store: Engine) -> None:
