@@ -12,6 +12,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from cloud_sync.changes import ChangeLoggingSession
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.tables import CLOUD_METADATA
 from models.base_server import BASE_METADATA
@@ -85,7 +86,10 @@ def sqlite_sync_engine(engine: AsyncEngine, *, busy_timeout_ms: int) -> Engine:
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    # Every session logs changes to the tables robots copy, in the same transaction (cloud_sync/changes.py).
+    return async_sessionmaker(
+        engine, class_=AsyncSession, sync_session_class=ChangeLoggingSession, expire_on_commit=False
+    )
 
 
 def is_postgres(engine: AsyncEngine) -> bool:

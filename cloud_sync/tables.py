@@ -198,6 +198,16 @@ class SyncChange(CloudTable, table=True):
     changed_at: dt.datetime = created_at()
 
 
+class SyncChangeFloor(CloudTable, table=True):
+    """How far the change log of a scope has been compacted: a robot whose cursor in the scope is below
+    `floor` has missed changes that are gone, and gets a snapshot of the scope instead."""
+
+    __tablename__ = "sync_change_floors"
+
+    scope: str = Field(sa_type=String(80), primary_key=True)
+    floor: int = Field(sa_type=BigInteger)
+
+
 class RobotCredential(CloudTable, table=True):
     """A robot's user on the MQTT broker; only Mosquitto's PBKDF2 hash of the password is kept."""
 

@@ -132,7 +132,11 @@ class RobotLink:
         self._connected = False
         self._connected_event = asyncio.Event()
         self._pending: dict[int, tuple[asyncio.Future[None], str]] = {}
-        self._inbox: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
+        self._disconnected_event = asyncio.Event()
+        self._disconnected_event.set()
+        # One inbox per `down/` suffix (ack, changes, ...), made on first use by either side, so a message
+        # that arrives before its reader starts waits for it.
+        self._inboxes: dict[str, asyncio.Queue[bytes | None]] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -171,7 +175,8 @@ class RobotLink:
         if self._loop is not None:
             await asyncio.to_thread(self._stop_paho)
         self._link_lost("link closed")
-        self._inbox.put_nowait(None)
+        for inbox in self._inboxes.values():
+            inbox.put_nowait(None)
         log.info("robot=%s link closed", self.robot_id)
 
     def _stop_paho(self) -> None:
@@ -197,6 +202,10 @@ class RobotLink:
     async def wait_connected(self) -> None:
         """Wait until the link is connected (at once if it is); bound it with `asyncio.timeout`."""
         await self._connected_event.wait()
+
+    async def wait_disconnected(self) -> None:
+        """Wait until the link is not connected (at once if it is not): it dropped, or was closed."""
+        await self._disconnected_event.wait()
 
     # -- publishing ---------------------------------------------------------------------------------------
 
@@ -235,16 +244,26 @@ class RobotLink:
 
     # -- receiving ----------------------------------------------------------------------------------------
 
-    async def messages(self) -> AsyncIterator[tuple[str, bytes]]:
-        """(topic suffix under `down/`, payload) for every message the cloud sends; ends when the link closes.
+    async def messages(self, suffix: str) -> AsyncIterator[bytes]:
+        """The payload of every message the cloud sends on `down/{suffix}`; ends when the link closes.
+        One reader per suffix.
 
         paho acknowledges a message once it is in this inbox, before the caller has applied it; down-sync
         does not rely on that ack (the robot asks again from its own cursor on every connect)."""
-        while not (self._closed and self._inbox.empty()):
-            item = await self._inbox.get()
+        inbox = self._inbox(suffix)
+        while not (self._closed and inbox.empty()):
+            item = await inbox.get()
             if item is None:
                 return
             yield item
+
+    def _inbox(self, suffix: str) -> asyncio.Queue[bytes | None]:
+        if suffix not in self._inboxes:
+            self._inboxes[suffix] = asyncio.Queue()
+        return self._inboxes[suffix]
+
+    def _received(self, suffix: str, payload: bytes) -> None:
+        self._inbox(suffix).put_nowait(payload)
 
     # -- paho's thread: hand everything to the event loop -------------------------------------------------
 
@@ -323,7 +342,7 @@ class RobotLink:
         if not topic.startswith(self._down_prefix):
             log.warning("robot=%s message on unexpected topic %s ignored", self.robot_id, topic)
             return
-        self._to_loop(self._inbox.put_nowait, (topic.removeprefix(self._down_prefix), bytes(message.payload)))
+        self._to_loop(self._received, topic.removeprefix(self._down_prefix), bytes(message.payload))
 
     # -- the event loop's side ----------------------------------------------------------------------------
 
@@ -332,10 +351,12 @@ class RobotLink:
             return
         self._connected = True
         self._connected_event.set()
+        self._disconnected_event.clear()
 
     def _link_lost(self, why: str) -> None:
         self._connected = False
         self._connected_event.clear()
+        self._disconnected_event.set()
         pending, self._pending = self._pending, {}
         for future, topic in pending.values():
             if not future.done():

@@ -44,7 +44,9 @@ class Link(Protocol):
         """Resolve on a successful PUBACK; raise if refused or if the link drops first."""
         ...
 
-    def messages(self) -> AsyncIterator[tuple[str, bytes]]: ...
+    def messages(self, suffix: str) -> AsyncIterator[bytes]:
+        """The payloads the cloud sends on `down/{suffix}`."""
+        ...
 
 
 @dataclass
@@ -157,9 +159,7 @@ class Sender:
         await self._link.publish("batch", payload)
 
     async def _acks(self) -> None:
-        async for suffix, payload in self._link.messages():
-            if suffix != "ack":
-                continue
+        async for payload in self._link.messages("ack"):
             try:
                 ack = parse_ack(payload)
             except AckError as err:

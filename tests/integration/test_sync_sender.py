@@ -31,7 +31,7 @@ class MemoryLink:
 
     def __init__(self) -> None:
         self.published: list[Batch] = []
-        self._down: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._down: asyncio.Queue[bytes] = asyncio.Queue()
         self._up = asyncio.Event()
         self._up.set()
 
@@ -48,14 +48,13 @@ class MemoryLink:
         assert topic_suffix == "batch"
         self.published.append(decode_batch(payload, ROBOT, KEY.public_key().public_bytes_raw()))
 
-    async def messages(self) -> AsyncIterator[tuple[str, bytes]]:
+    async def messages(self, suffix: str) -> AsyncIterator[bytes]:
+        assert suffix == "ack"
         while True:
             yield await self._down.get()
 
     def ack(self, batch: uuid.UUID, status: str = "committed", reason: str = "") -> None:
-        self._down.put_nowait(
-            ("ack", json.dumps({"batch": str(batch), "status": status, "reason": reason}).encode())
-        )
+        self._down.put_nowait(json.dumps({"batch": str(batch), "status": status, "reason": reason}).encode())
 
     def cut(self) -> None:
         self._up.clear()

@@ -1,0 +1,319 @@
+"""The change log robots sync down from (`sync_changes`; docs/sync.md, "Down-sync").
+
+Every change to a replicated table (`models.sync_changes.REPLICATED`) is appended to the log in the same
+transaction as the change itself, once per scope the row belongs to:
+
+- ORM writes (the Base and Store APIs, key rotation, revocations) through `ChangeLoggingSession`, the
+  session class every cloud session uses: it notes the replicated rows a flush adds, changes or deletes, and
+  logs them from the database's own copy right after the flush.
+- Core writes call `log_upserts` / `log_deletes` themselves.
+
+Scopes: tickets, their revocations and their passengers travel in the ticket's train scope; stores and items
+in the scope of every train `train_stores` puts them on; engineers, auth cards and signing keys go to every
+robot; assignments to the robot assigned. A ticket brings its passenger along into its train's scope, a
+`train_stores` row its store and that store's items.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+from sqlalchemy import Connection, Table, delete, event, func, insert, select
+from sqlalchemy.orm import Session, UOWTransaction
+from sqlmodel import Session as SqlModelSession
+
+from cloud_sync.tables import CLOUD_METADATA
+from models.base_server import BASE_METADATA
+from models.columns import utcnow
+from models.store_server import STORE_METADATA
+from models.sync_changes import ALL_SCOPE, REPLICATED, Change, robot_scope, train_scope
+
+CHANGES: Final = CLOUD_METADATA.tables["sync_changes"]
+FLOORS: Final = CLOUD_METADATA.tables["sync_change_floors"]
+_IN_CHUNK: Final = 5_000  # keys per IN (...): well inside SQLite's 32,766 parameters
+_UNSCOPED: Final = {"engineers", "auth_cards", "signing_keys"}
+RowMap = Mapping[Any, Any]  # a row as SQLAlchemy maps it, or a dict of its columns
+
+
+def table(name: str) -> Table:
+    for metadata in (BASE_METADATA, STORE_METADATA, CLOUD_METADATA):
+        if name in metadata.tables:
+            return metadata.tables[name]
+    raise KeyError(name)
+
+
+def jsonable(value: Any) -> Any:
+    """A column value as the change log keeps it (JSON): UUIDs, dates and times as ISO text."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def row_value(table_name: str, row: RowMap) -> dict[str, Any]:
+    return {c: jsonable(row[c]) for c in REPLICATED[table_name].columns}
+
+
+def _chunks(keys: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(keys), _IN_CHUNK):
+        yield keys[i : i + _IN_CHUNK]
+
+
+def _trains_by(conn: Connection, source: str, column: str, keys: Iterable[Any]) -> dict[Any, set[str]]:
+    """{key: train scopes} from `source` (tickets or train_stores) rows whose `column` is one of `keys`."""
+    src = table(source)
+    found: dict[Any, set[str]] = defaultdict(set)
+    for chunk in _chunks(sorted(set(keys), key=str)):
+        query = select(src.c[column], src.c.train_number).where(src.c[column].in_(chunk)).distinct()
+        for key, train in conn.execute(query):
+            found[key].add(train_scope(train))
+    return found
+
+
+def scopes_of(conn: Connection, table_name: str, rows: Sequence[RowMap]) -> list[set[str]]:
+    """The scopes each row belongs to (rows as the database has them, all columns)."""
+    if table_name in _UNSCOPED:
+        return [{ALL_SCOPE} for _ in rows]
+    if table_name in ("tickets", "train_stores"):
+        return [{train_scope(r["train_number"])} for r in rows]
+    if table_name == "robot_assignments":
+        return [{robot_scope(r["robot_id"])} for r in rows]
+    by, column, source = {
+        "users": ("id", "user_id", "tickets"),
+        "ticket_revocations": ("ticket_id", "id", "tickets"),
+        "stores": ("id", "store_id", "train_stores"),
+        "store_items": ("store_id", "store_id", "train_stores"),
+    }[table_name]
+    trains = _trains_by(conn, source, column, [r[by] for r in rows])
+    return [set(trains.get(r[by], ())) for r in rows]
+
+
+def _rows(conn: Connection, table_name: str, column: str, keys: Iterable[Any]) -> list[RowMap]:
+    t = table(table_name)
+    found: list[RowMap] = []
+    for chunk in _chunks(sorted(set(keys), key=str)):
+        found.extend(r._mapping for r in conn.execute(select(t).where(t.c[column].in_(chunk))))
+    return found
+
+
+def log_upserts(conn: Connection, table_name: str, keys: Iterable[Any]) -> int:
+    """Log the rows of `table_name` with these keys as they now are (a key no longer there is skipped),
+    with their companions. Returns the number of log entries written."""
+    rows = _rows(conn, table_name, REPLICATED[table_name].key, keys)
+    entries: list[dict[str, Any]] = []
+    _entries(conn, table_name, rows, scopes_of(conn, table_name, rows), entries)
+    return _write(conn, entries)
+
+
+def _entries(
+    conn: Connection,
+    table_name: str,
+    rows: Sequence[RowMap],
+    scopes: Sequence[set[str]],
+    out: list[dict[str, Any]],
+) -> None:
+    key = REPLICATED[table_name].key
+    now = utcnow()
+    by_scope: dict[str, set[Any]] = defaultdict(set)  # companions: user ids / store ids per scope
+    for row, row_scopes in zip(rows, scopes, strict=True):
+        value = row_value(table_name, row)
+        for scope in sorted(row_scopes):
+            out.append(
+                {
+                    "scope": scope,
+                    "table_name": table_name,
+                    "row_key": str(row[key]),
+                    "op": "upsert",
+                    "value": value,
+                    "changed_at": now,
+                }
+            )
+            if table_name == "tickets":
+                by_scope[scope].add(row["user_id"])
+            elif table_name == "train_stores":
+                by_scope[scope].add(row["store_id"])
+    for scope, ids in sorted(by_scope.items()):
+        if table_name == "tickets":
+            users = _rows(conn, "users", "id", ids)
+            _entries(conn, "users", users, [{scope}] * len(users), out)
+        else:
+            stores = _rows(conn, "stores", "id", ids)
+            _entries(conn, "stores", stores, [{scope}] * len(stores), out)
+            items = _rows(conn, "store_items", "store_id", ids)
+            _entries(conn, "store_items", items, [{scope}] * len(items), out)
+
+
+def delete_entries(conn: Connection, table_name: str, rows: Sequence[RowMap]) -> list[dict[str, Any]]:
+    """Log entries for deleting `rows`; computed before the rows go, while their scopes can still be found."""
+    key = REPLICATED[table_name].key
+    now = utcnow()
+    return [
+        {
+            "scope": s,
+            "table_name": table_name,
+            "row_key": str(r[key]),
+            "op": "delete",
+            "value": None,
+            "changed_at": now,
+        }
+        for r, scopes in zip(rows, scopes_of(conn, table_name, rows), strict=True)
+        for s in sorted(scopes)
+    ]
+
+
+def log_deletes(conn: Connection, table_name: str, keys: Iterable[Any]) -> int:
+    """Log the deletion of these rows; call it before deleting them."""
+    return _write(
+        conn, delete_entries(conn, table_name, _rows(conn, table_name, REPLICATED[table_name].key, keys))
+    )
+
+
+def _write(conn: Connection, entries: list[dict[str, Any]]) -> int:
+    if entries:
+        conn.execute(insert(CHANGES), entries)
+    return len(entries)
+
+
+# -- the ORM's writes ------------------------------------------------------------------------------------
+
+_PENDING: Final = "railbot_sync_changes"
+
+
+class ChangeLoggingSession(SqlModelSession):
+    """A Session that logs every change to a replicated table in the same transaction (see the module)."""
+
+
+def _table_of(obj: object) -> str | None:
+    name = getattr(type(obj), "__tablename__", None)
+    return name if name in REPLICATED else None
+
+
+def _before_flush(session: Session, _flush: UOWTransaction, _instances: object) -> None:
+    upserts: dict[str, set[Any]] = defaultdict(set)
+    deletes: dict[str, set[Any]] = defaultdict(set)
+    for obj in session.new:
+        if (name := _table_of(obj)) is not None:
+            upserts[name].add(getattr(obj, REPLICATED[name].key))
+    for obj in session.dirty:
+        if (name := _table_of(obj)) is not None and session.is_modified(obj):
+            upserts[name].add(getattr(obj, REPLICATED[name].key))
+    for obj in session.deleted:
+        if (name := _table_of(obj)) is not None:
+            deletes[name].add(getattr(obj, REPLICATED[name].key))
+    if not upserts and not deletes:
+        return
+    conn = session.connection()
+    entries = [e for name, keys in sorted(deletes.items()) for e in _delete_entries_of(conn, name, keys)]
+    pending = session.info.setdefault(_PENDING, ([], defaultdict(set)))
+    pending[0].extend(entries)
+    for name, keys in upserts.items():
+        pending[1][name] |= keys
+
+
+def _delete_entries_of(conn: Connection, table_name: str, keys: set[Any]) -> list[dict[str, Any]]:
+    return delete_entries(conn, table_name, _rows(conn, table_name, REPLICATED[table_name].key, keys))
+
+
+def _after_flush(session: Session, _flush: UOWTransaction) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if pending is None:
+        return
+    deletes, upserts = pending
+    conn = session.connection()
+    _write(conn, deletes)
+    for name, keys in sorted(upserts.items()):
+        log_upserts(conn, name, keys)
+
+
+def _discard(session: Session, *_args: object) -> None:
+    session.info.pop(_PENDING, None)
+
+
+event.listen(ChangeLoggingSession, "before_flush", _before_flush)
+event.listen(ChangeLoggingSession, "after_flush", _after_flush)
+event.listen(ChangeLoggingSession, "after_rollback", _discard)
+
+
+# -- reading the log --------------------------------------------------------------------------------------
+
+
+def changes_after(conn: Connection, scope: str, after: int, limit: int) -> list[Change]:
+    query = (
+        select(CHANGES.c.change_id, CHANGES.c.table_name, CHANGES.c.op, CHANGES.c.row_key, CHANGES.c.value)
+        .where(CHANGES.c.scope == scope, CHANGES.c.change_id > after)
+        .order_by(CHANGES.c.change_id)
+        .limit(limit)
+    )
+    return [Change(r.change_id, r.table_name, r.op, r.row_key, r.value) for r in conn.execute(query)]
+
+
+def last_change_id(conn: Connection) -> int:
+    return int(conn.execute(select(func.coalesce(func.max(CHANGES.c.change_id), 0))).scalar_one())
+
+
+def floor_of(conn: Connection, scope: str) -> int:
+    """The newest change_id compacted away in `scope` (0 if none): a cursor below it needs a snapshot."""
+    found = conn.execute(select(FLOORS.c.floor).where(FLOORS.c.scope == scope)).scalar()
+    return int(found or 0)
+
+
+def compact(conn: Connection, upto: int) -> int:
+    """Delete the log's entries up to change_id `upto`; robots behind it get a snapshot. Returns how many."""
+    scopes = [
+        s for (s,) in conn.execute(select(CHANGES.c.scope).where(CHANGES.c.change_id <= upto).distinct())
+    ]
+    for scope in scopes:
+        current = floor_of(conn, scope)
+        if current == 0:
+            conn.execute(insert(FLOORS).values(scope=scope, floor=upto))
+        elif current < upto:
+            conn.execute(FLOORS.update().where(FLOORS.c.scope == scope).values(floor=upto))
+    return int(conn.execute(delete(CHANGES).where(CHANGES.c.change_id <= upto)).rowcount)
+
+
+def snapshot(conn: Connection, scope: str) -> list[Change]:
+    """Every row in `scope` as it is now, as upserts (change_id 0), parents before children."""
+    out: list[Change] = []
+
+    def add(table_name: str, rows: Iterable[RowMap]) -> None:
+        key = REPLICATED[table_name].key
+        out.extend(Change(0, table_name, "upsert", str(r[key]), row_value(table_name, r)) for r in rows)
+
+    def all_rows(table_name: str, *where: Any) -> list[RowMap]:
+        t = table(table_name)
+        return [r._mapping for r in conn.execute(select(t).where(*where))]
+
+    if scope == ALL_SCOPE:
+        for name in ("engineers", "auth_cards", "signing_keys"):
+            add(name, all_rows(name))
+    elif scope.startswith("robot:"):
+        t = table("robot_assignments")
+        add("robot_assignments", all_rows("robot_assignments", t.c.robot_id == uuid.UUID(scope[6:])))
+    else:
+        train = int(scope.removeprefix("train:"))
+        tickets, stops = table("tickets"), table("train_stores")
+        ticket_rows = all_rows("tickets", tickets.c.train_number == train)
+        add("users", _rows(conn, "users", "id", {r["user_id"] for r in ticket_rows}))
+        add("tickets", ticket_rows)
+        revocations = table("ticket_revocations")
+        add(
+            "ticket_revocations",
+            all_rows(
+                "ticket_revocations",
+                revocations.c.ticket_id.in_(select(tickets.c.id).where(tickets.c.train_number == train)),
+            ),
+        )
+        stop_rows = all_rows("train_stores", stops.c.train_number == train)
+        store_ids = {r["store_id"] for r in stop_rows}
+        add("stores", _rows(conn, "stores", "id", store_ids))
+        add("store_items", _rows(conn, "store_items", "store_id", store_ids))
+        add("train_stores", stop_rows)
+    return out
