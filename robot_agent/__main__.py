@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 from models import logformat
 from robot_agent.config import RobotConfig, load_config
 from robot_agent.errors import ConfigError, RobotAgentError
 from robot_agent.identity import create_key_file, load_key_file, public_key_pem
+from robot_agent.runtime import Agent
 
 log = logging.getLogger("robot_agent")
 
@@ -63,6 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the public half of the robot's key (PEM).",
     )
     show.set_defaults(handler=_keys_show)
+
+    run = commands.add_parser(
+        "run",
+        help="run the agent until stopped",
+        description="Run the robot agent: connect to [cloud] mqtt_url (reconnecting for ever; offline work "
+        "goes on while the broker is away), keep a retained online/offline status, send the outbox in "
+        "[storage] database to the cloud in signed batches, deleting events only when the cloud has "
+        "committed them, and publish telemetry on up/telemetry every 10 s. Stops cleanly on SIGTERM or "
+        "SIGINT (exit 0); refuses a bad configuration, key file or credentials file with exit 1.",
+    )
+    run.set_defaults(handler=_run)
     return parser
 
 
@@ -107,6 +122,28 @@ def _keys_init(args: argparse.Namespace) -> int:
 def _keys_show(args: argparse.Namespace) -> int:
     config = _load(args)
     print(public_key_pem(load_key_file(config.robot.key_file)), end="")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    agent = Agent(_load(args))
+    return asyncio.run(_until_signalled(agent.run()))
+
+
+async def _until_signalled(work: Coroutine[Any, Any, None]) -> int:
+    """Run `work` until SIGTERM or SIGINT cancels it; 0 then. Its own errors propagate."""
+    task = asyncio.create_task(work)
+    loop = asyncio.get_running_loop()
+
+    def stop(signum: signal.Signals) -> None:
+        log.info("stopping on %s", signum.name)
+        task.cancel()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop, signum)
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.result()
     return 0
 
 

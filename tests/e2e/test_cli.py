@@ -183,3 +183,25 @@ def test_every_tool_has_help(module: str) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"usage: python -m {module}")
     assert len(result.stdout.strip().splitlines()) >= 4
+
+
+def test_run_refuses_a_missing_key_or_open_credentials_with_one_line(robot_dir: Path) -> None:
+    missing = run("robot-agent", "--config", "robot.toml", "run", cwd=robot_dir)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        f"robot.toml: robot.key_file: file not found: {robot_dir / 'var' / 'robot.key'} "
+        "(create it with `robot-agent keys init`)"
+    )
+
+    run("robot-agent", "--config", "robot.toml", "keys", "init", cwd=robot_dir)
+    credentials = robot_dir / "var" / "mqtt-credentials"
+    credentials.write_text("robot:secret\n")
+    credentials.chmod(0o644)
+    path = robot_dir / "robot.toml"
+    path.write_text(path.read_text().replace("# credentials_file = ", "credentials_file = "))
+    exposed = run("robot-agent", "--config", "robot.toml", "--log-format", "json", "run", cwd=robot_dir)
+    assert exposed.returncode == 1
+    assert exposed.stderr.strip() == (
+        f"robot-agent: {credentials} is readable by others (mode 0644); run `chmod 600` on it"
+    )
+    assert not (robot_dir / "var" / "robot.db").exists()

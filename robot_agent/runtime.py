@@ -1,0 +1,154 @@
+"""`robot-agent run`: the agent's long-running process, its parts started together and stopped together.
+
+`Agent` does everything that can fail on a bad set-up (key, credentials, database, broker URL) when it is
+built, so that `robot-agent run` refuses with one line before anything starts. `Agent.run()` then runs every
+part as one task of one TaskGroup until it is cancelled (SIGTERM or SIGINT); adding a part (down-sync, the
+camera, the hardware) is one more task there. The link to the broker connects in the background and
+reconnects for ever: a broker that is down or refuses the robot leaves the agent working offline, its events
+waiting in the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from paho.mqtt.enums import MQTTErrorCode
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from robot_agent.config import RobotConfig
+from robot_agent.errors import RobotAgentError
+from robot_agent.identity import load_key_file
+from robot_agent.store.database import open_store
+from robot_agent.store.outbox import Clock
+from robot_agent.sync import telemetry
+from robot_agent.sync.mqtt import LinkDownError, RobotLink
+from robot_agent.sync.sender import Sender
+from robot_agent.sync.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+
+def read_credentials(path: Path) -> tuple[str, str]:
+    """`username:password` for the broker, from a file only its owner can read (`cloud-sync robot
+    provision` writes it)."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise RobotAgentError(f"cannot read the broker credentials {path}: {err}") from err
+    if mode & 0o077:
+        raise RobotAgentError(f"{path} is readable by others (mode {mode:04o}); run `chmod 600` on it")
+    username, sep, password = text.partition(":")
+    if not sep or not username or not password:
+        raise RobotAgentError(f"{path} is not `username:password`")
+    return username, password
+
+
+def _open_store(path: Path) -> Engine:
+    try:
+        return open_store(path)
+    except SQLAlchemyError as err:
+        raise RobotAgentError(
+            f"cannot open the robot's database {path}: {getattr(err, 'orig', err)}"
+        ) from err
+
+
+class AgentLink(RobotLink):
+    """The robot's link, plus QoS 0 publishing for telemetry.
+
+    `publish_volatile` belongs in RobotLink (robot_agent/sync/mqtt.py); it lives here until it moves."""
+
+    def publish_volatile(self, topic_suffix: str, payload: bytes) -> None:
+        """Publish under `up/` at QoS 0: sent now or never (paho does not queue QoS 0); LinkDownError if the
+        link is down."""
+        topic = f"{self._prefix}up/{topic_suffix}"
+        if not self.connected:
+            raise LinkDownError(f"not connected: {topic} not sent")
+        info = self._client.publish(topic, payload, qos=0)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise LinkDownError(f"{topic} not sent (paho error {info.rc})")
+
+
+class AckTimes:
+    """The link as the sender sees it, noting when each `down/` message it reads arrived (for telemetry)."""
+
+    def __init__(self, link: RobotLink, clock: Clock) -> None:
+        self._link = link
+        self._clock = clock
+        self._last_ms: dict[str, int] = {}
+
+    @property
+    def connected(self) -> bool:
+        return self._link.connected
+
+    async def wait_connected(self) -> None:
+        await self._link.wait_connected()
+
+    async def publish(self, topic_suffix: str, payload: bytes) -> None:
+        await self._link.publish(topic_suffix, payload)
+
+    async def messages(self, suffix: str) -> AsyncIterator[bytes]:
+        async for payload in self._link.messages(suffix):
+            self._last_ms[suffix] = self._clock.wall_ms()
+            yield payload
+
+    def last_received_ms(self, suffix: str) -> int | None:
+        """The robot's wall clock when the last `down/{suffix}` message was read (None: none yet)."""
+        return self._last_ms.get(suffix)
+
+
+class Agent:
+    """The robot agent: built from the configuration (raising RobotAgentError on a bad set-up), then `run()`
+    until cancelled."""
+
+    def __init__(self, config: RobotConfig, *, telemetry_interval_s: float = telemetry.INTERVAL_S) -> None:
+        self.config = config
+        robot = config.robot.id
+        key = load_key_file(config.robot.key_file)
+        cloud = config.cloud
+        username, password = (
+            read_credentials(cloud.credentials_file) if cloud.credentials_file is not None else (None, None)
+        )
+        self.link = AgentLink(robot, cloud.mqtt_url, username, password, cloud.keepalive_s)
+        self.store = _open_store(config.storage.database)
+        clock = Clock()
+        sender_link = AckTimes(self.link, clock)
+        self.sender = Sender(self.store, sender_link, robot, key, clock)
+        self.telemetry = Telemetry(
+            robot,
+            self.link,
+            self.store,
+            self.sender,
+            lambda: sender_link.last_received_ms("ack"),
+            clock,
+            interval_s=telemetry_interval_s,
+        )
+
+    async def run(self) -> None:
+        """Run every part until cancelled; then say "offline", disconnect and close the database."""
+        config = self.config
+        log.info(
+            "agent starting robot=%s broker=%s database=%s",
+            config.robot.id,
+            config.cloud.mqtt_url,
+            config.storage.database,
+        )
+        await self.link.start()
+        try:
+            async with asyncio.TaskGroup() as parts:
+                parts.create_task(self.sender.run(), name="sync sender")
+                parts.create_task(self.telemetry.run(), name="telemetry")
+        finally:
+            await self.link.close()
+            self.store.dispose()
+            log.info(
+                "agent stopped robot=%s acked_batches=%d resent_batches=%d",
+                config.robot.id,
+                self.sender.acked_batches,
+                self.sender.resent_batches,
+            )
