@@ -65,6 +65,14 @@ def parse_mqtt_url(url: str) -> str:
     return url
 
 
+def mqtt_address(url: str) -> tuple[str, int]:
+    """(host, port) of a plain `mqtt://HOST[:PORT]` URL, for the cloud's own clients (ingest, down-sync)."""
+    parts = urlsplit(url)
+    if parts.scheme != "mqtt" or not parts.hostname:
+        raise CloudSyncError(f"not an MQTT URL: {url!r} (mqtt://HOST[:PORT])")
+    return parts.hostname, parts.port or 1883
+
+
 def parse_listen(value: str) -> tuple[str, int]:
     """`HOST:PORT` for the broker's listener."""
     host, sep, port = value.rpartition(":")

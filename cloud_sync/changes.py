@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from sqlalchemy import Connection, Table, delete, event, func, insert, select
+from sqlalchemy import Connection, Table, delete, event, func, insert, select, text
 from sqlalchemy.orm import Session, UOWTransaction
 from sqlmodel import Session as SqlModelSession
 
@@ -36,6 +36,7 @@ from models.sync_changes import ALL_SCOPE, REPLICATED, Change, robot_scope, trai
 CHANGES: Final = CLOUD_METADATA.tables["sync_changes"]
 FLOORS: Final = CLOUD_METADATA.tables["sync_change_floors"]
 _IN_CHUNK: Final = 5_000  # keys per IN (...): well inside SQLite's 32,766 parameters
+_LOG_LOCK: Final = 0x7261696C  # "rail": the advisory lock that orders the change log's ids
 _UNSCOPED: Final = {"engineers", "auth_cards", "signing_keys"}
 RowMap = Mapping[Any, Any]  # a row as SQLAlchemy maps it, or a dict of its columns
 
@@ -178,6 +179,11 @@ def log_deletes(conn: Connection, table_name: str, keys: Iterable[Any]) -> int:
 
 def _write(conn: Connection, entries: list[dict[str, Any]]) -> int:
     if entries:
+        if conn.dialect.name == "postgresql":
+            # Ids in commit order: a transaction holds this lock from taking its ids until it commits, so
+            # no change with a smaller id can commit after down-sync has read past it (SQLite has one
+            # writer at a time anyway).
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOG_LOCK})
         conn.execute(insert(CHANGES), entries)
     return len(entries)
 
@@ -256,7 +262,10 @@ def changes_after(conn: Connection, scope: str, after: int, limit: int) -> list[
 
 
 def last_change_id(conn: Connection) -> int:
-    return int(conn.execute(select(func.coalesce(func.max(CHANGES.c.change_id), 0))).scalar_one())
+    """The newest change_id handed out: the newest entry, or the newest floor if compaction emptied the log."""
+    newest = conn.execute(select(func.coalesce(func.max(CHANGES.c.change_id), 0))).scalar_one()
+    floor = conn.execute(select(func.coalesce(func.max(FLOORS.c.floor), 0))).scalar_one()
+    return max(int(newest), int(floor))
 
 
 def floor_of(conn: Connection, scope: str) -> int:

@@ -1,14 +1,16 @@
-"""The robot's own tables (not the seed's): the outbox and what sync needs to keep."""
+"""The robot's tables: the outbox and rejected events (what it produced), and its copies of the cloud's data
+that down-sync keeps (what it must know), with the cursor per scope."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
-from sqlalchemy import Integer, LargeBinary, Uuid
+from sqlalchemy import Boolean, Date, Integer, LargeBinary, String, Uuid
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from models.columns import varchar
+from models.columns import UtcDateTime, varchar
 
 
 class RobotTable(SQLModel, registry=registry()):
@@ -52,3 +54,122 @@ class RejectedEvent(RobotTable, table=True):
     data: bytes = Field(sa_type=LargeBinary)
     batch: uuid.UUID = Field(sa_type=Uuid)
     reason: str = varchar(255)
+
+
+# -- copies of the cloud's data (models/sync_changes.py REPLICATED; docs/sync.md, "Down-sync") -------------
+# Each has the columns that travel, plus `sync_scope`: the scope the row last came in, which a snapshot of
+# that scope uses to find rows the cloud no longer has. No foreign keys: rows arrive in the cloud's order,
+# and a scope may name a row of another.
+
+
+class ReplicaTable(RobotTable):
+    sync_scope: str = varchar(80)
+
+
+class ReplicaUser(ReplicaTable, table=True):
+    __tablename__ = "users"
+
+    id: uuid.UUID = Field(sa_type=Uuid, primary_key=True)
+    name: str = varchar(60)
+
+
+class ReplicaTicket(ReplicaTable, table=True):
+    __tablename__ = "tickets"
+
+    id: uuid.UUID = Field(sa_type=Uuid, primary_key=True)
+    user_id: uuid.UUID = Field(sa_type=Uuid, index=True)
+    train_number: int = Field(sa_type=Integer, index=True)
+    wagon_number: int = Field(sa_type=Integer)
+    place_number: int = Field(sa_type=Integer)
+    date: dt.datetime = Field(sa_type=UtcDateTime)
+    station_id: str = varchar(60)
+    destination_id: str = varchar(60)
+    start_date: dt.datetime = Field(sa_type=UtcDateTime)
+    code: str = varchar(128)
+    used: bool = Field(sa_type=Boolean)
+
+
+class ReplicaRevocation(ReplicaTable, table=True):
+    __tablename__ = "ticket_revocations"
+
+    ticket_id: uuid.UUID = Field(sa_type=Uuid, primary_key=True)
+    reason: str = varchar(255)
+    revoked_at: dt.datetime = Field(sa_type=UtcDateTime)
+
+
+class ReplicaEngineer(ReplicaTable, table=True):
+    __tablename__ = "engineers"
+
+    id: uuid.UUID = Field(sa_type=Uuid, primary_key=True)
+    login: str = varchar(60)
+    password: str = varchar(60)  # the bcrypt hash
+    privileges: int = Field(sa_type=Integer)
+
+
+class ReplicaAuthCard(ReplicaTable, table=True):
+    __tablename__ = "auth_cards"
+
+    id: uuid.UUID = Field(sa_type=Uuid, primary_key=True)
+    engineer_id: uuid.UUID = Field(sa_type=Uuid, index=True)
+    key: str = varchar(256)  # a keyed hash of the card UID, never the UID
+
+
+class ReplicaStore(ReplicaTable, table=True):
+    __tablename__ = "stores"
+
+    id: uuid.UUID = Field(sa_type=Uuid, primary_key=True)
+    name: str = varchar(100)
+    description: str = varchar(255)
+    logo_url: str = varchar(255)
+    store_type: str = varchar(20)
+
+
+class ReplicaStoreItem(ReplicaTable, table=True):
+    __tablename__ = "store_items"
+
+    id: uuid.UUID = Field(sa_type=Uuid, primary_key=True)
+    store_id: uuid.UUID = Field(sa_type=Uuid, index=True)
+    name: str = varchar(100)
+    description: str = varchar(255)
+    logo_url: str | None = varchar(255, nullable=True, default=None)
+    balance: int | None = Field(default=None, sa_type=Integer, nullable=True)
+    price_penny: int = Field(sa_type=Integer)
+    category: str | None = varchar(100, nullable=True, default=None)
+
+
+class ReplicaTrainStore(ReplicaTable, table=True):
+    __tablename__ = "train_stores"
+
+    id: uuid.UUID = Field(sa_type=Uuid, primary_key=True)
+    store_id: uuid.UUID = Field(sa_type=Uuid)
+    train_number: int = Field(sa_type=Integer)
+    train_date: dt.datetime = Field(sa_type=UtcDateTime)
+
+
+class ReplicaSigningKey(ReplicaTable, table=True):
+    """A key the cloud signs tickets with: the robot's trust list."""
+
+    __tablename__ = "signing_keys"
+
+    kid: str = Field(sa_type=String(16), primary_key=True)
+    public_key: str = varchar(64)
+    created_at: dt.datetime = Field(sa_type=UtcDateTime)
+    retired_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+
+
+class ReplicaAssignment(ReplicaTable, table=True):
+    __tablename__ = "robot_assignments"
+
+    id: uuid.UUID = Field(sa_type=Uuid, primary_key=True)
+    robot_id: uuid.UUID = Field(sa_type=Uuid)
+    train_number: int = Field(sa_type=Integer)
+    train_date: dt.date = Field(sa_type=Date)
+
+
+class SyncCursor(RobotTable, table=True):
+    """The newest change of a scope this robot has applied (docs/sync.md, "Down-sync")."""
+
+    __tablename__ = "sync_cursors"
+
+    scope: str = Field(sa_type=String(80), primary_key=True)
+    change_id: int = Field(sa_type=Integer)

@@ -24,7 +24,7 @@ async def log(cloud: Cloud) -> list[tuple[str, str, str, str, Any]]:
                 changes.CHANGES.c.value,
             ).order_by(changes.CHANGES.c.change_id)
         )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [tuple(r) for r in rows]
 
 
 async def issue_ticket(cloud: Cloud, user: str, train: int = TRAIN) -> dict[str, Any]:

@@ -14,16 +14,9 @@ from firmware_bridge.schema import CompartmentState, GateState, LightPattern
 from hardware.errors import EStopPressedError
 from hardware.factory import open_devices
 from tests.support.simulator import Simulator
+from tests.support.tasks import eventually
 
 StartSimulator = Callable[..., Simulator]
-
-
-async def eventually(check: Callable[[], bool], what: str, within_s: float = 5.0) -> None:
-    for _ in range(round(within_s / 0.01)):
-        if check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"not {what} within {within_s} s")
 
 
 def executed(simulator: Simulator) -> list[tuple[str, dict[str, Any]]]:

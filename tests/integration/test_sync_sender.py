@@ -20,7 +20,7 @@ from robot_agent.store import outbox
 from robot_agent.store.database import open_store
 from robot_agent.store.outbox import Clock
 from robot_agent.sync.sender import Sender, parse_ack
-from tests.support.tasks import stop
+from tests.support.tasks import eventually, stop
 
 ROBOT = uuid.UUID(int=42)
 KEY = Ed25519PrivateKey.generate()
@@ -75,14 +75,6 @@ def add_events(store: Engine, count: int) -> None:
             outbox.append(conn, "purchase", {"n": n}, clock)
 
 
-async def until(check: object, what: str) -> None:
-    for _ in range(500):
-        if callable(check) and check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"not {what} within 5 s")
-
-
 @contextlib.asynccontextmanager
 async def running(sender: Sender) -> AsyncIterator[Sender]:
     task = asyncio.create_task(sender.run())
@@ -96,16 +88,16 @@ async def test_batches_go_out_in_order_and_leave_only_on_committed(store: Engine
     add_events(store, 1_200)
     link = MemoryLink()
     async with running(Sender(store, link, ROBOT, KEY, Clock(), max_in_flight=2)) as sender:
-        await until(lambda: len(link.published) == 2, "two batches in flight")
+        await eventually(lambda: len(link.published) == 2, "two batches in flight")
         await asyncio.sleep(0.05)
         assert len(link.published) == 2  # no more than the window
         assert [len(b.events) for b in link.published] == [500, 500]
         assert (await sender.backlog()).events == 1_200  # nothing deleted on a PUBACK alone
         for batch in list(link.published):
             link.ack(batch.id)
-        await until(lambda: len(link.published) == 3, "the third batch")
+        await eventually(lambda: len(link.published) == 3, "the third batch")
         link.ack(link.published[2].id)
-        await until(lambda: sender.acked_batches == 3, "three acks")
+        await eventually(lambda: sender.acked_batches == 3, "three acks")
         assert (await sender.backlog()).events == 0
     seqs = [e.seq for b in link.published for e in b.events]
     assert seqs == list(range(1, 1_201))
@@ -115,10 +107,10 @@ async def test_a_dead_lettered_batch_is_set_aside_and_the_rest_goes_on(store: En
     add_events(store, 10)
     link = MemoryLink()
     async with running(Sender(store, link, ROBOT, KEY, Clock(), batch_events=5)) as sender:
-        await until(lambda: len(link.published) == 2, "two batches")
+        await eventually(lambda: len(link.published) == 2, "two batches")
         link.ack(link.published[0].id, "dead_letter", "malformed: event 0 data")
         link.ack(link.published[1].id)
-        await until(lambda: sender.acked_batches == 2, "both settled")
+        await eventually(lambda: sender.acked_batches == 2, "both settled")
         assert (await sender.backlog()).events == 0
     with store.begin() as conn:
         rows = conn.execute(text("SELECT seq, reason FROM rejected_events ORDER BY seq")).all()
@@ -129,17 +121,17 @@ async def test_no_ack_means_the_same_batch_again_and_so_does_a_reconnect(store: 
     add_events(store, 3)
     link = MemoryLink()
     async with running(Sender(store, link, ROBOT, KEY, Clock(), ack_timeout_s=0.2)) as sender:
-        await until(lambda: len(link.published) == 2, "a resend after the timeout")
+        await eventually(lambda: len(link.published) == 2, "a resend after the timeout")
         first, again = link.published[0], link.published[1]
         assert (again.id, again.events) == (first.id, first.events)  # only its "sent" time is new
         assert sender.resent_batches >= 1
         link.cut()
         await asyncio.sleep(0.05)
         link.restore()
-        await until(lambda: len(link.published) >= 3, "a resend after the reconnect")
+        await eventually(lambda: len(link.published) >= 3, "a resend after the reconnect")
         assert link.published[-1].id == link.published[0].id
         link.ack(link.published[0].id)
-        await until(lambda: sender.acked_batches == 1, "the ack")
+        await eventually(lambda: sender.acked_batches == 1, "the ack")
         assert (await sender.backlog()).events == 0
 
 

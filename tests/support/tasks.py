@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 STOP_WITHIN_S = 10.0
 
@@ -19,3 +20,20 @@ async def stop(*tasks: asyncio.Task[object]) -> None:
         error = None if task.cancelled() else task.exception()
         if error is not None:
             raise error
+
+
+async def eventually(
+    check: Callable[[], bool],
+    what: str,
+    within_s: float = 5.0,
+    *,
+    poll_s: float = 0.01,
+    in_thread: bool = False,
+) -> None:
+    """Wait until `check()` holds, polling every `poll_s`; fail saying "not {what} within ..." otherwise.
+    `in_thread` runs each check off the event loop (one that reads a database, say)."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while not (await asyncio.to_thread(check) if in_thread else check()):
+        if asyncio.get_running_loop().time() >= deadline:
+            raise AssertionError(f"not {what} within {within_s:g} s")
+        await asyncio.sleep(poll_s)

@@ -1,0 +1,228 @@
+"""Down-sync in the cloud: answers robots' `up/sync` requests from the change log and pushes new changes to
+robots that are online (docs/sync.md, "Down-sync").
+
+The change log is read, never kept here: the state is, per online robot, the scopes it may see and how far
+each has been pushed. A robot is online from its request until its status says offline (its last will, or
+a clean close). New changes are found by polling the log's newest id every `poll_s`, which works whichever
+process wrote them. A robot's scopes come from its assignments; when they change (a change in its own scope),
+a scope it did not have is sent from its beginning, or as a snapshot if the log was compacted.
+
+Run one down-sync service per broker: two would each push every change (harmless, as applying is
+idempotent, but twice the traffic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import uuid
+from typing import Any, Final
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from sqlalchemy import Connection, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from uuid_utils.compat import uuid7
+
+from cloud_sync import changes
+from cloud_sync.broker import mqtt_address
+from cloud_sync.tables import CLOUD_METADATA
+from models.sync_batch import TOPIC_ROOT
+from models.sync_changes import (
+    ALL_SCOPE,
+    CHANGES_PER_MESSAGE,
+    Changes,
+    ChangesRefused,
+    chunks,
+    encode_changes,
+    parse_request,
+    robot_scope,
+    train_scope,
+)
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S: Final = 24 * 3600
+POLL_S: Final = 0.5
+# Assignments from yesterday on still count: a night train's robot keeps yesterday's tickets until it arrives.
+ASSIGNMENT_GRACE: Final = dt.timedelta(days=1)
+_ASSIGNMENTS = CLOUD_METADATA.tables["robot_assignments"]
+
+
+def scopes_for(conn: Connection, robot: uuid.UUID, today: dt.date) -> set[str]:
+    """The scopes `robot` may see: everyone's, its own, and those of the trains it is assigned to."""
+    trains = conn.execute(
+        select(_ASSIGNMENTS.c.train_number)
+        .where(_ASSIGNMENTS.c.robot_id == robot, _ASSIGNMENTS.c.train_date >= today - ASSIGNMENT_GRACE)
+        .distinct()
+    ).scalars()
+    return {ALL_SCOPE, robot_scope(robot)} | {train_scope(n) for n in trains}
+
+
+def messages_for(conn: Connection, scope: str, after: int) -> list[Changes]:
+    """What a robot whose cursor in `scope` is `after` must be sent: the log after it, in messages of
+    CHANGES_PER_MESSAGE, or a snapshot when the log no longer reaches back to `after`."""
+    if after < changes.floor_of(conn, scope):
+        upto = changes.last_change_id(
+            conn
+        )  # read first: a change after it comes again in the log, harmlessly
+        rows = changes.snapshot(conn, scope)
+        parts = chunks(rows) or [()]
+        snapshot = str(uuid7())
+        return [
+            Changes(scope, "snapshot", after, upto, part, snapshot, n, n == len(parts) - 1)
+            for n, part in enumerate(parts)
+        ]
+    out: list[Changes] = []
+    while True:
+        found = changes.changes_after(conn, scope, after, CHANGES_PER_MESSAGE)
+        if not found:
+            return out
+        out.append(Changes(scope, "log", after, found[-1].change_id, tuple(found)))
+        after = found[-1].change_id
+
+
+def robot_in(topic: str, suffix: str) -> uuid.UUID | None:
+    parts = topic.removeprefix(f"{TOPIC_ROOT}/").split("/")
+    if not topic.startswith(f"{TOPIC_ROOT}/") or parts[1:] != ["up", suffix]:
+        return None
+    try:
+        return uuid.UUID(parts[0])
+    except ValueError:
+        return None
+
+
+class DownSyncService:
+    """Serves down-sync over one broker connection; `run()` until cancelled."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        mqtt_url: str,
+        username: str | None,
+        password: str | None,
+        client_id: str,
+        *,
+        poll_s: float = POLL_S,
+    ) -> None:
+        self._engine = engine
+        self._host, self._port = mqtt_address(mqtt_url)
+        self._poll_s = poll_s
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+        )
+        if username is not None:
+            client.username_pw_set(username, password)
+        client.max_inflight_messages_set(20)  # the generated broker config's max_inflight_messages
+        client.reconnect_delay_set(1, 5)
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        self._client = client
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._pushed: dict[uuid.UUID, dict[str, int]] = {}  # online robots: scope -> change_id sent up to
+        self._seen = 0  # the newest change_id the last poll found
+        self.subscribed = asyncio.Event()
+        self.sent_messages = 0
+        self.sent_changes = 0
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S  # requests made while this is down wait for it
+        self._client.connect_async(self._host, self._port, clean_start=False, properties=properties)
+        self._client.loop_start()
+        try:
+            async with self._engine.connect() as conn:
+                self._seen = await conn.run_sync(changes.last_change_id)
+            while True:
+                try:
+                    async with asyncio.timeout(self._poll_s):
+                        topic, payload = await self._inbox.get()
+                    await self._handle(topic, payload)
+                except TimeoutError:
+                    await self._poll()
+                except Exception:
+                    log.exception("down-sync step failed; carrying on")
+                    await asyncio.sleep(1.0)
+        finally:
+            self._client.disconnect()
+            self._client.loop_stop()
+
+    async def _handle(self, topic: str, payload: bytes) -> None:
+        if (robot := robot_in(topic, "status")) is not None:
+            try:
+                state = json.loads(payload).get("state")
+            except (ValueError, AttributeError):
+                state = None
+            if state == "offline" and self._pushed.pop(robot, None) is not None:
+                log.info("down-sync robot=%s went offline", robot)
+            return
+        robot = robot_in(topic, "sync")
+        if robot is None:
+            return
+        try:
+            cursors = parse_request(payload)
+        except ChangesRefused as err:
+            log.warning("down-sync request refused robot=%s: %s", robot, err)
+            return
+        scopes = await self._scopes(robot)
+        self._pushed[robot] = {scope: cursors.get(scope, 0) for scope in scopes}
+        log.info("down-sync robot=%s asked; scopes %s", robot, ", ".join(sorted(scopes)))
+        await self._push(robot)
+
+    async def _scopes(self, robot: uuid.UUID) -> set[str]:
+        today = dt.datetime.now(dt.UTC).date()
+        async with self._engine.connect() as conn:
+            return await conn.run_sync(scopes_for, robot, today)
+
+    async def _poll(self) -> None:
+        async with self._engine.connect() as conn:
+            newest = await conn.run_sync(changes.last_change_id)
+        if newest <= self._seen:
+            return
+        self._seen = newest
+        for robot in list(self._pushed):
+            pushed = self._pushed[robot]
+            scopes = await self._scopes(robot)
+            for scope in scopes - pushed.keys():
+                pushed[scope] = 0  # newly assigned: from the beginning (or a snapshot)
+            for scope in pushed.keys() - scopes:
+                del pushed[scope]
+            await self._push(robot)
+
+    async def _push(self, robot: uuid.UUID) -> None:
+        """Send `robot` everything after what it was last sent, scope by scope."""
+        pushed = self._pushed[robot]
+        for scope in sorted(pushed):
+            async with self._engine.connect() as conn:
+                messages = await conn.run_sync(messages_for, scope, pushed[scope])
+            for message in messages:
+                info = self._client.publish(
+                    f"{TOPIC_ROOT}/{robot}/down/changes", encode_changes(message), qos=1
+                )
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    log.warning("down-sync robot=%s not sent: %s", robot, mqtt.error_string(info.rc))
+                    return  # it asks again on its next connect
+                self.sent_messages += 1
+                self.sent_changes += len(message.changes)
+                pushed[scope] = message.upto
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.warning("broker refused down-sync: %s", reason)
+            return
+        client.subscribe([(f"{TOPIC_ROOT}/+/up/sync", 1), (f"{TOPIC_ROOT}/+/up/status", 1)])
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.subscribed.set)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._inbox.put_nowait, (message.topic, bytes(message.payload)))

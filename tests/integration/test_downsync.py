@@ -1,0 +1,199 @@
+"""Down-sync over a real Mosquitto (fault 7 of issue 4): the cloud's change log reaches the robot's copies.
+
+The cloud's writes go through its own sessions (the change log is filled by them, as the APIs' writes are);
+the down-sync service and the robot's link and DownSync run in this test's event loop, on both databases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cloud_sync import changes
+from cloud_sync.database import create_engine, session_factory
+from cloud_sync.downsync import DownSyncService
+from cloud_sync.tables import RobotAssignment, TicketRevocation
+from models.base_server import BASE_METADATA, Robot, Ticket, User
+from models.sync_changes import Change, Changes
+from robot_agent.store import replica
+from robot_agent.store.database import open_store
+from robot_agent.sync.downsync import DownSync
+from robot_agent.sync.mqtt import RobotLink
+from tests.conftest import MosquittoFactory
+from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT, topic, watch
+from tests.support.mosquitto import MosquittoBroker
+from tests.support.tasks import eventually, stop
+
+TRAIN = 742
+TICKETS_TABLE = BASE_METADATA.tables["tickets"]
+TICKETS = 100_000
+PASSENGERS = 1_000
+DEPARTURE = dt.datetime(2026, 11, 30, 18, 40, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def broker(mosquitto_factory: MosquittoFactory) -> MosquittoBroker:
+    return mosquitto_factory(users=PASSWORDS, acl=ACL)
+
+
+@pytest.fixture
+async def cloud(cloud_db_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(cloud_db_url)
+    async with session_factory(engine)() as session:
+        session.add(Robot(id=ROBOT, robot_model_id="rb2", robot_model_name="Railbot 2"))
+        await session.flush()
+        session.add(
+            RobotAssignment(robot_id=ROBOT, train_number=TRAIN, train_date=dt.datetime.now(dt.UTC).date())
+        )
+        await session.commit()
+    yield engine
+    await engine.dispose()
+
+
+async def add_tickets(engine: AsyncEngine, count: int, train: int = TRAIN) -> list[uuid.UUID]:
+    """`count` tickets on `train` for PASSENGERS passengers, through the cloud's sessions (so logged)."""
+    users = [User(name=f"Passenger {i}") for i in range(PASSENGERS)]
+    tickets = [
+        Ticket(
+            user_id=users[i % PASSENGERS].id,
+            train_number=train,
+            wagon_number=i % 20 + 1,
+            place_number=i % 60 + 1,
+            date=DEPARTURE,
+            station_id="MSK",
+            destination_id="SPB",
+            start_date=DEPARTURE,
+            code=f"T{i:08d}",
+        )
+        for i in range(count)
+    ]
+    async with session_factory(engine)() as session:
+        session.add_all(users)
+        await session.flush()
+        for i in range(0, count, 20_000):
+            session.add_all(tickets[i : i + 20_000])
+            await session.flush()
+        await session.commit()
+    return [t.id for t in tickets]
+
+
+def robot_rows(store: Engine, table: str) -> int:
+    with store.connect() as conn:
+        return replica.count(conn, table)
+
+
+async def until(what: str, check: Callable[[], bool], within_s: float) -> None:
+    await eventually(check, what, within_s, poll_s=0.2, in_thread=True)
+
+
+class Robotside:
+    def __init__(self, broker: MosquittoBroker, path: Path) -> None:
+        self.store = open_store(path)
+        self.link = RobotLink(ROBOT, broker.url, str(ROBOT), PASSWORDS[str(ROBOT)], keepalive_s=5)
+        self.down = DownSync(self.link, self.store)
+
+
+async def running(cloud: AsyncEngine, broker: MosquittoBroker, robot: Robotside) -> list[asyncio.Task[None]]:
+    service = DownSyncService(cloud, broker.url, "cloud", PASSWORDS["cloud"], "downsync-test", poll_s=0.2)
+    tasks = [asyncio.create_task(service.run(), name="down-sync service")]
+    async with asyncio.timeout(10):
+        await service.subscribed.wait()
+    await robot.link.start()
+    tasks.append(asyncio.create_task(robot.down.run(), name="robot down-sync"))
+    return tasks
+
+
+async def test_100000_tickets_reach_the_robot_and_a_revocation_reaches_it_online(
+    cloud: AsyncEngine, broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    ids = await add_tickets(cloud, TICKETS)
+    await add_tickets(cloud, 50, train=100)  # another train's: never sent to this robot
+    robot = Robotside(broker, tmp_path / "robot.db")
+    tasks = await running(cloud, broker, robot)
+    try:
+        await until(
+            f"{TICKETS} tickets on the robot", lambda: robot_rows(robot.store, "tickets") >= TICKETS, 240
+        )
+        assert robot_rows(robot.store, "tickets") == TICKETS
+        assert robot_rows(robot.store, "users") == PASSENGERS
+        assert robot_rows(robot.store, "robot_assignments") == 1
+
+        async with session_factory(cloud)() as session:
+            session.add(TicketRevocation(ticket_id=ids[12_345], reason="refunded"))
+            await session.commit()
+        await until(
+            "the revocation on the robot", lambda: robot_rows(robot.store, "ticket_revocations") == 1, 30
+        )
+        with robot.store.connect() as conn:
+            cursors = replica.cursors(conn)
+        async with cloud.connect() as conn:
+            newest = await conn.run_sync(changes.last_change_id)
+        assert cursors[f"train:{TRAIN}"] == newest, "the train's cursor is the log's newest change"
+    finally:
+        await stop(*tasks)
+        await robot.link.close()
+
+
+async def test_a_robot_behind_a_compacted_log_gets_a_snapshot_that_drops_what_the_cloud_deleted(
+    cloud: AsyncEngine, broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    ids = await add_tickets(cloud, 1_200)
+    robot = Robotside(broker, tmp_path / "robot.db")
+    tasks = await running(cloud, broker, robot)
+    try:
+        await until("1,200 tickets on the robot", lambda: robot_rows(robot.store, "tickets") == 1_200, 60)
+    finally:
+        await stop(*tasks)
+        await robot.link.close()
+
+    # While the robot is away: tickets deleted and changed, then the log compacted past its cursor.
+    async with session_factory(cloud)() as session:
+        for ticket_id in ids[:200]:
+            await session.delete(await session.get(Ticket, ticket_id))
+        await session.commit()
+    async with cloud.begin() as conn:
+        await conn.execute(update(TICKETS_TABLE).where(TICKETS_TABLE.c.id == ids[500]).values(used=True))
+        await conn.run_sync(changes.compact, await conn.run_sync(changes.last_change_id))
+    # And garbage queued for it on its topic: refused, and the robot carries on.
+    cloud_client = watch(broker)
+    cloud_client.publish(topic(ROBOT, "down/changes"), b"\xff not cbor")
+
+    robot = Robotside(broker, tmp_path / "robot.db")
+    tasks = await running(cloud, broker, robot)
+    try:
+        await until("the snapshot's 1,000 tickets", lambda: robot_rows(robot.store, "tickets") == 1_000, 60)
+        await until("the snapshot's cursor", lambda: _cursor(robot.store) > 0, 10)
+        with robot.store.connect() as conn:
+            used = conn.execute(
+                select(replica.table("tickets").c.used).where(replica.table("tickets").c.id == ids[500])
+            ).scalar()
+        assert used is True, "a change made by Core SQL and never logged still arrives in a snapshot"
+        assert robot.down.refused == 1
+    finally:
+        await stop(*tasks)
+        await robot.link.close()
+
+
+def _cursor(store: Engine) -> int:
+    with store.connect() as conn:
+        return replica.cursors(conn).get(f"train:{TRAIN}", 0)
+
+
+def test_a_message_that_skips_ahead_is_not_applied(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "robot.db")
+    value = {"id": str(uuid.uuid4()), "name": "Anna"}
+    first = Changes("train:1", "log", 0, 5, (Change(5, "users", "upsert", value["id"], value),))
+    gap = Changes("train:1", "log", 9, 12, (Change(12, "users", "delete", value["id"], None),))
+    with store.begin() as conn:
+        assert replica.apply_log(conn, first) == 1
+        assert replica.apply_log(conn, first) == 0, "applied twice: nothing more"
+        assert replica.apply_log(conn, gap) is None
+        assert replica.cursors(conn) == {"train:1": 5}
+    assert robot_rows(store, "users") == 1

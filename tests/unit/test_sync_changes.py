@@ -1,0 +1,109 @@
+"""Down-sync's message and request formats: what the cloud encodes decodes the same; anything else is refused
+with a message naming the problem."""
+
+from __future__ import annotations
+
+import uuid
+
+import cbor2
+import pytest
+
+from models.sync_changes import (
+    REPLICATED,
+    Change,
+    Changes,
+    ChangesRefused,
+    decode_changes,
+    encode_changes,
+    encode_request,
+    parse_request,
+)
+from robot_agent.store.tables import ROBOT_METADATA
+
+USER = {"id": str(uuid.uuid4()), "name": "Anna"}
+
+
+def test_a_log_message_and_a_snapshot_part_round_trip() -> None:
+    log = Changes("train:742", "log", 10, 12, (Change(11, "users", "upsert", USER["id"], USER),))
+    assert decode_changes(encode_changes(log)) == log
+    part = Changes("all", "snapshot", 0, 99, (), "s1", 3, True)
+    assert decode_changes(encode_changes(part)) == part
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"\x18", "not CBOR"),
+        (cbor2.dumps([1]), "expected a map"),
+        (cbor2.dumps({"v": 2}), "version 2"),
+        (cbor2.dumps({"v": 1, "scope": "train:x", "kind": "log"}), "bad scope"),
+        (cbor2.dumps({"v": 1, "scope": "all", "kind": "diff", "after": 0, "upto": 0}), "kind 'diff'"),
+        (
+            cbor2.dumps({"v": 1, "scope": "all", "kind": "log", "after": 5, "upto": 4, "changes": []}),
+            "before",
+        ),
+        (
+            cbor2.dumps(
+                {
+                    "v": 1,
+                    "scope": "all",
+                    "kind": "log",
+                    "after": 0,
+                    "upto": 9,
+                    "changes": [[1, "robots", "delete", "k", None]],
+                }
+            ),
+            "unknown table 'robots'",
+        ),
+        (
+            cbor2.dumps(
+                {
+                    "v": 1,
+                    "scope": "all",
+                    "kind": "log",
+                    "after": 0,
+                    "upto": 9,
+                    "changes": [[1, "users", "upsert", "k", {"id": "k"}]],
+                }
+            ),
+            "needs the columns",
+        ),
+        (
+            cbor2.dumps(
+                {
+                    "v": 1,
+                    "scope": "all",
+                    "kind": "log",
+                    "after": 3,
+                    "upto": 9,
+                    "changes": [[2, "users", "delete", "k", None]],
+                }
+            ),
+            "outside (3, 9]",
+        ),
+    ],
+)
+def test_malformed_messages_are_refused_naming_the_problem(body: bytes, problem: str) -> None:
+    with pytest.raises(
+        ChangesRefused, match=problem.replace("(", r"\(").replace("[", r"\[").replace("]", r"\]")
+    ):
+        decode_changes(body)
+
+
+def test_requests_round_trip_and_bad_ones_are_refused() -> None:
+    assert parse_request(encode_request({"all": 3, "train:742": 9})) == {"all": 3, "train:742": 9}
+    for bad, problem in [
+        (b"{", "not JSON"),
+        (b'{"after": 3}', "expected"),
+        (b'{"cursors": {"everything": 1}}', "bad scope"),
+        (b'{"cursors": {"all": -1}}', "whole number"),
+        (b" " * 70_000, "at most"),
+    ]:
+        with pytest.raises(ChangesRefused, match=problem):
+            parse_request(bad)
+
+
+def test_the_robot_keeps_exactly_the_columns_that_travel() -> None:
+    for name, replicated in REPLICATED.items():
+        columns = {c.name for c in ROBOT_METADATA.tables[name].columns} - {"sync_scope"}
+        assert columns == set(replicated.columns), name
