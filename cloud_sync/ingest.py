@@ -1,7 +1,9 @@
-"""Ingest: verify a robot's batch, apply its events exactly once in one transaction, and say what to ack.
+"""Ingest: verify robots' batches, apply their events exactly once in one transaction, and say what to ack.
 
-Transport-free: `Ingest.handle(topic, payload)` returns the ack to publish on the robot's `down/ack` (or None
-when nothing may be acked), and the MQTT worker only moves bytes (docs/sync.md, "The acknowledgement rule").
+Transport-free: `Ingest.handle_group(messages)` returns, for each message from `up/batch`, the ack to publish
+on the robot's `down/ack` (or None when nothing may be acked), and the MQTT worker only moves bytes
+(docs/sync.md, "The acknowledgement rule"). A group of batches shares one transaction and one commit; `handle`
+is a group of one.
 
 - A payload that does not verify (unknown robot, no registered key, bad signature, malformed) is dead-lettered
   and not acked: it is not provably the robot's, so it must not make the robot set anything aside; a robot
@@ -12,25 +14,29 @@ when nothing may be acked), and the MQTT worker only moves bytes (docs/sync.md, 
   log), all in one transaction; then the ack says `committed`. Disagreements with the cloud (a ticket used
   twice, an item sold beyond its balance, an unknown item) are applied as far as they can be and recorded in
   `sync_conflicts`, never dropped.
+
+How: the whole group is decided in plain Python (`plan_group`) from a few set-based reads, then written with
+a fixed number of statements whatever its size (`cloud_sync.ingest_store`), as the purchase desk does.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
-from cloud_sync.tables import CLOUD_METADATA
+from cloud_sync.ingest_store import DeadLetter, Reads, Wanted, Writes, store_for
 from models.base_server import BASE_METADATA
 from models.columns import utcnow
-from models.store_server import STORE_METADATA
 from models.sync_batch import TOPIC_ROOT, Batch, BatchEvent, BatchRefused, decode_batch, event_data
 from models.sync_events import (
     EngineerAction,
@@ -47,30 +53,22 @@ log = logging.getLogger(__name__)
 TOPIC_PREFIX: Final = f"{TOPIC_ROOT}/"
 DEAD_LETTER_PAYLOAD_BYTES: Final = 64 * 1024
 _ROBOTS = BASE_METADATA.tables["robots"]
-_TICKETS = BASE_METADATA.tables["tickets"]
-_STORES = STORE_METADATA.tables["stores"]
-_ITEMS = STORE_METADATA.tables["store_items"]
-_PURCHASES = STORE_METADATA.tables["purchases"]
-_PURCHASE_ITEMS = STORE_METADATA.tables["purchase_items"]
-_TASKS = STORE_METADATA.tables["tasks"]
-_APPLIED = CLOUD_METADATA.tables["sync_applied_events"]
-_DEAD = CLOUD_METADATA.tables["sync_dead_letters"]
-_CONFLICTS = CLOUD_METADATA.tables["sync_conflicts"]
-_STATE = CLOUD_METADATA.tables["sync_robot_state"]
+
+Ack = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Applied:
-    applied: int
-    skipped: int
-    conflicts: int
+@dataclass
+class Verified:
+    """A batch that verified, with its events' data parsed: what a group applies."""
+
+    robot: uuid.UUID
+    batch: Batch
+    events: list[tuple[BatchEvent, EventData]]
+    applied: int = 0
+    conflicts: int = 0
 
 
-class _DeadLetter(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+_Event = tuple[Verified, BatchEvent, EventData]
 
 
 def robot_of(topic: str) -> uuid.UUID | None:
@@ -86,53 +84,88 @@ def robot_of(topic: str) -> uuid.UUID | None:
 
 class Ingest:
     """Applies robots' batches to the cloud database. One instance per process; safe to run several
-    processes (each batch is one transaction, and an event id is applied once whoever gets it)."""
+    processes (each group is one transaction, and an event id is applied once whoever gets it)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._sqlite = engine.dialect.name == "sqlite"
+        self._store = store_for(engine)
         self._keys: dict[uuid.UUID, bytes] = {}
 
-    async def handle(self, topic: str, payload: bytes) -> dict[str, Any] | None:
+    async def handle(self, topic: str, payload: bytes) -> Ack | None:
         """Apply one message from `up/batch`; returns the ack to publish, or None (nothing to ack)."""
+        return (await self.handle_group([(topic, payload)]))[0]
+
+    async def handle_group(self, messages: Sequence[tuple[str, bytes]]) -> list[Ack | None]:
+        """Apply several messages from `up/batch` in one transaction; returns each one's ack (or None), in
+        order. Raises (and stores nothing) if the transaction fails."""
+        acks: list[Ack | None] = [None] * len(messages)
+        letters: list[DeadLetter] = []
+        verified: list[tuple[int, Verified]] = []
+        for n, (topic, payload) in enumerate(messages):
+            outcome = await self._verify(topic, payload)
+            if isinstance(outcome, Verified):
+                verified.append((n, outcome))
+                continue
+            letters.append(outcome)
+            if outcome.robot is not None and outcome.batch is not None:
+                acks[n] = {
+                    "batch": str(outcome.batch),
+                    "status": "dead_letter",
+                    "reason": f"{outcome.reason}: {outcome.detail}",
+                }
+        group = [v for _, v in verified]
+        now = utcnow()
+        async with self._store.transaction() as tx:
+            if group:
+                unique = _candidates(group)
+                claimed = await tx.claim(_applied_rows(unique, now))
+                fresh = [candidate for candidate in unique if candidate[1].id in claimed]
+                reads = await tx.read(_wanted(fresh))
+                writes = plan_group(fresh, reads, now)
+                writes.states = _states(group, now)
+                await tx.write(writes, now)
+            await tx.dead_letters(letters, now)
+        for n, done in verified:
+            log.info(
+                "batch applied robot=%s batch=%s applied=%d skipped=%d conflicts=%d",
+                done.robot,
+                done.batch.id,
+                done.applied,
+                len(done.batch.events) - done.applied,
+                done.conflicts,
+            )
+            acks[n] = {
+                "batch": str(done.batch.id),
+                "status": "committed",
+                "applied": done.applied,
+                "skipped": len(done.batch.events) - done.applied,
+                "first_seq": done.batch.events[0].seq,
+                "last_seq": done.batch.events[-1].seq,
+            }
+        return acks
+
+    async def close(self) -> None:
+        await self._store.close()
+
+    async def _verify(self, topic: str, payload: bytes) -> Verified | DeadLetter:
         robot = robot_of(topic)
         if robot is None:
-            await self._dead_letter(
-                None, topic, "bad_topic", "not railbot/v1/robots/{uuid}/up/batch", payload
-            )
-            return None
+            return _letter(None, topic, "bad_topic", "not railbot/v1/robots/{uuid}/up/batch", payload)
         key = await self._key(robot)
         if key is None:
-            await self._dead_letter(
-                robot, topic, "unknown_robot", f"robot {robot} has no registered key", payload
-            )
-            return None
+            return _letter(robot, topic, "unknown_robot", f"robot {robot} has no registered key", payload)
         try:
             batch = decode_batch(payload, robot, key)
         except BatchRefused as err:
-            await self._dead_letter(robot, topic, err.reason, err.detail, payload)
-            return None
-        try:
-            done = await self._apply(robot, batch)
-        except _DeadLetter as err:
-            await self._dead_letter(robot, topic, err.reason, err.detail, payload)
-            return {"batch": str(batch.id), "status": "dead_letter", "reason": f"{err.reason}: {err.detail}"}
-        log.info(
-            "batch applied robot=%s batch=%s applied=%d skipped=%d conflicts=%d",
-            robot,
-            batch.id,
-            done.applied,
-            done.skipped,
-            done.conflicts,
-        )
-        return {
-            "batch": str(batch.id),
-            "status": "committed",
-            "applied": done.applied,
-            "skipped": done.skipped,
-            "first_seq": batch.events[0].seq,
-            "last_seq": batch.events[-1].seq,
-        }
+            return _letter(robot, topic, err.reason, err.detail, payload)
+        parsed: list[tuple[BatchEvent, EventData]] = []
+        for event in batch.events:
+            try:
+                parsed.append((event, parse_event(event.type, event_data(event))))
+            except (EventDataError, BatchRefused) as err:
+                detail = f"event {event.seq} ({event.id}): {err}"
+                return _letter(robot, topic, "bad_event", detail, payload, batch.id)
+        return Verified(robot, batch, parsed)
 
     async def _key(self, robot: uuid.UUID) -> bytes | None:
         if robot in self._keys:
@@ -148,173 +181,195 @@ class Ingest:
         self._keys[robot] = raw
         return raw
 
-    async def _dead_letter(
-        self, robot: uuid.UUID | None, topic: str, reason: str, detail: str, payload: bytes
-    ) -> None:
-        log.warning("dead letter robot=%s reason=%s: %s", robot, reason, detail)
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                insert(_DEAD).values(
-                    id=uuid7(),
-                    robot_id=robot,
-                    topic=topic[:255],
-                    reason=reason[:255],
-                    detail=detail,
-                    payload=payload[:DEAD_LETTER_PAYLOAD_BYTES],
-                    received_at=utcnow(),
-                )
-            )
 
-    async def _apply(self, robot: uuid.UUID, batch: Batch) -> Applied:
-        parsed: list[tuple[BatchEvent, EventData]] = []
-        for event in batch.events:
-            try:
-                parsed.append((event, parse_event(event.type, event_data(event))))
-            except (EventDataError, BatchRefused) as err:
-                raise _DeadLetter("bad_event", f"event {event.seq} ({event.id}): {err}") from err
-        async with self._engine.connect() as conn:
-            if self._sqlite:
-                await conn.exec_driver_sql(
-                    "BEGIN IMMEDIATE"
-                )  # the write lock first, as the purchase desk does
-            ids = [event.id for event, _ in parsed]
-            seen = set(
-                (
-                    await conn.execute(select(_APPLIED.c.event_id).where(_APPLIED.c.event_id.in_(ids)))
-                ).scalars()
-            )
-            applied = conflicts = 0
-            for event, data in parsed:
-                if event.id in seen:
-                    continue  # applied before (a batch sent again after a lost ack), or twice in this batch
-                seen.add(event.id)
-                conflicts += await _effect(conn, robot, event, data)
-                await conn.execute(
-                    insert(_APPLIED).values(
-                        event_id=event.id,
-                        robot_id=robot,
-                        seq=event.seq,
-                        batch_id=batch.id,
-                        type=event.type,
-                        data=data.model_dump(mode="json", exclude={"type"}),
-                        robot_time=data.at,
-                        applied_at=utcnow(),
-                    )
-                )
-                applied += 1
-            await _record_state(conn, robot, batch)
-            await conn.commit()
-        return Applied(applied=applied, skipped=len(parsed) - applied, conflicts=conflicts)
-
-
-async def _conflict(
-    conn: AsyncConnection, robot: uuid.UUID, event: BatchEvent, kind: str, detail: str
-) -> int:
-    log.warning("sync conflict robot=%s event=%s kind=%s: %s", robot, event.id, kind, detail)
-    await conn.execute(
-        insert(_CONFLICTS).values(
-            id=uuid7(), robot_id=robot, event_id=event.id, kind=kind, detail=detail, recorded_at=utcnow()
-        )
+def _letter(
+    robot: uuid.UUID | None,
+    topic: str,
+    reason: str,
+    detail: str,
+    payload: bytes,
+    batch: uuid.UUID | None = None,
+) -> DeadLetter:
+    log.warning("dead letter robot=%s reason=%s: %s", robot, reason, detail)
+    return DeadLetter(
+        id=uuid7(),
+        robot=robot,
+        batch=batch,
+        topic=topic[:255],
+        reason=reason[:255],
+        detail=detail,
+        payload=payload[:DEAD_LETTER_PAYLOAD_BYTES],
     )
-    return 1
 
 
-async def _effect(conn: AsyncConnection, robot: uuid.UUID, event: BatchEvent, data: EventData) -> int:
-    """Apply one event's effect; returns the number of conflicts recorded."""
-    if isinstance(data, PurchaseMade):
-        return await _purchase(conn, robot, event, data)
-    if isinstance(data, TicketChecked):
-        if data.verdict != "valid" or data.ticket_id is None:
-            return 0  # a refusal changes nothing but the log
-        used = (await conn.execute(select(_TICKETS.c.used).where(_TICKETS.c.id == data.ticket_id))).first()
-        if used is None:
-            return await _conflict(conn, robot, event, "unknown_ticket", f"ticket {data.ticket_id}")
-        if used.used:
-            return await _conflict(conn, robot, event, "ticket_used_twice", f"ticket {data.ticket_id}")
-        await conn.execute(update(_TICKETS).where(_TICKETS.c.id == data.ticket_id).values(used=True))
-        return 0
-    if isinstance(data, TaskUpdated):
-        done = await conn.execute(
-            update(_TASKS).where(_TASKS.c.id == data.task_id).values(is_ready=data.is_ready)
+def _candidates(group: Sequence[Verified]) -> list[_Event]:
+    """Every event of the group whose id is not earlier in the group (the first one of an id wins)."""
+    seen: set[uuid.UUID] = set()
+    unique = []
+    for done in group:
+        for event, data in done.events:
+            if event.id not in seen:
+                seen.add(event.id)
+                unique.append((done, event, data))
+    return unique
+
+
+def _applied_rows(events: Iterable[_Event], now: dt.datetime) -> list[dict[str, Any]]:
+    """The `sync_applied_events` rows of these events (`data` as JSON text)."""
+    return [
+        {
+            "event_id": event.id,
+            "robot_id": done.robot,
+            "seq": event.seq,
+            "batch_id": done.batch.id,
+            "type": event.type,
+            "data": data.model_dump_json(exclude={"type"}),
+            "robot_time": data.at,
+            "applied_at": now,
+        }
+        for done, event, data in events
+    ]
+
+
+def _wanted(fresh: Iterable[_Event]) -> Wanted:
+    """What planning these events needs to read; counts each batch's applied events."""
+    wanted = Wanted()
+    for done, _, data in fresh:
+        done.applied += 1
+        if isinstance(data, PurchaseMade):
+            wanted.stores.add(data.store_id)
+            wanted.items.update(line.item_id for line in data.items)
+            wanted.purchases.add(data.purchase_id)
+        elif isinstance(data, TicketChecked):
+            if data.verdict == "valid" and data.ticket_id is not None:
+                wanted.tickets.add(data.ticket_id)
+        elif isinstance(data, TaskUpdated):
+            wanted.tasks.add(data.task_id)
+    return wanted
+
+
+def plan_group(fresh: Sequence[_Event], reads: Reads, now: dt.datetime) -> Writes:
+    """Every effect of the events to apply, decided in group order as if they were applied one by one."""
+    writes = Writes()
+    balances = {item: stock.balance for item, stock in reads.items.items() if stock.balance is not None}
+    purchases = set(reads.purchases)
+    used = dict(reads.tickets)
+    for done, event, data in fresh:
+        conflicts = _Conflicts(writes, done.robot, event.id, now)
+        if isinstance(data, PurchaseMade):
+            _purchase(data, reads, balances, purchases, writes, conflicts)
+        elif isinstance(data, TicketChecked):
+            if data.verdict == "valid" and data.ticket_id is not None:
+                if data.ticket_id not in used:
+                    conflicts.add("unknown_ticket", f"ticket {data.ticket_id}")
+                elif used[data.ticket_id]:
+                    conflicts.add("ticket_used_twice", f"ticket {data.ticket_id}")
+                else:
+                    used[data.ticket_id] = True
+                    writes.tickets_used.append(data.ticket_id)
+        elif isinstance(data, TaskUpdated):
+            if data.task_id in reads.tasks:
+                writes.tasks_ready[data.task_id] = data.is_ready
+            else:
+                conflicts.add("unknown_task", f"task {data.task_id}")
+        else:
+            assert isinstance(data, EngineerAction)  # the log (sync_applied_events) is its whole effect
+        done.conflicts += conflicts.count
+    return writes
+
+
+@dataclass
+class _Conflicts:
+    writes: Writes
+    robot: uuid.UUID
+    event: uuid.UUID
+    now: dt.datetime
+    count: int = 0
+
+    def add(self, kind: str, detail: str) -> None:
+        log.warning("sync conflict robot=%s event=%s kind=%s: %s", self.robot, self.event, kind, detail)
+        self.writes.conflicts.append(
+            {
+                "id": uuid7(),
+                "robot_id": self.robot,
+                "event_id": self.event,
+                "kind": kind,
+                "detail": detail,
+                "recorded_at": self.now,
+            }
         )
-        if done.rowcount == 0:
-            return await _conflict(conn, robot, event, "unknown_task", f"task {data.task_id}")
-        return 0
-    assert isinstance(data, EngineerAction)
-    return 0  # the log (sync_applied_events) is its whole effect
+        self.count += 1
 
 
-async def _purchase(conn: AsyncConnection, robot: uuid.UUID, event: BatchEvent, data: PurchaseMade) -> int:
+def _purchase(
+    data: PurchaseMade,
+    reads: Reads,
+    balances: dict[uuid.UUID, int],
+    purchases: set[uuid.UUID],
+    writes: Writes,
+    conflicts: _Conflicts,
+) -> None:
     """The passenger already has what they bought: the purchase is recorded whatever the cloud thinks of its
     stock, and a balance it takes below zero is set to zero and flagged."""
-    store = (await conn.execute(select(_STORES.c.id).where(_STORES.c.id == data.store_id))).first()
     wanted: dict[uuid.UUID, int] = {}
     for line in data.items:
         wanted[line.item_id] = wanted.get(line.item_id, 0) + line.count
-    query = select(_ITEMS.c.id, _ITEMS.c.store_id, _ITEMS.c.balance).where(_ITEMS.c.id.in_(sorted(wanted)))
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    items = {row.id: row for row in await conn.execute(query)}
+    items = reads.items
     missing = [i for i in sorted(wanted) if i not in items or items[i].store_id != data.store_id]
-    if store is None or missing:
-        what = f"store {data.store_id}" if store is None else "items " + ", ".join(map(str, missing))
-        return await _conflict(conn, robot, event, "unknown_item", f"purchase {data.purchase_id}: {what}")
-    exists = (await conn.execute(select(_PURCHASES.c.id).where(_PURCHASES.c.id == data.purchase_id))).first()
-    if exists is not None:
-        return await _conflict(conn, robot, event, "duplicate_purchase", f"purchase {data.purchase_id}")
-    conflicts = 0
+    if data.store_id not in reads.stores or missing:
+        what = (
+            f"store {data.store_id}"
+            if data.store_id not in reads.stores
+            else "items " + ", ".join(map(str, missing))
+        )
+        conflicts.add("unknown_item", f"purchase {data.purchase_id}: {what}")
+        return
+    if data.purchase_id in purchases:
+        conflicts.add("duplicate_purchase", f"purchase {data.purchase_id}")
+        return
+    purchases.add(data.purchase_id)
     for item_id, count in sorted(wanted.items()):
-        balance = items[item_id].balance
-        if balance is None:
-            continue
+        if item_id not in balances:
+            continue  # not counted
+        balance = balances[item_id]
         if balance < count:
-            conflicts += await _conflict(
-                conn, robot, event, "oversold", f"item {item_id}: {count} sold, {balance} in stock"
-            )
-        await conn.execute(
-            update(_ITEMS).where(_ITEMS.c.id == item_id).values(balance=max(balance - count, 0))
-        )
-    await conn.execute(
-        insert(_PURCHASES).values(
-            id=data.purchase_id, store_id=data.store_id, user_id=data.user_id, created_at=data.at
-        )
+            conflicts.add("oversold", f"item {item_id}: {count} sold, {balance} in stock")
+        balances[item_id] = writes.balances[item_id] = max(balance - count, 0)
+    writes.purchases.append(
+        {"id": data.purchase_id, "store_id": data.store_id, "user_id": data.user_id, "created_at": data.at}
     )
-    await conn.execute(
-        insert(_PURCHASE_ITEMS),
-        [
-            {
-                "id": uuid7(),
-                "purchase_id": data.purchase_id,
-                "store_item_id": line.item_id,
-                "count": line.count,
-            }
-            for line in data.items
-        ],
+    writes.lines.extend(
+        {"id": uuid7(), "purchase_id": data.purchase_id, "store_item_id": line.item_id, "count": line.count}
+        for line in data.items
     )
-    await conn.execute(
-        insert(_TASKS).values(
-            id=uuid7(),
-            store_id=data.store_id,
-            user_id=data.user_id,
-            purchase_id=data.purchase_id,
-            is_ready=data.is_default_ready,
-            created_at=data.at,
-        )
+    writes.tasks.append(
+        {
+            "id": uuid7(),
+            "store_id": data.store_id,
+            "user_id": data.user_id,
+            "purchase_id": data.purchase_id,
+            "is_ready": data.is_default_ready,
+            "created_at": data.at,
+        }
     )
-    return conflicts
 
 
-async def _record_state(conn: AsyncConnection, robot: uuid.UUID, batch: Batch) -> None:
-    """The robot's latest seq and clock skew (its `sent` against ours): telemetry for the operator."""
-    now = utcnow()
-    skew_ms = int(now.timestamp() * 1000) - batch.sent_ms
-    last_seq = max(event.seq for event in batch.events)
-    values = {"last_seq": last_seq, "last_batch_at": now, "clock_skew_ms": skew_ms}
-    # A batch sent again, or taken by another worker out of order, must not move last_seq back.
-    done = await conn.execute(
-        update(_STATE).where(_STATE.c.robot_id == robot, _STATE.c.last_seq <= last_seq).values(**values)
-    )
-    if done.rowcount == 0:
-        existing = (await conn.execute(select(_STATE.c.robot_id).where(_STATE.c.robot_id == robot))).first()
-        if existing is None:
-            await conn.execute(insert(_STATE).values(robot_id=robot, **values))
+def _states(group: Sequence[Verified], now: dt.datetime) -> list[dict[str, Any]]:
+    """Per robot, its latest seq and clock skew (its `sent` against ours), from its batch with the highest
+    seq: telemetry for the operator. The store writes them only over an older last_seq, since a batch sent
+    again, or taken by another worker out of order, must not move last_seq back."""
+    latest: dict[uuid.UUID, tuple[int, Batch]] = {}
+    for done in group:
+        last_seq = max(event.seq for event in done.batch.events)
+        if done.robot not in latest or latest[done.robot][0] <= last_seq:
+            latest[done.robot] = (last_seq, done.batch)
+    now_ms = int(now.timestamp() * 1000)
+    return [
+        {
+            "robot_id": robot,
+            "last_seq": last_seq,
+            "last_batch_at": now,
+            "clock_skew_ms": now_ms - batch.sent_ms,
+        }
+        for robot, (last_seq, batch) in latest.items()
+    ]

@@ -4,7 +4,8 @@ It moves bytes only (docs/sync.md). It subscribes through the shared subscriptio
 several workers split the fleet's load; it keeps its MQTT session (messages that arrive while it is down wait
 in the broker), and it acknowledges each message to the broker (manual PUBACK) only after the batch is
 committed and its ack published: a worker killed mid-batch leaves the message to be delivered again, and
-ingest's event ids make that harmless.
+ingest's event ids make that harmless. Messages that arrive while a group is being applied wait, and are
+applied together as the next group: one transaction and one commit for all of them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 SUBSCRIPTION: Final = f"$share/ingest/{TOPIC_ROOT}/+/up/batch"
 SESSION_EXPIRY_S: Final = 24 * 3600
 MAX_INFLIGHT: Final = 20  # the generated broker config's max_inflight_messages
+# At most this many batches in one transaction (up to 500 events each). The broker hands a worker at most its
+# max_inflight_messages (20) unacknowledged messages, so a group is never larger than that anyway.
+MAX_GROUP: Final = 20
+RETRY_AFTER_S: Final = 1.0
 
 
 def _address(url: str) -> tuple[str, int]:
@@ -74,28 +79,37 @@ class IngestWorker:
         self._client.loop_start()
         try:
             while True:
-                message = await self._queue.get()
-                await self._handle(message)
+                group = [await self._queue.get()]
+                while len(group) < MAX_GROUP and not self._queue.empty():
+                    group.append(self._queue.get_nowait())
+                await self._handle(group)
         finally:
             self._client.disconnect()
             self._client.loop_stop()
 
-    async def _handle(self, message: mqtt.MQTTMessage) -> None:
+    async def _handle(self, group: list[mqtt.MQTTMessage]) -> None:
         try:
-            ack = await self._ingest.handle(message.topic, bytes(message.payload))
+            acks = await self._ingest.handle_group([(m.topic, bytes(m.payload)) for m in group])
         except Exception:
-            # The database is away (or worse): leave the message unacknowledged to the broker, so that it
-            # comes again, and do not lose the worker.
-            log.exception("batch not applied topic=%s", message.topic)
-            await asyncio.sleep(1.0)
+            if len(group) == 1:
+                # The database is away (or worse): leave the message unacknowledged to the broker, so that
+                # it comes again, and do not lose the worker.
+                log.exception("batch not applied topic=%s", group[0].topic)
+                await asyncio.sleep(RETRY_AFTER_S)
+                return
+            # One batch the database refuses must not hold back the others: try each on its own.
+            log.warning("group of %d batches not applied; applying them one by one", len(group))
+            for message in group:
+                await self._handle([message])
             return
-        if ack is not None:
-            robot = robot_of(message.topic)
-            info = self._client.publish(f"{TOPIC_ROOT}/{robot}/down/ack", _json(ack), qos=1)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                log.warning("ack not sent robot=%s: %s", robot, mqtt.error_string(info.rc))
-        self._client.ack(message.mid, message.qos)
-        self.handled += 1
+        for message, ack in zip(group, acks, strict=True):
+            if ack is not None:
+                robot = robot_of(message.topic)
+                info = self._client.publish(f"{TOPIC_ROOT}/{robot}/down/ack", _json(ack), qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    log.warning("ack not sent robot=%s: %s", robot, mqtt.error_string(info.rc))
+            self._client.ack(message.mid, message.qos)
+            self.handled += 1
 
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any

@@ -3,6 +3,7 @@ everything that does not verify dead-lettered without touching the seed's tables
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
@@ -24,7 +25,14 @@ from models.columns import utcnow
 from models.store_api import PurchaseLine
 from models.store_server import STORE_METADATA
 from models.sync_batch import MAX_BATCH_BYTES, BatchEvent, encode_batch
-from models.sync_events import EventData, PurchaseMade, TicketChecked, event_payload
+from models.sync_events import (
+    EngineerAction,
+    EventData,
+    PurchaseMade,
+    TaskUpdated,
+    TicketChecked,
+    event_payload,
+)
 
 AT = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.UTC)
 T = {**BASE_METADATA.tables, **STORE_METADATA.tables, **CLOUD_METADATA.tables}
@@ -46,9 +54,7 @@ class World:
     def topic(self) -> str:
         return f"railbot/v1/robots/{self.robot}/up/batch"
 
-    def batch(
-        self, *data: EventData, key: Ed25519PrivateKey | None = None, batch_id: uuid.UUID | None = None
-    ) -> bytes:
+    def events(self, *data: EventData) -> list[BatchEvent]:
         events = []
         for item in data:
             self.seq += 1
@@ -64,6 +70,15 @@ class World:
                     cbor2.dumps(values),
                 )
             )
+        return events
+
+    def signed(self, events: list[BatchEvent], sent_ms: int = 1_796_000_000_000) -> bytes:
+        return encode_batch(self.robot, uuid.uuid4(), sent_ms, events, self.key)
+
+    def batch(
+        self, *data: EventData, key: Ed25519PrivateKey | None = None, batch_id: uuid.UUID | None = None
+    ) -> bytes:
+        events = self.events(*data)
         return encode_batch(self.robot, batch_id or uuid.uuid4(), 1_796_000_000_000, events, key or self.key)
 
     async def count(self, table: str, **where: Any) -> int:
@@ -115,9 +130,9 @@ async def world(cloud_db_url: str) -> AsyncIterator[World]:
                 date=AT, station_id="2000000", destination_id="2004000", start_date=AT, code="A7K2Q9",
             )
         )  # fmt: skip
-    yield World(
-        engine, Ingest(engine), ids["robot"], key, ids["store"], ids["tea"], ids["cake"], ids["ticket"]
-    )
+    ingest = Ingest(engine)
+    yield World(engine, ingest, ids["robot"], key, ids["store"], ids["tea"], ids["cake"], ids["ticket"])
+    await ingest.close()
     await engine.dispose()
 
 
@@ -220,3 +235,89 @@ async def test_a_robot_clock_hours_off_loses_nothing_and_its_skew_is_recorded(wo
         row = (await conn.execute(select(state.c.last_seq, state.c.clock_skew_ms))).one()
     assert row.last_seq == 3
     assert abs(row.clock_skew_ms - hours_behind) < 60_000
+
+
+async def test_an_event_id_twice_in_a_batch_or_in_a_group_is_applied_once(world: World) -> None:
+    first, second, third = world.events(*(purchase(world, (world.cake, 1)) for _ in range(3)))
+    twice_in_one = world.signed([first, second, first])
+    again_in_the_next = world.signed([second, third])
+    forged = encode_batch(world.robot, uuid.uuid4(), 1, [third], Ed25519PrivateKey.generate())
+    acks = await world.ingest.handle_group(
+        [(world.topic, twice_in_one), (world.topic, forged), (world.topic, again_in_the_next)]
+    )
+    assert acks[1] is None  # dead-lettered, not acked, and the others committed with it
+    assert acks[0] is not None
+    assert acks[2] is not None
+    assert (acks[0]["applied"], acks[0]["skipped"], acks[0]["first_seq"], acks[0]["last_seq"]) == (2, 1, 1, 1)
+    assert (acks[2]["applied"], acks[2]["skipped"]) == (1, 1)
+    assert await world.count("purchases") == 3
+    assert await world.count("tasks") == 3
+    assert await world.count("sync_applied_events") == 3
+    assert await world.count("sync_dead_letters", reason="unknown_key") == 1
+
+
+async def test_two_workers_applying_the_same_batches_at_once_apply_each_event_once(
+    world: World, cloud_db_url: str
+) -> None:
+    """Two ingest workers (two engines, two connections) get the same batches at the same moment, as a
+    resend after a lost ack can arrange: each event is applied by exactly one of them."""
+    bought = [purchase(world, (world.tea, 1)) for _ in range(4)] + [
+        purchase(world, (world.cake, 1)) for _ in range(200)
+    ]
+    payloads = [world.signed(world.events(*bought[n : n + 51])) for n in range(0, len(bought), 51)]
+    other_engine = create_engine(cloud_db_url)
+    other = Ingest(other_engine)
+    try:
+        mine, theirs = await asyncio.gather(
+            world.ingest.handle_group([(world.topic, p) for p in payloads]),
+            other.handle_group([(world.topic, p) for p in reversed(payloads)]),
+        )
+    finally:
+        await other.close()
+        await other_engine.dispose()
+    acks = [ack for ack in [*mine, *theirs] if ack is not None]
+    assert len(acks) == 2 * len(payloads)
+    assert all(ack["status"] == "committed" for ack in acks)
+    assert sum(ack["applied"] for ack in acks) == len(bought)
+    assert sum(ack["skipped"] for ack in acks) == len(bought)
+    assert await world.count("purchases") == len(bought)
+    assert await world.count("tasks") == len(bought)
+    assert await world.count("sync_applied_events") == len(bought)
+    assert await world.value("store_items", "balance", world.tea) == 0  # 3 in stock, 4 sold
+    assert await world.count("sync_conflicts", kind="oversold") == 1
+
+
+async def test_tickets_and_tasks_the_cloud_does_not_know_are_conflicts(world: World) -> None:
+    bought = purchase(world, (world.cake, 1))
+    await world.ingest.handle(world.topic, world.batch(bought))
+    tasks = T["tasks"]
+    async with world.engine.connect() as conn:
+        task = (await conn.execute(select(tasks.c.id).where(tasks.c.purchase_id == bought.purchase_id))).one()
+    stranger = uuid.uuid4()
+    ack = await world.ingest.handle(
+        world.topic,
+        world.batch(
+            TaskUpdated(task_id=task.id, is_ready=False, at=AT),
+            TaskUpdated(task_id=stranger, is_ready=True, at=AT),
+            TicketChecked(ticket_id=stranger, verdict="valid", train_number=742, at=AT),
+            TicketChecked(ticket_id=world.ticket, verdict="expired", train_number=742, at=AT),
+            EngineerAction(engineer_id=uuid.uuid4(), action="login", at=AT),
+        ),
+    )
+    assert ack is not None
+    assert (ack["applied"], ack["skipped"]) == (5, 0)
+    assert await world.value("tasks", "is_ready", task.id) is False
+    assert await world.value("tickets", "used", world.ticket) is False  # a refusal changes nothing
+    assert await world.count("sync_conflicts", kind="unknown_task") == 1
+    assert await world.count("sync_conflicts", kind="unknown_ticket") == 1
+    assert await world.count("sync_applied_events", type="engineer_action") == 1
+
+
+async def test_a_late_batch_does_not_move_the_robots_last_seq_back(world: World) -> None:
+    early = world.events(purchase(world, (world.cake, 1)))
+    late = world.events(purchase(world, (world.cake, 1)))
+    assert await world.ingest.handle(world.topic, world.signed(late)) is not None
+    assert await world.ingest.handle(world.topic, world.signed(early)) is not None
+    state = CLOUD_METADATA.tables["sync_robot_state"]
+    async with world.engine.connect() as conn:
+        assert (await conn.execute(select(state.c.last_seq))).scalar_one() == late[0].seq
