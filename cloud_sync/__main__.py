@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import signal
 import socket
@@ -16,10 +17,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from aiohttp import web
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cloud_sync import broker, migrate
+from cloud_sync import broker, changes, migrate
 from cloud_sync.app import create_app
 from cloud_sync.auth import create_token, list_tokens, revoke_token
+from cloud_sync.broker import BrokerLogin
 from cloud_sync.database import DEFAULT_DB_URL, create_engine, session_factory
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.ingest import Ingest
@@ -28,6 +31,7 @@ from cloud_sync.schema import METADATA, ddl_statements
 from cloud_sync.signing import DEFAULT_KEYS_DIR, KeyRing
 from cloud_sync.tables import Role
 from models import logformat
+from models.columns import utcnow
 
 log = logging.getLogger("cloud_sync")
 
@@ -74,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds a store's item pages are served from memory; writes here clear them (0: off)",
     )
+    serve.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="also run sync on this broker, mqtt://HOST[:PORT]: ingest of the robots' batches (as `ingest` "
+        "does) and down-sync of what robots must know (docs/sync.md)",
+    )
+    _broker_login_arguments(serve, "cloud")
     serve.set_defaults(handler=_serve)
 
     ingest = commands.add_parser(
@@ -85,20 +96,38 @@ def build_parser() -> argparse.ArgumentParser:
         "ingest processes share the load. Runs until SIGTERM or SIGINT.",
     )
     ingest.add_argument("--mqtt", required=True, metavar="URL", help="the broker, mqtt://HOST[:PORT]")
-    ingest.add_argument(
-        "--credentials",
-        type=Path,
-        metavar="FILE",
-        help="a file with username:password (mode 0600), e.g. broker-config's ingest-credentials",
-    )
-    ingest.add_argument(
-        "--client-id",
-        default=f"ingest-{socket.gethostname()}",
-        metavar="ID",
-        help="this worker's MQTT client id; keep it across restarts, and give each worker its own "
-        "(default: ingest-HOSTNAME)",
-    )
+    _broker_login_arguments(ingest, "ingest")
     ingest.set_defaults(handler=_ingest)
+
+    log_parser = commands.add_parser(
+        "changes",
+        help="the change log robots sync down from",
+        description='The change log robots sync down from (docs/sync.md, "Down-sync").',
+    )
+    log_commands = log_parser.add_subparsers(dest="changes_command", metavar="COMMAND", required=True)
+    log_status = log_commands.add_parser(
+        "status",
+        parents=[db],
+        help="entries, newest id and compaction floor per scope",
+        description="Print one line per scope: entries kept, the newest change id, and the floor below "
+        "which robots get a snapshot.",
+    )
+    log_status.set_defaults(handler=_changes_status)
+    compact = log_commands.add_parser(
+        "compact",
+        parents=[db],
+        help="delete old entries; robots behind them get a snapshot",
+        description="Delete the log's entries older than --keep-days. A robot whose cursor is behind what "
+        "was deleted gets a snapshot of the scope on its next sync instead of the log.",
+    )
+    compact.add_argument(
+        "--keep-days",
+        type=float,
+        required=True,
+        metavar="DAYS",
+        help="keep entries from the last DAYS days (0: delete all)",
+    )
+    compact.set_defaults(handler=_changes_compact)
 
     mig = commands.add_parser(
         "migrate",
@@ -225,6 +254,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _broker_login_arguments(command: argparse.ArgumentParser, role: str) -> None:
+    command.add_argument(
+        "--credentials",
+        type=Path,
+        metavar="FILE",
+        help="a file with username:password (mode 0600), e.g. broker-config's ingest-credentials",
+    )
+    command.add_argument(
+        "--client-id",
+        default=f"{role}-{socket.gethostname()}",
+        metavar="ID",
+        help="this process's MQTT client id; keep it across restarts, and give each process its own "
+        f"(default: {role}-HOSTNAME)",
+    )
+
+
+def _broker_login(args: argparse.Namespace) -> BrokerLogin:
+    username, password = broker.read_credentials(args.credentials) if args.credentials else (None, None)
+    broker.mqtt_address(args.mqtt)  # a bad URL is a one-line error now, not a failure inside the service
+    return BrokerLogin(args.mqtt, username, password, args.client_id)
+
+
 def _with_session(url: str, work: Callable[..., Awaitable[T]]) -> T:
     """Run `work` in a session on a database that is migrated to the newest revision."""
 
@@ -247,7 +298,10 @@ async def _nothing(_session: object) -> None:
 def _serve(args: argparse.Namespace) -> int:
     # Checked here, not in the app's start-up, so that an old database is a one-line error before serving.
     _with_session(args.db, _nothing)
-    app = create_app(args.db, args.keys_dir, check_migrated=False, page_cache_ttl=args.page_cache_ttl)
+    login = _broker_login(args) if args.mqtt else None
+    app = create_app(
+        args.db, args.keys_dir, check_migrated=False, page_cache_ttl=args.page_cache_ttl, broker=login
+    )
     log.info("serving host=%s port=%d", args.host, args.port)
     web.run_app(
         app,
@@ -260,12 +314,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    username, password = broker.read_credentials(args.credentials) if args.credentials else (None, None)
+    login = _broker_login(args)
     _with_session(args.db, _nothing)
 
     async def run() -> None:
         engine = create_engine(args.db)
-        worker = IngestWorker(Ingest(engine), args.mqtt, username, password, args.client_id)
+        worker = IngestWorker(Ingest(engine), login.url, login.username, login.password, login.client_id)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -282,6 +336,35 @@ def _ingest(args: argparse.Namespace) -> int:
             log.info("ingest stopped batches=%d", worker.handled)
 
     asyncio.run(run())
+    return 0
+
+
+def _changes_status(args: argparse.Namespace) -> int:
+    async def work(session: AsyncSession) -> list[tuple[str, int, int, int]]:
+        conn = await session.connection()
+        return await conn.run_sync(changes.status)
+
+    rows = _with_session(args.db, work)
+    print(f"{'scope':<46} {'entries':>9} {'newest':>10} {'floor':>10}")
+    for scope, entries, newest, floor in rows:
+        print(f"{scope:<46} {entries:>9} {newest:>10} {floor:>10}")
+    return 0
+
+
+def _changes_compact(args: argparse.Namespace) -> int:
+    if args.keep_days < 0:
+        raise CloudSyncError(f"--keep-days must be 0 or more, not {args.keep_days:g}")
+    before = utcnow() - dt.timedelta(days=args.keep_days)
+
+    async def work(session: AsyncSession) -> tuple[int, int]:
+        conn = await session.connection()
+        done = await conn.run_sync(changes.compact_before, before)
+        await session.commit()
+        return done
+
+    removed, upto = _with_session(args.db, work)
+    log.info("change log compacted entries=%d upto=%d", removed, upto)
+    print(f"deleted {removed} entries up to change {upto}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,11 +12,16 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cloud_sync import base_api, store_api
 from cloud_sync.auth import TokenAuthenticator
+from cloud_sync.broker import BrokerLogin
 from cloud_sync.context import CONTEXT, CloudContext
 from cloud_sync.database import create_engine, session_factory
+from cloud_sync.downsync import DownSyncService
+from cloud_sync.ingest import Ingest
+from cloud_sync.ingest_worker import IngestWorker
 from cloud_sync.migrate import require_current
 from cloud_sync.openapi import document
 from cloud_sync.page_cache import PageCache
@@ -66,10 +72,28 @@ async def database_errors(
         raise HTTPError(503, "the database is unavailable: try again", {"Retry-After": "1"}) from err
 
 
+def _start_sync(engine: AsyncEngine, broker: BrokerLogin) -> list[asyncio.Task[None]]:
+    ingest = IngestWorker(Ingest(engine), broker.url, broker.username, broker.password, broker.client_id)
+    down = DownSyncService(
+        engine, broker.url, broker.username, broker.password, f"{broker.client_id}-downsync"
+    )
+    log.info("sync running broker=%s", broker.url)
+    return [
+        asyncio.create_task(ingest.run(), name="ingest"),
+        asyncio.create_task(down.run(), name="down-sync"),
+    ]
+
+
 def create_app(
-    db_url: str, keys_dir: Path, *, check_migrated: bool = True, page_cache_ttl: float = 1.0
+    db_url: str,
+    keys_dir: Path,
+    *,
+    check_migrated: bool = True,
+    page_cache_ttl: float = 1.0,
+    broker: BrokerLogin | None = None,
 ) -> web.Application:
-    """The whole service; the database is opened (and checked to be migrated) when the app starts."""
+    """The whole service; the database is opened (and checked to be migrated) when the app starts. With a
+    `broker`, the app also runs sync: ingest of the robots' batches and down-sync (docs/sync.md)."""
     app = web.Application(middlewares=[json_errors, database_errors], client_max_size=MAX_BODY_BYTES)
     api = build_api()
     spec = json.dumps(openapi_document(api)).encode()
@@ -89,9 +113,13 @@ def create_app(
                 purchases=PurchaseDesk(engine),
             )
             app[CONTEXT].purchases.start()
+            sync = [] if broker is None else _start_sync(engine, broker)
             try:
                 yield
             finally:
+                for task in sync:
+                    task.cancel()
+                await asyncio.gather(*sync, return_exceptions=True)
                 await app[CONTEXT].purchases.stop()
         finally:
             await engine.dispose()

@@ -65,6 +65,20 @@ def parse_mqtt_url(url: str) -> str:
     return url
 
 
+@dataclass(frozen=True)
+class BrokerLogin:
+    """How the cloud's own clients (ingest, down-sync) reach the broker. Each client adds its role to
+    `client_id`, which must stay the same across restarts (the broker keeps its session by it)."""
+
+    url: str
+    username: str | None
+    password: str | None
+    client_id: str
+
+    def __repr__(self) -> str:  # never the password
+        return f"BrokerLogin(url={self.url!r}, username={self.username!r}, client_id={self.client_id!r})"
+
+
 def mqtt_address(url: str) -> tuple[str, int]:
     """(host, port) of a plain `mqtt://HOST[:PORT]` URL, for the cloud's own clients (ingest, down-sync)."""
     parts = urlsplit(url)

@@ -262,7 +262,7 @@ def changes_after(conn: Connection, scope: str, after: int, limit: int) -> list[
 
 
 def last_change_id(conn: Connection) -> int:
-    """The newest change_id handed out: the newest entry, or the newest floor if compaction emptied the log."""
+    """The newest change_id handed out: the newest entry, or the newest floor once compaction emptied it."""
     newest = conn.execute(select(func.coalesce(func.max(CHANGES.c.change_id), 0))).scalar_one()
     floor = conn.execute(select(func.coalesce(func.max(FLOORS.c.floor), 0))).scalar_one()
     return max(int(newest), int(floor))
@@ -286,6 +286,29 @@ def compact(conn: Connection, upto: int) -> int:
         elif current < upto:
             conn.execute(FLOORS.update().where(FLOORS.c.scope == scope).values(floor=upto))
     return int(conn.execute(delete(CHANGES).where(CHANGES.c.change_id <= upto)).rowcount)
+
+
+def compact_before(conn: Connection, when: dt.datetime) -> tuple[int, int]:
+    """Compact the log up to its newest entry made before `when`: (entries deleted, that entry's id)."""
+    upto = conn.execute(
+        select(func.coalesce(func.max(CHANGES.c.change_id), 0)).where(CHANGES.c.changed_at < when)
+    ).scalar_one()
+    return (compact(conn, int(upto)) if upto else 0), int(upto)
+
+
+def status(conn: Connection) -> list[tuple[str, int, int, int]]:
+    """(scope, entries, newest change_id, floor) for every scope with entries or a floor."""
+    found = {
+        scope: (int(n), int(newest))
+        for scope, n, newest in conn.execute(
+            select(CHANGES.c.scope, func.count(), func.max(CHANGES.c.change_id)).group_by(CHANGES.c.scope)
+        )
+    }
+    floors = {scope: int(floor) for scope, floor in conn.execute(select(FLOORS.c.scope, FLOORS.c.floor))}
+    return [
+        (scope, *found.get(scope, (0, 0)), floors.get(scope, 0))
+        for scope in sorted(found.keys() | floors.keys())
+    ]
 
 
 def snapshot(conn: Connection, scope: str) -> list[Change]:

@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-from paho.mqtt.enums import MQTTErrorCode
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,7 +24,8 @@ from robot_agent.identity import load_key_file
 from robot_agent.store.database import open_store
 from robot_agent.store.outbox import Clock
 from robot_agent.sync import telemetry
-from robot_agent.sync.mqtt import LinkDownError, RobotLink
+from robot_agent.sync.downsync import DownSync
+from robot_agent.sync.mqtt import RobotLink
 from robot_agent.sync.sender import Sender
 from robot_agent.sync.telemetry import Telemetry
 
@@ -58,50 +57,6 @@ def _open_store(path: Path) -> Engine:
         ) from err
 
 
-class AgentLink(RobotLink):
-    """The robot's link, plus QoS 0 publishing for telemetry.
-
-    `publish_volatile` belongs in RobotLink (robot_agent/sync/mqtt.py); it lives here until it moves."""
-
-    def publish_volatile(self, topic_suffix: str, payload: bytes) -> None:
-        """Publish under `up/` at QoS 0: sent now or never (paho does not queue QoS 0); LinkDownError if the
-        link is down."""
-        topic = f"{self._prefix}up/{topic_suffix}"
-        if not self.connected:
-            raise LinkDownError(f"not connected: {topic} not sent")
-        info = self._client.publish(topic, payload, qos=0)
-        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            raise LinkDownError(f"{topic} not sent (paho error {info.rc})")
-
-
-class AckTimes:
-    """The link as the sender sees it, noting when each `down/` message it reads arrived (for telemetry)."""
-
-    def __init__(self, link: RobotLink, clock: Clock) -> None:
-        self._link = link
-        self._clock = clock
-        self._last_ms: dict[str, int] = {}
-
-    @property
-    def connected(self) -> bool:
-        return self._link.connected
-
-    async def wait_connected(self) -> None:
-        await self._link.wait_connected()
-
-    async def publish(self, topic_suffix: str, payload: bytes) -> None:
-        await self._link.publish(topic_suffix, payload)
-
-    async def messages(self, suffix: str) -> AsyncIterator[bytes]:
-        async for payload in self._link.messages(suffix):
-            self._last_ms[suffix] = self._clock.wall_ms()
-            yield payload
-
-    def last_received_ms(self, suffix: str) -> int | None:
-        """The robot's wall clock when the last `down/{suffix}` message was read (None: none yet)."""
-        return self._last_ms.get(suffix)
-
-
 class Agent:
     """The robot agent: built from the configuration (raising RobotAgentError on a bad set-up), then `run()`
     until cancelled."""
@@ -114,17 +69,16 @@ class Agent:
         username, password = (
             read_credentials(cloud.credentials_file) if cloud.credentials_file is not None else (None, None)
         )
-        self.link = AgentLink(robot, cloud.mqtt_url, username, password, cloud.keepalive_s)
+        self.link = RobotLink(robot, cloud.mqtt_url, username, password, cloud.keepalive_s)
         self.store = _open_store(config.storage.database)
         clock = Clock()
-        sender_link = AckTimes(self.link, clock)
-        self.sender = Sender(self.store, sender_link, robot, key, clock)
+        self.sender = Sender(self.store, self.link, robot, key, clock)
+        self.downsync = DownSync(self.link, self.store)
         self.telemetry = Telemetry(
             robot,
             self.link,
             self.store,
             self.sender,
-            lambda: sender_link.last_received_ms("ack"),
             clock,
             interval_s=telemetry_interval_s,
         )
@@ -142,6 +96,7 @@ class Agent:
         try:
             async with asyncio.TaskGroup() as parts:
                 parts.create_task(self.sender.run(), name="sync sender")
+                parts.create_task(self.downsync.run(), name="down-sync")
                 parts.create_task(self.telemetry.run(), name="telemetry")
         finally:
             await self.link.close()

@@ -213,6 +213,16 @@ class RobotLink:
         """Publish under this robot's `up/` with QoS 1; return once the broker has accepted it (PUBACK)."""
         await self._publish(f"{self._prefix}up/{topic_suffix}", payload)
 
+    def publish_volatile(self, topic_suffix: str, payload: bytes) -> None:
+        """Publish under `up/` at QoS 0 (telemetry): sent now or never, as paho does not queue QoS 0;
+        LinkDownError if the link is down."""
+        topic = f"{self._prefix}up/{topic_suffix}"
+        if self._closed or not self._connected:
+            raise LinkDownError(f"not connected: {topic} not sent")
+        info = self._client.publish(topic, payload, qos=0)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise LinkDownError(f"{topic} not sent ({mqtt.error_string(info.rc)})")
+
     async def publish_topic(self, topic: str, payload: bytes) -> None:
         """Publish on any full topic with QoS 1. For tests and tools (e.g. to see the ACL refuse a topic);
         the agent uses `publish`."""

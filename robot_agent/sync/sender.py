@@ -105,6 +105,7 @@ class Sender:
         self._wake = asyncio.Event()
         self.acked_batches = 0
         self.resent_batches = 0
+        self.last_ack_ms: int | None = None  # the wall clock at the last `committed` ack (telemetry)
 
     def wake(self) -> None:
         self._wake.set()
@@ -169,6 +170,7 @@ class Sender:
             self._in_flight.pop(ack.batch, None)
             if done:
                 self.acked_batches += 1
+                self.last_ack_ms = self._clock.wall_ms()
             self._wake.set()
 
     def _take(self) -> Batch | None:

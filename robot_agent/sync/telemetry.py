@@ -14,7 +14,6 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Protocol
@@ -51,6 +50,7 @@ class SenderCounters(Protocol):
 
     acked_batches: int
     resent_batches: int
+    last_ack_ms: int | None
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,6 @@ class Telemetry:
         link: TelemetryLink,
         store: Engine,
         sender: SenderCounters,
-        last_ack_ms: Callable[[], int | None],
         clock: Clock,
         *,
         interval_s: float = INTERVAL_S,
@@ -109,7 +108,6 @@ class Telemetry:
         self._link = link
         self._store = store
         self._sender = sender
-        self._last_ack_ms = last_ack_ms
         self._clock = clock
         self._interval_s = interval_s
         self._started = time.monotonic()
@@ -141,7 +139,7 @@ class Telemetry:
             batches_in_flight=batches,
             acked_batches=self._sender.acked_batches,
             resent_batches=self._sender.resent_batches,
-            last_ack_ms=self._last_ack_ms(),
+            last_ack_ms=self._sender.last_ack_ms,
             uptime_s=time.monotonic() - self._started,
         )
 

@@ -136,3 +136,28 @@ def test_bad_database_urls_are_named(tmp_path: Path) -> None:
 def test_default_database_is_var_cloud_db(tmp_path: Path) -> None:
     assert cloud("migrate", cwd=tmp_path).returncode == 0
     assert (tmp_path / "var" / "cloud.db").is_file()
+
+
+def test_the_change_log_is_shown_and_compacted(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cloud.db'}"
+    assert cloud("migrate", "--db", db, cwd=tmp_path).returncode == 0
+    for _ in range(2):  # each new signing key goes to every robot: one entry in scope "all"
+        assert (
+            cloud("keys", "rotate", "--db", db, "--keys-dir", str(tmp_path / "keys"), cwd=tmp_path).returncode
+            == 0
+        )
+    status = cloud("changes", "status", "--db", db, cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines()[1].split() == ["all", "3", "3", "0"], status.stdout  # 2 new, 1 retired
+
+    compacted = cloud("changes", "compact", "--db", db, "--keep-days", "0", cwd=tmp_path)
+    assert compacted.returncode == 0, compacted.stderr
+    assert compacted.stdout.strip() == "deleted 3 entries up to change 3"
+    after = cloud("changes", "status", "--db", db, cwd=tmp_path)
+    assert after.stdout.splitlines()[1].split() == ["all", "0", "0", "3"], (
+        "no entries left, robots behind get a snapshot"
+    )
+
+    refused = cloud("changes", "compact", "--db", db, "--keep-days", "-1", cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "--keep-days must be 0 or more" in refused.stderr
