@@ -56,6 +56,65 @@ class RejectedEvent(RobotTable, table=True):
     reason: str = varchar(255)
 
 
+# -- what the robot did (robot_agent/store/activity.py writes each with its outbox event) -------------------
+
+
+class RobotPurchase(RobotTable, table=True):
+    """A sale made on the robot; its lines in `purchase_items`."""
+
+    __tablename__ = "purchases"
+
+    id: uuid.UUID = Field(sa_type=Uuid, primary_key=True)
+    store_id: uuid.UUID = Field(sa_type=Uuid, index=True)
+    user_id: uuid.UUID = Field(sa_type=Uuid)
+    is_default_ready: bool = Field(sa_type=Boolean)
+    at: dt.datetime = Field(sa_type=UtcDateTime)
+    event_seq: int = Field(sa_type=Integer)  # the outbox event that carries it to the cloud
+
+
+class RobotPurchaseItem(RobotTable, table=True):
+    __tablename__ = "purchase_items"
+
+    purchase_id: uuid.UUID = Field(sa_type=Uuid, foreign_key="purchases.id", primary_key=True)
+    item_id: uuid.UUID = Field(sa_type=Uuid, primary_key=True)
+    count: int = Field(sa_type=Integer)
+
+
+class TicketCheck(RobotTable, table=True):
+    """A ticket the robot checked, and its verdict."""
+
+    __tablename__ = "ticket_checks"
+
+    seq: int = Field(sa_type=Integer, primary_key=True)  # its outbox event's
+    ticket_id: uuid.UUID | None = Field(default=None, sa_type=Uuid, nullable=True, index=True)
+    verdict: str = varchar(40)
+    train_number: int = Field(sa_type=Integer)
+    at: dt.datetime = Field(sa_type=UtcDateTime)
+
+
+class TaskDelivery(RobotTable, table=True):
+    """A store task (an order to deliver) the robot moved on."""
+
+    __tablename__ = "task_deliveries"
+
+    seq: int = Field(sa_type=Integer, primary_key=True)
+    task_id: uuid.UUID = Field(sa_type=Uuid, index=True)
+    is_ready: bool = Field(sa_type=Boolean)
+    at: dt.datetime = Field(sa_type=UtcDateTime)
+
+
+class EngineerActionRecord(RobotTable, table=True):
+    """What an engineer did on the robot's terminal."""
+
+    __tablename__ = "engineer_actions"
+
+    seq: int = Field(sa_type=Integer, primary_key=True)
+    engineer_id: uuid.UUID = Field(sa_type=Uuid, index=True)
+    action: str = varchar(64)
+    detail: str = varchar(255)
+    at: dt.datetime = Field(sa_type=UtcDateTime)
+
+
 # -- copies of the cloud's data (models/sync_changes.py REPLICATED; docs/sync.md, "Down-sync") -------------
 # Each has the columns that travel, plus `sync_scope`: the scope the row last came in, which a snapshot of
 # that scope uses to find rows the cloud no longer has. No foreign keys: rows arrive in the cloud's order,

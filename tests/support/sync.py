@@ -13,8 +13,8 @@ from models.base_server import BASE_METADATA
 from models.columns import utcnow
 from models.store_api import PurchaseLine
 from models.store_server import STORE_METADATA
-from models.sync_events import PurchaseMade, event_payload
-from robot_agent.store import outbox
+from models.sync_events import PurchaseMade
+from robot_agent.store import activity
 from robot_agent.store.outbox import Clock
 
 
@@ -54,7 +54,8 @@ async def seed_cloud(db_url: str, robot: uuid.UUID, key: Ed25519PrivateKey) -> t
 
 
 def make_purchases(store: Engine, store_id: uuid.UUID, item_id: uuid.UUID, count: int) -> list[uuid.UUID]:
-    """`count` purchases of one item, written to the robot's outbox in one transaction; their ids."""
+    """`count` purchases of one item, recorded on the robot (its table and its outbox) in one transaction;
+    their ids."""
     clock, made = Clock(), []
     with store.begin() as conn:
         for _ in range(count):
@@ -65,6 +66,6 @@ def make_purchases(store: Engine, store_id: uuid.UUID, item_id: uuid.UUID, count
                 items=[PurchaseLine(item_id=item_id, count=1)],
                 at=utcnow(),
             )
-            outbox.append(conn, *event_payload(bought), clock)
+            activity.record(conn, bought, clock)
             made.append(bought.purchase_id)
     return made

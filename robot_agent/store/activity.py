@@ -1,0 +1,87 @@
+"""What the robot does, recorded: each change in its own table and its event in the outbox, in one
+transaction (docs/sync.md, guarantee 1), so the cloud hears of exactly what the robot committed.
+
+`record` takes the event's data (models/sync_events.py) and the caller's connection; the caller commits. A
+purchase also takes what it sold off the robot's copy of the items' stock, where the stock is counted, so the
+robot does not sell what it no longer has before the cloud's next word on it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, case, insert, update
+
+from models.sync_events import (
+    EngineerAction,
+    EventData,
+    PurchaseMade,
+    TaskUpdated,
+    TicketChecked,
+    event_payload,
+)
+from robot_agent.store import outbox
+from robot_agent.store.outbox import Clock
+from robot_agent.store.tables import (
+    EngineerActionRecord,
+    ReplicaStoreItem,
+    RobotPurchase,
+    RobotPurchaseItem,
+    TaskDelivery,
+    TicketCheck,
+)
+
+_PURCHASES = RobotPurchase.__table__  # type: ignore[attr-defined]
+_LINES = RobotPurchaseItem.__table__  # type: ignore[attr-defined]
+_CHECKS = TicketCheck.__table__  # type: ignore[attr-defined]
+_TASKS = TaskDelivery.__table__  # type: ignore[attr-defined]
+_ACTIONS = EngineerActionRecord.__table__  # type: ignore[attr-defined]
+_ITEMS = ReplicaStoreItem.__table__  # type: ignore[attr-defined]
+
+
+def record(conn: Connection, data: EventData, clock: Clock) -> int:
+    """Record `data` in its table and the outbox, in the caller's transaction; returns the event's seq."""
+    seq = outbox.append(conn, *event_payload(data), clock)
+    if isinstance(data, PurchaseMade):
+        conn.execute(
+            insert(_PURCHASES).values(
+                id=data.purchase_id,
+                store_id=data.store_id,
+                user_id=data.user_id,
+                is_default_ready=data.is_default_ready,
+                at=data.at,
+                event_seq=seq,
+            )
+        )
+        sold: dict[object, int] = {}
+        for line in data.items:
+            sold[line.item_id] = sold.get(line.item_id, 0) + line.count
+        conn.execute(
+            insert(_LINES),
+            [{"purchase_id": data.purchase_id, "item_id": i, "count": n} for i, n in sold.items()],
+        )
+        for item_id, count in sold.items():
+            left = _ITEMS.c.balance - count
+            conn.execute(
+                update(_ITEMS)
+                .where(_ITEMS.c.id == item_id, _ITEMS.c.balance.is_not(None))
+                .values(balance=case((left < 0, 0), else_=left))
+            )
+    elif isinstance(data, TicketChecked):
+        conn.execute(
+            insert(_CHECKS).values(
+                seq=seq,
+                ticket_id=data.ticket_id,
+                verdict=data.verdict,
+                train_number=data.train_number,
+                at=data.at,
+            )
+        )
+    elif isinstance(data, TaskUpdated):
+        conn.execute(insert(_TASKS).values(seq=seq, task_id=data.task_id, is_ready=data.is_ready, at=data.at))
+    else:
+        assert isinstance(data, EngineerAction)
+        conn.execute(
+            insert(_ACTIONS).values(
+                seq=seq, engineer_id=data.engineer_id, action=data.action, detail=data.detail, at=data.at
+            )
+        )
+    return seq
