@@ -61,6 +61,19 @@ CLOSE_TIMEOUT_S = 5.0
 _Ts = TypeVarTuple("_Ts")
 
 
+def _offline_is_not_an_error(record: logging.LogRecord) -> bool:
+    """paho logs "Client is not connected" as an ERROR on every reconnect attempt (every 2 s) while the broker
+    is away, which is a robot's normal state on a train; the link logs its own state changes, so this one
+    goes to DEBUG."""
+    if record.levelno == logging.ERROR and record.getMessage().startswith("Client is not connected"):
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return record.levelno >= _PAHO_LOG.getEffectiveLevel()
+
+
+_PAHO_LOG = logging.getLogger(f"{__name__}.paho")
+_PAHO_LOG.addFilter(_offline_is_not_an_error)
+
+
 class LinkError(RobotAgentError):
     """The broker refused what the link asked for; `reason_code` is the MQTT v5 code when there is one."""
 
@@ -118,7 +131,7 @@ class RobotLink:
         client.max_queued_messages_set(MAX_QUEUED)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         # paho's log lines name flags and client ids, never the password; its callback errors show up here.
-        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        client.enable_logger(_PAHO_LOG)
         client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe

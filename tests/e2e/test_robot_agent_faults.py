@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from tests.e2e.test_sync_faults import start_ingest, stored_purchases
 from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT, Watcher, state_is, topic, watch
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.sync import make_purchases, seed_cloud
+from tests.support.tasks import eventually
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,11 +71,7 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 async def until(condition: Callable[[], bool], within_s: float, what: str) -> None:
     """Poll `condition` (every 50 ms) until it holds; fail naming `what` after `within_s` seconds."""
-    deadline = time.monotonic() + within_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {within_s:g} s for {what}")
-        await asyncio.sleep(0.05)
+    await eventually(condition, what, within_s, poll_s=0.05)
 
 
 async def until_connected(agent: subprocess.Popen[bytes], log: Path, within_s: float, what: str) -> None:
