@@ -197,3 +197,32 @@ def test_a_message_that_skips_ahead_is_not_applied(tmp_path: Path) -> None:
         assert replica.apply_log(conn, gap) is None
         assert replica.cursors(conn) == {"train:1": 5}
     assert robot_rows(store, "users") == 1
+
+
+def test_rows_read_back_as_the_robots_models_type_them(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "robot.db")
+    ticket = uuid.uuid4()
+    value = {
+        "id": str(ticket),
+        "user_id": str(uuid.uuid4()),
+        "train_number": TRAIN,
+        "wagon_number": 3,
+        "place_number": 17,
+        "date": "2026-11-30T21:40:00+03:00",
+        "station_id": "MSK",
+        "destination_id": "SPB",
+        "start_date": "2026-11-30T18:40:00+00:00",
+        "code": "T1",
+        "used": False,
+    }
+    with store.begin() as conn:
+        replica.apply_log(
+            conn, Changes("train:742", "log", 0, 1, (Change(1, "tickets", "upsert", str(ticket), value),))
+        )
+        tickets = replica.table("tickets")
+        row = conn.execute(select(tickets).where(tickets.c.id == ticket)).one()
+    assert row.date == DEPARTURE  # 21:40+03:00 is 18:40 UTC
+    assert row.date.tzinfo is not None
+    assert row.user_id == uuid.UUID(value["user_id"])
+    assert row.used is False
+    assert row.sync_scope == "train:742"
