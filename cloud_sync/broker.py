@@ -26,6 +26,7 @@ from cloud_sync.signing import trust_document, trusted_keys
 from cloud_sync.tables import RobotCredential
 from models.base_api import TrustList
 from models.base_server import Robot
+from models.credentials import parse_credentials
 from models.sync_batch import TOPIC_ROOT
 
 log = logging.getLogger(__name__)
@@ -130,16 +131,14 @@ def _write_file(path: Path, text: str, mode: int) -> None:
 def read_credentials(path: Path) -> tuple[str, str]:
     """`username:password` from a file only its owner can read."""
     try:
-        mode = path.stat().st_mode & 0o777
-        text = path.read_text().strip()
+        mode = path.stat().st_mode
+        text = path.read_text()
     except OSError as err:
         raise CloudSyncError(f"cannot read {path}: {err.strerror}") from err
-    if mode & 0o077:
-        raise CloudSyncError(f"{path} is readable by others (mode {mode:04o}); run `chmod 600` on it")
-    username, sep, password = text.partition(":")
-    if not sep or not username or not password:
-        raise CloudSyncError(f"{path} is not `username:password`")
-    return username, password
+    try:
+        return parse_credentials(text, mode, str(path))
+    except ValueError as err:
+        raise CloudSyncError(str(err)) from err
 
 
 @dataclass(frozen=True)

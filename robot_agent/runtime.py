@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import stat
 from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from models.credentials import parse_credentials
 from robot_agent.config import RobotConfig
 from robot_agent.errors import RobotAgentError
 from robot_agent.identity import load_key_file
@@ -36,16 +36,14 @@ def read_credentials(path: Path) -> tuple[str, str]:
     """`username:password` for the broker, from a file only its owner can read (`cloud-sync robot
     provision` writes it)."""
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        text = path.read_text(encoding="utf-8").strip()
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise RobotAgentError(f"cannot read the broker credentials {path}: {err}") from err
-    if mode & 0o077:
-        raise RobotAgentError(f"{path} is readable by others (mode {mode:04o}); run `chmod 600` on it")
-    username, sep, password = text.partition(":")
-    if not sep or not username or not password:
-        raise RobotAgentError(f"{path} is not `username:password`")
-    return username, password
+    try:
+        return parse_credentials(text, mode, str(path))
+    except ValueError as err:
+        raise RobotAgentError(str(err)) from err
 
 
 def _open_store(path: Path) -> Engine:
