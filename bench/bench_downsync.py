@@ -18,7 +18,6 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 import uuid
@@ -34,7 +33,7 @@ from cloud_sync.database import create_engine, session_factory
 from cloud_sync.downsync import DownSyncService, messages_for
 from cloud_sync.migrate import upgrade
 from cloud_sync.tables import RobotAssignment
-from models.base_server import Robot, Ticket, User
+from models.base_server import Robot
 from models.sync_changes import ALL_SCOPE, encode_changes, robot_scope, train_scope
 from robot_agent.identity import create_key_file
 from robot_agent.store import replica
@@ -42,7 +41,7 @@ from robot_agent.store.database import open_store
 from robot_agent.sync.downsync import DownSync
 from robot_agent.sync.mqtt import RobotLink
 from tests.support.mosquitto import MosquittoBroker
-from tests.support.sync import make_purchases
+from tests.support.sync import add_tickets, make_purchases, robot_toml
 
 TICKETS = 100_000
 PASSENGERS = 1_000
@@ -70,29 +69,12 @@ def broker_for(work: Path, robot: uuid.UUID) -> tuple[MosquittoBroker, dict[str,
 async def fill_cloud(db_url: str, robot: uuid.UUID) -> None:
     engine = create_engine(db_url)
     departure = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
-    users = [User(name=f"Passenger {i}") for i in range(PASSENGERS)]
     async with session_factory(engine)() as session:
         session.add(Robot(id=robot, robot_model_id="rb2", robot_model_name="Railbot 2"))
-        session.add_all(users)
         await session.flush()
         session.add(RobotAssignment(robot_id=robot, train_number=TRAIN, train_date=departure.date()))
-        for start in range(0, TICKETS, 20_000):
-            session.add_all(
-                Ticket(
-                    user_id=users[i % PASSENGERS].id,
-                    train_number=TRAIN,
-                    wagon_number=i % 20 + 1,
-                    place_number=i % 60 + 1,
-                    date=departure,
-                    station_id="MSK",
-                    destination_id="SPB",
-                    start_date=departure,
-                    code=f"T{i:08d}",
-                )
-                for i in range(start, min(start + 20_000, TICKETS))
-            )
-            await session.flush()
         await session.commit()
+    await add_tickets(engine, TICKETS, TRAIN, PASSENGERS, departure)
     await engine.dispose()
 
 
@@ -196,34 +178,11 @@ def agent_rss_mib(
     """VmRSS of `robot-agent run` with `backlog` events in its outbox, connected, nothing acking."""
     work.mkdir(parents=True, exist_ok=True)
     create_key_file(work / "robot.key")
-    credentials = work / "mqtt-credentials"
-    credentials.write_text(f"{robot}:{users[str(robot)]}\n")
-    credentials.chmod(0o600)
     store = open_store(work / "robot.db")
     for start in range(0, backlog, 10_000):
         make_purchases(store, uuid.uuid4(), uuid.uuid4(), min(10_000, backlog - start))
     store.dispose()
-    config = work / "robot.toml"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            [robot]
-            id = "{robot}"
-            key_file = "robot.key"
-            [assignment]
-            train_number = {TRAIN}
-            [cloud]
-            mqtt_url = "{broker.url}"
-            credentials_file = "mqtt-credentials"
-            [storage]
-            database = "robot.db"
-            [camera.source]
-            type = "device"
-            [hardware]
-            backend = "simulated"
-            """
-        )
-    )
+    config = robot_toml(work, robot, broker.url, users[str(robot)], TRAIN)
     log = (work / "agent.log").open("wb")
     agent = subprocess.Popen(
         [str(BIN / "robot-agent"), "--config", str(config), "run"], stdout=log, stderr=subprocess.STDOUT

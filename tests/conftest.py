@@ -6,8 +6,10 @@ A missing service fails the test with a message that says how to start it; nothi
 from __future__ import annotations
 
 import secrets
+import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -22,6 +24,17 @@ from tests.support.postgres import ThrowawayDatabase, create_database, drop_data
 
 # Fixtures defined beside their helpers: start_simulator (the MCU simulator process).
 pytest_plugins = ["tests.support.simulator"]
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[Any]]]:
+    """Processes a test starts (append them); any still running at its end is killed."""
+    started: list[subprocess.Popen[Any]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,15 +31,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return database.dsn
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
-    processes: list[subprocess.Popen[str]] = []
-    yield processes
-    for process in processes:
-        process.kill()
-        process.wait()
-
-
 def get(port: int, path: str, token: str | None = None) -> tuple[int, dict[str, object]]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
     if token:
@@ -52,7 +42,7 @@ def get(port: int, path: str, token: str | None = None) -> tuple[int, dict[str, 
         return err.code, json.loads(err.read())
 
 
-def test_operator_workflow(db_url: str, tmp_path: Path, server: list[subprocess.Popen[str]]) -> None:
+def test_operator_workflow(db_url: str, tmp_path: Path, processes: list[subprocess.Popen[str]]) -> None:
     keys = str(tmp_path / "keys")
     refused = cloud("serve", "--db", db_url, "--keys-dir", keys, cwd=tmp_path)
     assert refused.returncode == 1
@@ -94,7 +84,7 @@ def test_operator_workflow(db_url: str, tmp_path: Path, server: list[subprocess.
         stderr=subprocess.PIPE,
         text=True,
     )
-    server.append(process)
+    processes.append(process)
     wait_until(
         lambda: accepts_connections("127.0.0.1", port) or process.poll() is not None, 30, "cloud-sync serve"
     )

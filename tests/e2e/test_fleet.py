@@ -5,7 +5,6 @@ stop cleanly on SIGTERM."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import os
@@ -13,11 +12,9 @@ import signal
 import subprocess
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from cloud_sync.auth import create_token
@@ -29,23 +26,13 @@ from robot_agent.store import replica
 from robot_agent.store.database import open_store
 from tests.conftest import MosquittoFactory
 from tests.e2e.test_robot_agent_faults import BIN, start_agent, write_robot_toml
-from tests.e2e.test_sync_faults import stored_purchases
+from tests.e2e.test_sync_faults import stored_purchases, until_stored
 from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT
 from tests.support.ports import accepts_connections, free_port
 from tests.support.sync import make_purchases, seed_cloud
 from tests.support.tasks import eventually
 
 PURCHASES = 60
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def request(port: int, method: str, path: str, token: str, body: dict[str, Any] | None = None) -> Any:
@@ -119,12 +106,10 @@ async def test_the_fleet_syncs_both_ways_through_one_cloud_process(
     agent = start_agent(write_robot_toml(tmp_path, broker), tmp_path / "agent.log")
     processes.append(agent)
     sold = make_purchases(open_store(robot_db), store_id, item_id, PURCHASES)
-    for _ in range(300):
-        ids, rows = await stored_purchases(cloud_db_url)
-        if rows >= PURCHASES:
-            break
-        await asyncio.sleep(0.2)
-    assert (ids, rows) == (set(sold), PURCHASES), "every purchase made on the robot, once"
+    await until_stored(cloud_db_url, PURCHASES)
+    assert await stored_purchases(cloud_db_url) == (set(sold), PURCHASES), (
+        "every purchase made on the robot, once"
+    )
 
     user = request(port, "POST", "/base_api/admin/user", token, {"name": "Anna"})
     departure = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).isoformat()

@@ -15,11 +15,10 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-import pytest
 
 from robot_agent.identity import create_key_file
 from robot_agent.store import outbox
@@ -29,7 +28,7 @@ from tests.conftest import MosquittoFactory
 from tests.e2e.test_sync_faults import start_ingest, stored_purchases
 from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT, Watcher, state_is, topic, watch
 from tests.support.mosquitto import MosquittoBroker
-from tests.support.sync import make_purchases, seed_cloud
+from tests.support.sync import make_purchases, robot_toml, seed_cloud
 from tests.support.tasks import eventually
 
 BIN = Path(sys.executable).parent
@@ -58,17 +57,6 @@ WRITER = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Processes a test starts; any still running at the end is killed."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
 async def until(condition: Callable[[], bool], within_s: float, what: str) -> None:
     """Poll `condition` (every 50 ms) until it holds; fail naming `what` after `within_s` seconds."""
     await eventually(condition, what, within_s, poll_s=0.05)
@@ -84,37 +72,7 @@ async def until_connected(agent: subprocess.Popen[bytes], log: Path, within_s: f
 
 def write_robot_toml(directory: Path, broker: MosquittoBroker) -> Path:
     """A robot.toml for ROBOT on `broker`, its key in robot.key; writes its broker credentials (0600)."""
-    credentials = directory / "mqtt-credentials"
-    credentials.write_text(f"{ROBOT}:{PASSWORDS[str(ROBOT)]}\n")
-    credentials.chmod(0o600)
-    path = directory / "robot.toml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            [robot]
-            id = "{ROBOT}"
-            key_file = "robot.key"
-
-            [assignment]
-            train_number = 742
-
-            [cloud]
-            mqtt_url = "{broker.url}"
-            credentials_file = "mqtt-credentials"
-            keepalive_s = 5
-
-            [storage]
-            database = "robot.db"
-
-            [camera.source]
-            type = "device"
-
-            [hardware]
-            backend = "simulated"
-            """
-        )
-    )
-    return path
+    return robot_toml(directory, ROBOT, broker.url, PASSWORDS[str(ROBOT)])
 
 
 def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:

@@ -182,17 +182,8 @@ def clients() -> Iterator[list[Client]]:
         client.close()
 
 
-@pytest.fixture
-def broker_process() -> Iterator[list[subprocess.Popen[bytes]]]:
-    processes: list[subprocess.Popen[bytes]] = []
-    yield processes
-    for process in processes:
-        process.kill()
-        process.wait()
-
-
 def test_a_real_mosquitto_takes_the_generated_files(
-    fleet: Fleet, clients: list[Client], broker_process: list[subprocess.Popen[bytes]]
+    fleet: Fleet, clients: list[Client], processes: list[subprocess.Popen[bytes]]
 ) -> None:
     mine, other = fleet.add_robot(), fleet.add_robot()
     for robot_id in (mine, other):
@@ -229,7 +220,7 @@ def test_a_real_mosquitto_takes_the_generated_files(
     test_config = folder / "test.conf"
     test_config.write_text(f"{run_as}log_dest file {folder / 'mosquitto.log'}\n{generated}")
     process = subprocess.Popen([find_binary("mosquitto"), "-c", str(test_config)], stderr=subprocess.PIPE)
-    broker_process.append(process)
+    processes.append(process)
     wait_until(lambda: process.poll() is not None or accepts_connections("127.0.0.1", port), 10, "mosquitto")
     assert process.poll() is None, process.stderr.read() if process.stderr else b""
 

@@ -11,10 +11,9 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
@@ -43,16 +42,6 @@ async def stored_purchases(db_url: str) -> tuple[set[uuid.UUID], int]:
         rows = int((await conn.execute(select(func.count()).select_from(_PURCHASES))).scalar_one())
     await engine.dispose()
     return ids, rows
-
-
-@pytest.fixture
-def ingest_processes(tmp_path: Path, cloud_db_url: str) -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def start_ingest(
@@ -119,24 +108,22 @@ async def drained(sender: Sender, within_s: float = 60.0) -> None:
 async def test_an_ingest_killed_mid_stream_and_restarted_loses_and_doubles_nothing(
     cloud_db_url: str,
     mosquitto_factory: MosquittoFactory,
-    ingest_processes: list[subprocess.Popen[bytes]],
+    processes: list[subprocess.Popen[bytes]],
     tmp_path: Path,
 ) -> None:
     store_id, item_id = await seed_cloud(cloud_db_url, ROBOT, KEY)
     broker = mosquitto_factory(users=PASSWORDS, acl=ACL)
-    ingest_processes.append(start_ingest(broker, cloud_db_url, tmp_path, "first", "ingest-1"))
+    processes.append(start_ingest(broker, cloud_db_url, tmp_path, "first", "ingest-1"))
     robot_db = tmp_path / "robot.db"
     made = make_purchases(robot_db, store_id, item_id, 3_000)
     async with robot(broker, robot_db) as sender:
         sender.wake()
         await until_stored(cloud_db_url, 500)
-        ingest_processes[0].send_signal(
-            signal.SIGKILL
-        )  # mid-stream: batches in flight, one perhaps mid-commit
-        ingest_processes[0].wait()
+        processes[0].send_signal(signal.SIGKILL)  # mid-stream: batches in flight, one perhaps mid-commit
+        processes[0].wait()
         applied_before = (await stored_purchases(cloud_db_url))[1]
         # The same worker, restarted: its broker session (and what it held) is its own again.
-        ingest_processes.append(start_ingest(broker, cloud_db_url, tmp_path, "second", "ingest-1"))
+        processes.append(start_ingest(broker, cloud_db_url, tmp_path, "second", "ingest-1"))
         await drained(sender)
     ids, rows = await stored_purchases(cloud_db_url)
     assert 500 <= applied_before < 3_000, "the kill did not come mid-stream"
@@ -147,13 +134,13 @@ async def test_an_ingest_killed_mid_stream_and_restarted_loses_and_doubles_nothi
 async def test_two_ingest_workers_share_the_load_exactly_once(
     cloud_db_url: str,
     mosquitto_factory: MosquittoFactory,
-    ingest_processes: list[subprocess.Popen[bytes]],
+    processes: list[subprocess.Popen[bytes]],
     tmp_path: Path,
 ) -> None:
     store_id, item_id = await seed_cloud(cloud_db_url, ROBOT, KEY)
     broker = mosquitto_factory(users=PASSWORDS, acl=ACL)
     for name in ("a", "b"):
-        ingest_processes.append(start_ingest(broker, cloud_db_url, tmp_path, name, f"ingest-{name}"))
+        processes.append(start_ingest(broker, cloud_db_url, tmp_path, name, f"ingest-{name}"))
     await asyncio.sleep(1.0)  # both subscribed (the shared group hands messages only to members)
     robot_db = tmp_path / "robot.db"
     made = make_purchases(robot_db, store_id, item_id, 2_000)
@@ -162,7 +149,7 @@ async def test_two_ingest_workers_share_the_load_exactly_once(
         await drained(sender)
     ids, rows = await stored_purchases(cloud_db_url)
     assert (rows, ids) == (2_000, set(made))
-    for process in ingest_processes:
+    for process in processes:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=10)
     handled = [(tmp_path / f"{name}.log").read_text().count("batch applied") for name in ("a", "b")]
@@ -173,14 +160,14 @@ async def test_two_ingest_workers_share_the_load_exactly_once(
 async def test_the_broker_killed_and_restarted_mid_stream_loses_and_doubles_nothing(
     cloud_db_url: str,
     mosquitto_factory: MosquittoFactory,
-    ingest_processes: list[subprocess.Popen[bytes]],
+    processes: list[subprocess.Popen[bytes]],
     tmp_path: Path,
 ) -> None:
     """Fault 4: Mosquitto persists by snapshot, so a kill loses what it held; only the cloud's ack lets the
     robot forget a batch, so everything is sent again and applied once."""
     store_id, item_id = await seed_cloud(cloud_db_url, ROBOT, KEY)
     broker = mosquitto_factory(users=PASSWORDS, acl=ACL)
-    ingest_processes.append(start_ingest(broker, cloud_db_url, tmp_path, "only", "ingest-1"))
+    processes.append(start_ingest(broker, cloud_db_url, tmp_path, "only", "ingest-1"))
     robot_db = tmp_path / "robot.db"
     made = make_purchases(robot_db, store_id, item_id, 3_000)
     async with robot(broker, robot_db) as sender:

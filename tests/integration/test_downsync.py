@@ -20,7 +20,7 @@ from cloud_sync import changes
 from cloud_sync.database import create_engine, session_factory
 from cloud_sync.downsync import DownSyncService
 from cloud_sync.tables import RobotAssignment, TicketRevocation
-from models.base_server import BASE_METADATA, Robot, Ticket, User
+from models.base_server import BASE_METADATA, Robot, Ticket
 from models.sync_changes import Change, Changes
 from robot_agent.store import replica
 from robot_agent.store.database import open_store
@@ -29,6 +29,7 @@ from robot_agent.sync.mqtt import RobotLink
 from tests.conftest import MosquittoFactory
 from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT, topic, watch
 from tests.support.mosquitto import MosquittoBroker
+from tests.support.sync import add_tickets as support_add_tickets
 from tests.support.tasks import eventually, stop
 
 TRAIN = 742
@@ -58,30 +59,7 @@ async def cloud(cloud_db_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 async def add_tickets(engine: AsyncEngine, count: int, train: int = TRAIN) -> list[uuid.UUID]:
-    """`count` tickets on `train` for PASSENGERS passengers, through the cloud's sessions (so logged)."""
-    users = [User(name=f"Passenger {i}") for i in range(PASSENGERS)]
-    tickets = [
-        Ticket(
-            user_id=users[i % PASSENGERS].id,
-            train_number=train,
-            wagon_number=i % 20 + 1,
-            place_number=i % 60 + 1,
-            date=DEPARTURE,
-            station_id="MSK",
-            destination_id="SPB",
-            start_date=DEPARTURE,
-            code=f"T{i:08d}",
-        )
-        for i in range(count)
-    ]
-    async with session_factory(engine)() as session:
-        session.add_all(users)
-        await session.flush()
-        for i in range(0, count, 20_000):
-            session.add_all(tickets[i : i + 20_000])
-            await session.flush()
-        await session.commit()
-    return [t.id for t in tickets]
+    return await support_add_tickets(engine, count, train, PASSENGERS, DEPARTURE)
 
 
 def robot_rows(store: Engine, table: str) -> int:
@@ -223,6 +201,6 @@ def test_rows_read_back_as_the_robots_models_type_them(tmp_path: Path) -> None:
         row = conn.execute(select(tickets).where(tickets.c.id == ticket)).one()
     assert row.date == DEPARTURE  # 21:40+03:00 is 18:40 UTC
     assert row.date.tzinfo is not None
-    assert row.user_id == uuid.UUID(value["user_id"])
+    assert row.user_id == uuid.UUID(str(value["user_id"]))
     assert row.used is False
     assert row.sync_scope == "train:742"
