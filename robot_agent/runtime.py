@@ -77,6 +77,7 @@ class Agent:
             self.link,
             self.store,
             self.sender,
+            self.downsync,
             clock,
             interval_s=telemetry_interval_s,
         )

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
@@ -22,7 +22,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from robot_agent.errors import RobotAgentError
-from robot_agent.store import outbox
+from robot_agent.store import outbox, replica
 from robot_agent.store.outbox import Backlog, Clock
 from robot_agent.store.tables import OutboxRow
 
@@ -53,6 +53,13 @@ class SenderCounters(Protocol):
     last_ack_ms: int | None
 
 
+class DownSyncCounters(Protocol):
+    """Down-sync's counters since the agent started (robot_agent.sync.downsync.DownSync)."""
+
+    applied_changes: int
+    refused: int
+
+
 @dataclass(frozen=True)
 class SyncReport:
     """One telemetry report. `backlog.oldest_age_ms` is the age of the oldest event the cloud has not
@@ -66,6 +73,9 @@ class SyncReport:
     resent_batches: int
     last_ack_ms: int | None
     uptime_s: float
+    cursors: dict[str, int] = field(default_factory=dict)  # down-sync: the newest change applied per scope
+    applied_changes: int = 0
+    refused_changes: int = 0
 
 
 def _iso(ms: int) -> str:
@@ -86,6 +96,11 @@ def telemetry_payload(report: SyncReport, now_ms: int) -> bytes:
             "resent_batches": report.resent_batches,
             "last_ack_at": None if report.last_ack_ms is None else _iso(report.last_ack_ms),
             "uptime_s": round(report.uptime_s, 1),
+            "down": {
+                "cursors": report.cursors,
+                "applied_changes": report.applied_changes,
+                "refused_messages": report.refused_changes,
+            },
         },
         separators=(",", ":"),
     ).encode()
@@ -100,6 +115,7 @@ class Telemetry:
         link: TelemetryLink,
         store: Engine,
         sender: SenderCounters,
+        downsync: DownSyncCounters,
         clock: Clock,
         *,
         interval_s: float = INTERVAL_S,
@@ -108,6 +124,7 @@ class Telemetry:
         self._link = link
         self._store = store
         self._sender = sender
+        self._downsync = downsync
         self._clock = clock
         self._interval_s = interval_s
         self._started = time.monotonic()
@@ -127,12 +144,12 @@ class Telemetry:
     async def report(self) -> SyncReport:
         """How sync stands now (reads the outbox in a thread)."""
 
-        def read() -> tuple[Backlog, int]:
+        def read() -> tuple[Backlog, int, dict[str, int]]:
             with self._store.begin() as conn:
                 batches = conn.execute(select(func.count(func.distinct(_OUTBOX.c.batch)))).scalar_one()
-                return outbox.backlog(conn, self._clock), int(batches)
+                return outbox.backlog(conn, self._clock), int(batches), replica.cursors(conn)
 
-        backlog, batches = await asyncio.to_thread(read)
+        backlog, batches, cursors = await asyncio.to_thread(read)
         return SyncReport(
             online=self._link.connected,
             backlog=backlog,
@@ -141,6 +158,9 @@ class Telemetry:
             resent_batches=self._sender.resent_batches,
             last_ack_ms=self._sender.last_ack_ms,
             uptime_s=time.monotonic() - self._started,
+            cursors=cursors,
+            applied_changes=self._downsync.applied_changes,
+            refused_changes=self._downsync.refused,
         )
 
     async def _report(self) -> None:

@@ -229,6 +229,8 @@ async def test_an_agent_started_with_the_broker_down_works_offline_then_reports_
         assert (report["backlog"], report["acked_batches"], report["last_ack_at"]) == (25, 0, None)
         assert isinstance(report["oldest_age_ms"], int)
         assert report["oldest_age_ms"] >= 3_000
+        # No down-sync service on this broker: the robot has asked, and nothing came.
+        assert report["down"] == {"cursors": {}, "applied_changes": 0, "refused_messages": 0}
         assert [s["state"] for s in received(watcher, "up/status")][-1:] == ["online"]
 
         agent.send_signal(signal.SIGTERM)
