@@ -188,6 +188,29 @@ def _write(conn: Connection, entries: list[dict[str, Any]]) -> int:
     return len(entries)
 
 
+def pg_log_statement(table_name: str) -> str:
+    """PostgreSQL: one statement logging the rows of `table_name` whose keys are in $1 (uuid[]) as upserts in
+    their train scopes, stamped $2: the entries `log_upserts` makes for tickets and store items, built in the
+    database, for ingest's raw asyncpg connection. Take `pg_lock_statement()` first."""
+    columns = REPLICATED[table_name].columns
+    value = "json_build_object(" + ", ".join(f"'{c}', r.{c}" for c in columns) + ")"
+    trains = {
+        "tickets": "SELECT DISTINCT t.id AS key, t.train_number FROM tickets t WHERE t.id = ANY($1::uuid[])",
+        "store_items": "SELECT DISTINCT i.id AS key, ts.train_number FROM store_items i "
+        "JOIN train_stores ts ON ts.store_id = i.store_id WHERE i.id = ANY($1::uuid[])",
+    }[table_name]
+    return f"""
+INSERT INTO sync_changes (scope, table_name, row_key, op, value, changed_at)
+SELECT 'train:' || s.train_number, '{table_name}', r.{REPLICATED[table_name].key}::text, 'upsert', {value}, $2
+FROM ({trains}) AS s JOIN {table_name} r ON r.id = s.key
+ORDER BY s.train_number, r.id
+"""
+
+
+def pg_lock_statement() -> str:
+    return f"SELECT pg_advisory_xact_lock({_LOG_LOCK})"
+
+
 # -- the ORM's writes ------------------------------------------------------------------------------------
 
 _PENDING: Final = "railbot_sync_changes"

@@ -22,6 +22,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from cloud_sync import changes
 from cloud_sync.tables import CLOUD_METADATA
 from models.base_server import BASE_METADATA
 from models.store_server import STORE_METADATA
@@ -275,6 +276,11 @@ class _SqliteTransaction:
             )
         if writes.states:
             await conn.execute(_SQLITE_STATE, writes.states)
+        # What robots copy changed too: a ticket used, an item's stock (docs/sync.md, "Down-sync").
+        if writes.tickets_used:
+            await conn.run_sync(changes.log_upserts, "tickets", writes.tickets_used)
+        if writes.balances:
+            await conn.run_sync(changes.log_upserts, "store_items", list(writes.balances))
 
     async def dead_letters(self, letters: Sequence[DeadLetter], now: dt.datetime) -> None:
         if letters:
@@ -329,6 +335,8 @@ SET last_seq = excluded.last_seq, last_batch_at = excluded.last_batch_at,
     clock_skew_ms = excluded.clock_skew_ms
 WHERE s.last_seq <= excluded.last_seq
 """
+_PG_LOG_LOCK: Final = changes.pg_lock_statement()
+_PG_LOG: Final = {name: changes.pg_log_statement(name) for name in ("tickets", "store_items")}
 _PG_DEAD = """
 INSERT INTO sync_dead_letters (id, robot_id, topic, reason, detail, payload, received_at)
 SELECT d.*, $7::timestamptz
@@ -420,6 +428,13 @@ class _PostgresTransaction:
             _column(writes.states, "last_seq"),
             _column(writes.states, "clock_skew_ms"),
         )
+        # What robots copy changed too: a ticket used, an item's stock (docs/sync.md, "Down-sync").
+        logged = [("tickets", writes.tickets_used), ("store_items", list(writes.balances))]
+        if any(keys for _, keys in logged):
+            await self._raw.execute(_PG_LOG_LOCK)
+            for name, keys in logged:
+                if keys:
+                    await self._raw.execute(_PG_LOG[name], keys, now)
 
     async def dead_letters(self, letters: Sequence[DeadLetter], now: dt.datetime) -> None:
         if letters:

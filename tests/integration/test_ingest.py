@@ -25,6 +25,7 @@ from models.columns import utcnow
 from models.store_api import PurchaseLine
 from models.store_server import STORE_METADATA
 from models.sync_batch import MAX_BATCH_BYTES, BatchEvent, encode_batch
+from models.sync_changes import REPLICATED, Change, Changes, decode_changes, encode_changes
 from models.sync_events import (
     EngineerAction,
     EventData,
@@ -321,3 +322,46 @@ async def test_a_late_batch_does_not_move_the_robots_last_seq_back(world: World)
     state = CLOUD_METADATA.tables["sync_robot_state"]
     async with world.engine.connect() as conn:
         assert (await conn.execute(select(state.c.last_seq))).scalar_one() == late[0].seq
+
+
+async def test_what_ingest_changes_that_robots_copy_goes_to_the_change_log(world: World) -> None:
+    """A ticket used and an item's stock reach the other robots on the train (docs/sync.md, "Down-sync")."""
+    async with world.engine.begin() as conn:
+        await conn.execute(
+            insert(T["train_stores"]).values(
+                id=uuid.uuid4(), store_id=world.store, train_number=742, train_date=AT
+            )
+        )
+    checked = TicketChecked(ticket_id=world.ticket, verdict="valid", train_number=742, at=AT)
+    ack = await world.ingest.handle(
+        world.topic, world.batch(purchase(world, (world.tea, 2), (world.cake, 1)), checked)
+    )
+    assert ack is not None
+    assert ack["status"] == "committed"
+    changes = T["sync_changes"]
+    async with world.engine.connect() as conn:
+        logged = (
+            await conn.execute(
+                select(changes.c.scope, changes.c.table_name, changes.c.row_key, changes.c.value)
+            )
+        ).all()
+    entries = {(scope, table, key): value for scope, table, key, value in logged}
+    ticket = entries[("train:742", "tickets", str(world.ticket))]
+    assert ticket["used"] is True
+    assert set(ticket) == set(REPLICATED["tickets"].columns)
+    tea = entries[("train:742", "store_items", str(world.tea))]
+    assert tea["balance"] == 1
+    assert set(tea) == set(REPLICATED["store_items"].columns)
+    assert ("train:742", "store_items", str(world.cake)) not in entries, "an uncounted stock did not change"
+    # The robot's side takes these values as they are.
+    decode_changes(
+        encode_changes(
+            Changes(
+                "train:742",
+                "log",
+                0,
+                9,
+                tuple(Change(1, t, "upsert", k, v) for (_, t, k), v in entries.items()),
+            )
+        )
+    )
