@@ -112,7 +112,8 @@ def decode_batch(data: bytes, robot: uuid.UUID, public_key: bytes) -> Batch:
             "bad_signature", f"the signature does not verify with robot {robot}'s key"
         ) from err
     try:
-        payload = load_cbor(envelope.payload)
+        # `_batch` checks the type of every value, which refuses a stray break wherever it stands.
+        payload = load_cbor(envelope.payload, stray_breaks=False)
     except ValueError as err:
         raise BatchRefused("malformed", f"payload: {err}") from err
     return _batch(payload, robot)

@@ -140,8 +140,11 @@ def _has_stray_break(value: object) -> bool:
     return False
 
 
-def load_cbor(data: bytes) -> object:
-    """Decode exactly one CBOR item; raises `ValueError` for malformed data or bytes after the item."""
+def load_cbor(data: bytes, *, stray_breaks: bool = True) -> object:
+    """Decode exactly one CBOR item; raises `ValueError` for malformed data or bytes after the item.
+
+    `stray_breaks=False` skips looking for a break (0xff) outside an indefinite-length item, for a caller
+    that checks the type of every value it takes (a break decodes to a marker object that fits no type)."""
     stream = io.BytesIO(data)
     try:
         value: object = cbor2.CBORDecoder(stream).decode()
@@ -153,7 +156,7 @@ def load_cbor(data: bytes) -> object:
         raise ValueError(f"{len(data) - stream.tell()} bytes after the CBOR item")
     # A stray break can only come from a 0xff byte; most data has none, and looking for one is a memchr
     # while walking the decoded value is half of what decoding a sync batch costs.
-    if b"\xff" in data and _has_stray_break(value):
+    if stray_breaks and b"\xff" in data and _has_stray_break(value):
         raise ValueError("a break (0xff) outside an indefinite-length item")
     return value
 

@@ -144,3 +144,27 @@ def test_size_limits() -> None:
 def test_random_bytes_are_refused_never_crash(data: bytes) -> None:
     with pytest.raises(BatchRefused):
         decode_batch(data, ROBOT, PUBLIC)
+
+
+SENTINEL = "STRAYBREAK"  # encoded as 0x6a + 10 bytes; swapped for a lone 0xff below
+
+
+@pytest.mark.parametrize(
+    ("place", "reason"),
+    [
+        (lambda p: p.update(v=SENTINEL), "wrong_version"),
+        (lambda p: p.update(sent=SENTINEL), "malformed"),
+        (lambda p: p.update(robot=SENTINEL), "malformed"),
+        (lambda p: p["events"][0].update(type=SENTINEL), "malformed"),
+        (lambda p: p["events"][0].update(seq=SENTINEL), "malformed"),
+        (lambda p: p["events"][0].update(data=SENTINEL), "malformed"),
+        (lambda p: p["events"].append(SENTINEL), "malformed"),
+    ],
+)
+def test_a_stray_break_anywhere_in_a_batch_is_refused(place: object, reason: str) -> None:
+    """Decoding a batch skips the walk that looks for break bytes outside an indefinite item: the batch's own
+    checks refuse one wherever it stands, since no field takes a break marker."""
+    payload = good_payload()
+    place(payload)  # type: ignore[operator]
+    encoded = cbor2.dumps(payload).replace(b"\x6a" + SENTINEL.encode(), b"\xff")
+    assert refused(cose_sign(encoded, KEY), reason)
