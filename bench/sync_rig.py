@@ -137,6 +137,45 @@ def raw_publish_rate(broker: MosquittoBroker, password: str, size: int, count: i
         client.loop_stop()
 
 
+def raw_delivered_rate(broker: MosquittoBroker, password: str, size: int, count: int = RAW_MESSAGES) -> float:
+    """Messages of `size` bytes a second published at QoS 1 and received by a QoS 1 subscriber: publishing one
+    message per event with something at the other end, the design batching replaces (no database)."""
+    topic = "bench/raw-delivered"
+    received, subscribed, done = [0], threading.Event(), threading.Event()
+
+    def client(name: str) -> mqtt.Client:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=MQTTProtocolVersion.MQTTv5)
+        c.username_pw_set(INGEST_USER, password)
+        return c
+
+    def on_message(*_args: object) -> None:
+        received[0] += 1
+        if received[0] == count:
+            done.set()
+
+    subscriber, publisher = client("bench-raw-sub"), client("bench-raw-pub")
+    subscriber.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+    subscriber.on_subscribe = lambda *_: subscribed.set()
+    subscriber.on_message = on_message
+    for c in (subscriber, publisher):
+        c.connect(broker.host, broker.port)
+        c.loop_start()
+    try:
+        if not subscribed.wait(READY_TIMEOUT_S):
+            raise BenchSetupError("the raw subscriber could not subscribe")
+        payload = os.urandom(size)
+        start = time.perf_counter()
+        for _ in range(count):
+            publisher.publish(topic, payload, qos=1)
+        if not done.wait(DRAIN_TIMEOUT_S):
+            raise BenchSetupError(f"raw delivery: {received[0]} of {count} received")
+        return count / (time.perf_counter() - start)
+    finally:
+        for c in (subscriber, publisher):
+            c.disconnect()
+            c.loop_stop()
+
+
 def event_payload_size(rig: Rig) -> int:
     """The bytes of one purchase on the wire: a signed batch holding one event, as the sender builds it."""
     robot = rig.robots["one"][0]
