@@ -8,10 +8,8 @@ the same run. Each figure's second line has p50/p99 latency, non-2xx answers and
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import secrets
 import shutil
 import socket
 import subprocess
@@ -27,8 +25,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
-
+from bench.databases import postgres_database
 from bench.report import Figure
 
 BIN = Path(sys.executable).parent
@@ -38,7 +35,6 @@ ITEM_COUNT = 50
 ITEMS_PATH = f"/store_api/store/items?size={ITEM_COUNT}"
 PURCHASE_PATH = "/store_api/store/purchase"
 TASKS_PATH = "/store_api/store/tasks?size=1"
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 READY_TIMEOUT_S = 60.0
 ITEMS_TARGET = 0.40
 PURCHASES_TARGET = 0.20
@@ -350,25 +346,6 @@ def _bench_database(label: str, url: str, work: Path) -> list[Figure]:
     ]
 
 
-async def _admin_execute(sql: str) -> None:
-    connection = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-@contextmanager
-def _postgres_database() -> Iterator[str]:
-    """A throw-away PostgreSQL database, dropped (with any session still on it) at the end."""
-    name = f"railbot_bench_{secrets.token_hex(6)}"
-    asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 @contextmanager
 def _sqlite_database(folder: Path) -> Iterator[str]:
     yield f"sqlite:///{folder / 'cloud.db'}"
@@ -380,7 +357,7 @@ def run() -> list[Figure]:
         work = Path(tmp)
         for label, database in (
             ("SQLite", _sqlite_database(work)),
-            ("PostgreSQL", _postgres_database()),
+            ("PostgreSQL", postgres_database()),
         ):
             with database as url:
                 figures += _bench_database(label, url, work / label.lower())

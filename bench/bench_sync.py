@@ -25,6 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.databases import postgres_database
 from bench.report import Figure
 from bench.sync_rig import (
     ACL,
@@ -37,7 +38,6 @@ from bench.sync_rig import (
     fill_outboxes,
     ingest_problems,
     links,
-    postgres_database,
     raw_delivered_rate,
     raw_publish_rate,
     register,

@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
 import cbor2
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives import serialization
@@ -47,7 +46,6 @@ from robot_agent.sync.sender import Sender
 from tests.support.mosquitto import MosquittoBroker
 
 BIN = Path(sys.executable).parent
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 RAW_MESSAGES = 10_000
 READY_TIMEOUT_S = 30.0
 DRAIN_TIMEOUT_S = 120.0
@@ -372,24 +370,6 @@ async def drain(rig: Rig, robots: list[BenchRobot], robot_links: list[RobotLink]
 
 
 # -- databases and the broker -------------------------------------------------------------------------------
-
-
-async def _admin_execute(sql: str) -> None:
-    connection = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-@contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    name = f"railbot_bench_{secrets.token_hex(6)}"
-    asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextlib.contextmanager
