@@ -26,7 +26,7 @@ from cloud_sync.broker import BrokerLogin
 from cloud_sync.database import DEFAULT_DB_URL, create_engine, session_factory
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.ingest import Ingest
-from cloud_sync.ingest_worker import IngestWorker
+from cloud_sync.ingest_worker import IngestWorker, retire_session
 from cloud_sync.schema import METADATA, ddl_statements
 from cloud_sync.signing import DEFAULT_KEYS_DIR, KeyRing
 from cloud_sync.tables import Role
@@ -93,10 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="apply the robots' sync batches from the MQTT broker",
         description="Take robots' batches from the broker (shared subscription $share/ingest/...), verify "
         "and apply each exactly once, and acknowledge it on the robot's down/ack (docs/sync.md). Several "
-        "ingest processes share the load. Runs until SIGTERM or SIGINT.",
+        "ingest processes share the load. Runs until SIGTERM or SIGINT. With --retire, ends instead the "
+        "broker session of the stopped worker --client-id names, so the shared group stops feeding it.",
     )
     ingest.add_argument("--mqtt", required=True, metavar="URL", help="the broker, mqtt://HOST[:PORT]")
     _broker_login_arguments(ingest, "ingest")
+    ingest.add_argument(
+        "--retire",
+        action="store_true",
+        help="end the broker session of a worker taken out of service (stop it first) and exit; until then "
+        "the broker keeps handing it a share of the batches for 24 h, and robots wait out each one",
+    )
     ingest.set_defaults(handler=_ingest)
 
     log_parser = commands.add_parser(
@@ -315,6 +322,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _ingest(args: argparse.Namespace) -> int:
     login = _broker_login(args)
+    if args.retire:
+        retire_session(login.url, login.username, login.password, login.client_id)
+        log.info("ingest session ended client_id=%s", login.client_id)
+        print(f"ended the broker session of {login.client_id}")
+        return 0
     _with_session(args.db, _nothing)
 
     async def run() -> None:

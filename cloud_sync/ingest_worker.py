@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -22,6 +22,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from cloud_sync.broker import mqtt_address
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.ingest import Ingest, robot_of
 from models.sync_batch import TOPIC_ROOT
@@ -35,13 +36,7 @@ MAX_INFLIGHT: Final = 20  # the generated broker config's max_inflight_messages
 # max_inflight_messages (20) unacknowledged messages, so a group is never larger than that anyway.
 MAX_GROUP: Final = 20
 RETRY_AFTER_S: Final = 1.0
-
-
-def _address(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise CloudSyncError(f"not an MQTT URL: {url!r} (mqtt://HOST[:PORT])")
-    return parts.hostname, parts.port or 1883
+RETIRE_TIMEOUT_S: Final = 10.0
 
 
 class IngestWorker:
@@ -53,7 +48,7 @@ class IngestWorker:
         """`client_id` must stay the same across restarts of one worker: its session in the broker holds the
         messages handed to it and not yet acknowledged, and only a worker with that id gets them."""
         self._ingest = ingest
-        self._host, self._port = _address(mqtt_url)
+        self._host, self._port = mqtt_address(mqtt_url)
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -128,3 +123,34 @@ class IngestWorker:
 
 def _json(ack: dict[str, Any]) -> bytes:
     return json.dumps(ack, separators=(",", ":")).encode()
+
+
+def retire_session(mqtt_url: str, username: str | None, password: str | None, client_id: str) -> None:
+    """End the broker session of a worker taken out of service, so that the shared group stops handing it
+    batches. Its session outlives the process by SESSION_EXPIRY_S, and Mosquitto keeps giving it a share of
+    the robots' batches meanwhile, which robots then wait out their ack timeout for. Connecting with the same
+    client id and a clean start discards that session; disconnecting with no expiry leaves none behind.
+    Batches the session held and never acknowledged come to the other workers again."""
+    host, port = mqtt_address(mqtt_url)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+    )
+    if username is not None:
+        client.username_pw_set(username, password)
+    answered: list[ReasonCode] = []
+    client.on_connect = lambda _c, _u, _f, reason, _p: answered.append(reason)
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = 0
+    try:
+        client.connect(host, port, clean_start=True, properties=properties)
+    except OSError as err:
+        raise CloudSyncError(f"cannot reach the broker at {host}:{port}: {err}") from err
+    deadline = time.monotonic() + RETIRE_TIMEOUT_S
+    while not answered and time.monotonic() < deadline:
+        client.loop(timeout=0.1)
+    if not answered:
+        raise CloudSyncError(f"the broker at {host}:{port} did not answer within {RETIRE_TIMEOUT_S:g} s")
+    if answered[0].is_failure:
+        raise CloudSyncError(f"the broker refused {client_id!r}: {answered[0]}")
+    client.disconnect()
+    client.loop(timeout=0.1)

@@ -180,3 +180,40 @@ async def test_the_broker_killed_and_restarted_mid_stream_loses_and_doubles_noth
     ids, rows = await stored_purchases(cloud_db_url)
     assert 500 <= applied_before < 3_000, "the kill did not come mid-stream"
     assert (rows, ids) == (3_000, set(made))
+
+
+def retire_worker(
+    broker: MosquittoBroker, tmp_path: Path, client_id: str
+) -> subprocess.CompletedProcess[str]:
+    command = [str(BIN / "cloud-sync"), "ingest", "--mqtt", broker.url, "--client-id", client_id, "--retire"]
+    credentials = ["--credentials", str(tmp_path / "ingest-credentials")]
+    return subprocess.run([*command, *credentials], capture_output=True, text=True, timeout=30)
+
+
+async def test_a_retired_worker_stops_taking_batches_from_the_shared_group(
+    cloud_db_url: str,
+    mosquitto_factory: MosquittoFactory,
+    processes: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    """A stopped worker's session stays in the shared group and takes its share of batches, which robots
+    wait out (here 2 s an ack timeout); `cloud-sync ingest --retire` ends it: the batches go to the one left.
+    (Without the retire, the robot here resent batches 20 times.)"""
+    store_id, item_id = await seed_cloud(cloud_db_url, ROBOT, KEY)
+    broker = mosquitto_factory(users=PASSWORDS, acl=ACL)
+    for name in ("a", "b"):
+        processes.append(start_ingest(broker, cloud_db_url, tmp_path, name, f"ingest-{name}"))
+    await asyncio.sleep(1.0)  # both subscribed
+    processes[1].send_signal(signal.SIGTERM)
+    assert processes[1].wait(timeout=10) == 0
+    retired = retire_worker(broker, tmp_path, "ingest-b")
+    assert retired.returncode == 0, retired.stderr
+    assert retired.stdout.strip() == "ended the broker session of ingest-b"
+
+    robot_db = tmp_path / "robot.db"
+    made = make_purchases(robot_db, store_id, item_id, 1_000)
+    async with robot(broker, robot_db) as sender:
+        sender.wake()
+        await drained(sender)
+        assert sender.resent_batches == 0, "a batch went to the retired worker and waited out its timeout"
+    assert await stored_purchases(cloud_db_url) == (set(made), 1_000)
