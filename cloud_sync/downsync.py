@@ -87,6 +87,11 @@ def messages_for(conn: Connection, scope: str, after: int) -> list[Changes]:
         after = found[-1].change_id
 
 
+def withdrawal(scope: str) -> Changes:
+    """The message that takes `scope` away from a robot: a snapshot with no rows, up to change 0."""
+    return Changes(scope, "snapshot", 0, 0, (), str(uuid7()), 0, True)
+
+
 def robot_in(topic: str, suffix: str) -> uuid.UUID | None:
     parts = topic.removeprefix(f"{TOPIC_ROOT}/").split("/")
     if not topic.startswith(f"{TOPIC_ROOT}/") or parts[1:] != ["up", suffix]:
@@ -174,6 +179,7 @@ class DownSyncService:
         scopes = await self._scopes(robot)
         self._pushed[robot] = {scope: cursors.get(scope, 0) for scope in scopes}
         log.info("down-sync robot=%s asked; scopes %s", robot, ", ".join(sorted(scopes)))
+        self._withdraw(robot, set(cursors) - scopes)
         await self._push(robot)
 
     async def _scopes(self, robot: uuid.UUID) -> set[str]:
@@ -192,9 +198,27 @@ class DownSyncService:
             scopes = await self._scopes(robot)
             for scope in scopes - pushed.keys():
                 pushed[scope] = 0  # newly assigned: from the beginning (or a snapshot)
-            for scope in pushed.keys() - scopes:
+            gone = pushed.keys() - scopes
+            for scope in gone:
                 del pushed[scope]
+            self._withdraw(robot, gone)
             await self._push(robot)
+
+    def _withdraw(self, robot: uuid.UUID, scopes: set[str]) -> None:
+        """Tell `robot` to drop scopes it may no longer see (a train it is no longer assigned to): an empty
+        snapshot up to 0, which leaves it no rows and no cursor there."""
+        for scope in sorted(scopes):
+            log.info("down-sync robot=%s withdraws %s", robot, scope)
+            self._publish(robot, withdrawal(scope))
+
+    def _publish(self, robot: uuid.UUID, message: Changes) -> bool:
+        info = self._client.publish(f"{TOPIC_ROOT}/{robot}/down/changes", encode_changes(message), qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            log.warning("down-sync robot=%s not sent: %s", robot, mqtt.error_string(info.rc))
+            return False  # it asks again on its next connect
+        self.sent_messages += 1
+        self.sent_changes += len(message.changes)
+        return True
 
     async def _push(self, robot: uuid.UUID) -> None:
         """Send `robot` everything after what it was last sent, scope by scope."""
@@ -203,14 +227,8 @@ class DownSyncService:
             async with self._engine.connect() as conn:
                 messages = await conn.run_sync(messages_for, scope, pushed[scope])
             for message in messages:
-                info = self._client.publish(
-                    f"{TOPIC_ROOT}/{robot}/down/changes", encode_changes(message), qos=1
-                )
-                if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    log.warning("down-sync robot=%s not sent: %s", robot, mqtt.error_string(info.rc))
-                    return  # it asks again on its next connect
-                self.sent_messages += 1
-                self.sent_changes += len(message.changes)
+                if not self._publish(robot, message):
+                    return
                 pushed[scope] = message.upto
 
     def _on_connect(

@@ -174,7 +174,10 @@ def apply_snapshot_part(conn: Connection, message: Changes) -> int:
     if message.last:
         for table in _TABLES.values():
             conn.execute(delete(table).where(table.c.sync_scope == message.scope + STALE))
-        set_cursor(conn, message.scope, message.upto)
+        if message.upto == 0:  # the scope is withdrawn (a train no longer assigned): forget it altogether
+            conn.execute(delete(_CURSORS).where(_CURSORS.c.scope == message.scope))
+        else:
+            set_cursor(conn, message.scope, message.upto)
     return applied
 
 

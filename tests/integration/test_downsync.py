@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
+from sqlmodel import select as sqlmodel_select
 
 from cloud_sync import changes
 from cloud_sync.database import create_engine, session_factory
@@ -147,7 +149,7 @@ async def test_a_robot_behind_a_compacted_log_gets_a_snapshot_that_drops_what_th
     tasks = await running(cloud, broker, robot)
     try:
         await until("the snapshot's 1,000 tickets", lambda: robot_rows(robot.store, "tickets") == 1_000, 60)
-        await until("the snapshot's cursor", lambda: _cursor(robot.store) > 0, 10)
+        await until("the snapshot's cursor", lambda: _cursors(robot.store).get(f"train:{TRAIN}", 0) > 0, 10)
         with robot.store.connect() as conn:
             used = conn.execute(
                 select(replica.table("tickets").c.used).where(replica.table("tickets").c.id == ids[500])
@@ -157,11 +159,6 @@ async def test_a_robot_behind_a_compacted_log_gets_a_snapshot_that_drops_what_th
     finally:
         await stop(*tasks)
         await robot.link.close()
-
-
-def _cursor(store: Engine) -> int:
-    with store.connect() as conn:
-        return replica.cursors(conn).get(f"train:{TRAIN}", 0)
 
 
 def test_a_message_that_skips_ahead_is_not_applied(tmp_path: Path) -> None:
@@ -204,3 +201,51 @@ def test_rows_read_back_as_the_robots_models_type_them(tmp_path: Path) -> None:
     assert row.user_id == uuid.UUID(str(value["user_id"]))
     assert row.used is False
     assert row.sync_scope == "train:742"
+
+
+async def test_a_robot_moved_to_another_train_drops_the_old_trains_rows(
+    cloud: AsyncEngine, broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    await add_tickets(cloud, 300)
+    other = await add_tickets(cloud, 40, train=100)
+    robot = Robotside(broker, tmp_path / "robot.db")
+    tasks = await running(cloud, broker, robot)
+    try:
+        await until("train 742's tickets", lambda: robot_rows(robot.store, "tickets") == 300, 30)
+        async with session_factory(cloud)() as session:  # reassigned while online
+            query = sqlmodel_select(RobotAssignment).where(col(RobotAssignment.robot_id) == ROBOT)
+            old = (await session.exec(query)).one()
+            await session.delete(old)
+            await session.flush()
+            session.add(
+                RobotAssignment(robot_id=ROBOT, train_number=100, train_date=dt.datetime.now(dt.UTC).date())
+            )
+            await session.commit()
+        await until("only train 100's tickets", lambda: _ticket_ids(robot.store) == set(other), 30)
+        await until("no cursor for train 742", lambda: f"train:{TRAIN}" not in _cursors(robot.store), 10)
+        assert robot_rows(robot.store, "robot_assignments") == 1
+    finally:
+        await stop(*tasks)
+        await robot.link.close()
+
+    # And a robot that comes back still holding a train it lost is told to drop it on its request.
+    with robot.store.begin() as conn:
+        replica.set_cursor(conn, "train:555", 7)
+    robot = Robotside(broker, tmp_path / "robot.db")
+    tasks = await running(cloud, broker, robot)
+    try:
+        await until("train 555 forgotten", lambda: "train:555" not in _cursors(robot.store), 10)
+    finally:
+        await stop(*tasks)
+        await robot.link.close()
+
+
+def _ticket_ids(store: Engine) -> set[uuid.UUID]:
+    tickets = replica.table("tickets")
+    with store.connect() as conn:
+        return set(conn.execute(select(tickets.c.id)).scalars())
+
+
+def _cursors(store: Engine) -> dict[str, int]:
+    with store.connect() as conn:
+        return replica.cursors(conn)
