@@ -8,7 +8,9 @@ robot does not sell what it no longer has before the cloud's next word on it.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, case, insert, update
+import uuid
+
+from sqlalchemy import Connection, insert
 
 from models.sync_events import (
     EngineerAction,
@@ -18,11 +20,10 @@ from models.sync_events import (
     TicketChecked,
     event_payload,
 )
-from robot_agent.store import outbox
+from robot_agent.store import outbox, replica
 from robot_agent.store.outbox import Clock
 from robot_agent.store.tables import (
     EngineerActionRecord,
-    ReplicaStoreItem,
     RobotPurchase,
     RobotPurchaseItem,
     TaskDelivery,
@@ -34,7 +35,6 @@ _LINES = RobotPurchaseItem.__table__  # type: ignore[attr-defined]
 _CHECKS = TicketCheck.__table__  # type: ignore[attr-defined]
 _TASKS = TaskDelivery.__table__  # type: ignore[attr-defined]
 _ACTIONS = EngineerActionRecord.__table__  # type: ignore[attr-defined]
-_ITEMS = ReplicaStoreItem.__table__  # type: ignore[attr-defined]
 
 
 def record(conn: Connection, data: EventData, clock: Clock) -> int:
@@ -51,7 +51,7 @@ def record(conn: Connection, data: EventData, clock: Clock) -> int:
                 event_seq=seq,
             )
         )
-        sold: dict[object, int] = {}
+        sold: dict[uuid.UUID, int] = {}
         for line in data.items:
             sold[line.item_id] = sold.get(line.item_id, 0) + line.count
         conn.execute(
@@ -59,12 +59,7 @@ def record(conn: Connection, data: EventData, clock: Clock) -> int:
             [{"purchase_id": data.purchase_id, "item_id": i, "count": n} for i, n in sold.items()],
         )
         for item_id, count in sold.items():
-            left = _ITEMS.c.balance - count
-            conn.execute(
-                update(_ITEMS)
-                .where(_ITEMS.c.id == item_id, _ITEMS.c.balance.is_not(None))
-                .values(balance=case((left < 0, 0), else_=left))
-            )
+            replica.take_off_stock(conn, item_id, count)
     elif isinstance(data, TicketChecked):
         conn.execute(
             insert(_CHECKS).values(

@@ -19,15 +19,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Column, Connection, Dialect, Table, bindparam, delete, func, select, update
+from sqlalchemy import Column, Connection, Dialect, Table, bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.sqlite import insert
 
 from models.sync_changes import REPLICATED, Change, Changes
-from robot_agent.store.tables import ROBOT_METADATA, SyncCursor
+from robot_agent.store.tables import ROBOT_METADATA, OutboxRow, RobotPurchase, RobotPurchaseItem, SyncCursor
 
 STALE: Final = "~stale"
 _CURSORS: Final = SyncCursor.__table__  # type: ignore[attr-defined]
+_OUTBOX: Final = OutboxRow.__table__  # type: ignore[attr-defined]
+_PURCHASES: Final = RobotPurchase.__table__  # type: ignore[attr-defined]
+_LINES: Final = RobotPurchaseItem.__table__  # type: ignore[attr-defined]
 
 
 def _from_json(column: Column[Any]) -> Callable[[Any], Any] | None:
@@ -134,6 +137,8 @@ def _apply(conn: Connection, scope: str, changes: Iterable[Change]) -> int:
         else:
             upsert = _upsert(run[0].table)
             conn.exec_driver_sql(upsert.sql, upsert.rows((c.value or {} for c in run), scope))
+            if run[0].table == "store_items":
+                _less_unsent_sales(conn, [uuid.UUID(c.key) for c in run])
         run.clear()
 
     for change in changes:
@@ -143,6 +148,33 @@ def _apply(conn: Connection, scope: str, changes: Iterable[Change]) -> int:
         applied += 1
     flush()
     return applied
+
+
+def _less_unsent_sales(conn: Connection, item_ids: list[uuid.UUID]) -> None:
+    """The cloud's stock of an item does not count this robot's sales still in its outbox: take them off
+    again, so the robot does not sell what it has already sold. (A sale the cloud committed whose ack is
+    still on its way is taken off twice until the next change of the item: too little stock, never too
+    much.)"""
+    lines, purchases = _LINES, _PURCHASES
+    unsent = (
+        select(lines.c.item_id, func.sum(lines.c.count).label("sold"))
+        .join(purchases, purchases.c.id == lines.c.purchase_id)
+        .where(purchases.c.event_seq.in_(select(_OUTBOX.c.seq)), lines.c.item_id.in_(item_ids))
+        .group_by(lines.c.item_id)
+    )
+    for item_id, sold in conn.execute(unsent).all():
+        take_off_stock(conn, item_id, int(sold))
+
+
+def take_off_stock(conn: Connection, item_id: uuid.UUID, count: int) -> None:
+    """Take `count` off the robot's copy of an item's stock, never below zero; an uncounted stock stays."""
+    items = _TABLES["store_items"]
+    left = items.c.balance - count
+    conn.execute(
+        update(items)
+        .where(items.c.id == item_id, items.c.balance.is_not(None))
+        .values(balance=case((left < 0, 0), else_=left))
+    )
 
 
 def _key(table: Table, key: str, text: str) -> Any:

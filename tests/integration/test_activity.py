@@ -11,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 
 from models.columns import utcnow
 from models.store_api import PurchaseLine
+from models.sync_changes import Change, Changes
 from models.sync_events import EngineerAction, PurchaseMade, TaskUpdated, TicketChecked
-from robot_agent.store import activity, outbox
+from robot_agent.store import activity, outbox, replica
 from robot_agent.store.database import open_store
 from robot_agent.store.outbox import Clock
 from robot_agent.store.tables import ROBOT_METADATA
@@ -89,3 +90,48 @@ def test_a_change_that_fails_leaves_no_event_behind(tmp_path: Path) -> None:
         activity.record(conn, sale, clock)  # the same purchase again: refused, and its event with it
     assert rows(store, "purchases") == 1
     assert rows(store, "outbox") == 1
+
+
+def test_the_clouds_stock_of_an_item_does_not_undo_sales_still_in_the_outbox(tmp_path: Path) -> None:
+    store, clock = open_store(tmp_path / "robot.db"), Clock()
+    store_id = uuid.uuid4()
+
+    def cloud_says(balance: int, change_id: int) -> None:
+        value = {
+            "id": str(COUNTED),
+            "store_id": str(store_id),
+            "name": "Tea",
+            "description": "",
+            "logo_url": None,
+            "balance": balance,
+            "price_penny": 100,
+            "category": None,
+        }
+        change = Change(change_id, "store_items", "upsert", str(COUNTED), value)
+        with store.begin() as conn:
+            replica.apply_log(conn, Changes("train:1", "log", change_id - 1, change_id, (change,)))
+
+    def balance() -> int:
+        items = ROBOT_METADATA.tables["store_items"]
+        with store.connect() as conn:
+            return int(conn.execute(select(items.c.balance).where(items.c.id == COUNTED)).scalar_one())
+
+    cloud_says(10, 1)
+    sale = PurchaseMade(
+        purchase_id=uuid.uuid4(),
+        store_id=store_id,
+        user_id=uuid.uuid4(),
+        items=[PurchaseLine(item_id=COUNTED, count=3)],
+        at=utcnow(),
+    )
+    with store.begin() as conn:
+        activity.record(conn, sale, clock)
+    assert balance() == 7
+    cloud_says(10, 2)  # the cloud has not had the sale yet
+    assert balance() == 7, "the robot's own unsent sale still counts"
+    with store.begin() as conn:
+        batch = outbox.take_batch(conn)
+        assert batch is not None
+        outbox.acknowledge(conn, batch.id)
+    cloud_says(7, 3)  # now it has
+    assert balance() == 7
