@@ -29,6 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import Engine
 
 from bench.report import Figure
+from cloud_sync.broker import BrokerLogin
 from cloud_sync.database import create_engine, session_factory
 from cloud_sync.downsync import DownSyncService, messages_for
 from cloud_sync.migrate import upgrade
@@ -82,7 +83,7 @@ async def downsync_seconds(
     db_url: str, broker: MosquittoBroker, users: dict[str, str], robot: uuid.UUID, work: Path
 ) -> float:
     engine = create_engine(db_url)
-    service = DownSyncService(engine, broker.url, "cloud", users["cloud"], "bench-downsync")
+    service = DownSyncService(engine, BrokerLogin(broker.url, "cloud", users["cloud"], "bench-downsync"))
     store = open_store(work / "robot.db")
     link = RobotLink(robot, broker.url, str(robot), users[str(robot)], keepalive_s=10)
     down = DownSync(link, store)

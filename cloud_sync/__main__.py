@@ -323,7 +323,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _ingest(args: argparse.Namespace) -> int:
     login = _broker_login(args)
     if args.retire:
-        retire_session(login.url, login.username, login.password, login.client_id)
+        retire_session(login)
         log.info("ingest session ended client_id=%s", login.client_id)
         print(f"ended the broker session of {login.client_id}")
         return 0
@@ -331,7 +331,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         engine = create_engine(args.db)
-        worker = IngestWorker(Ingest(engine), login.url, login.username, login.password, login.client_id)
+        worker = IngestWorker(Ingest(engine), login)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

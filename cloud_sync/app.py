@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -73,10 +74,8 @@ async def database_errors(
 
 
 def _start_sync(engine: AsyncEngine, broker: BrokerLogin) -> list[asyncio.Task[None]]:
-    ingest = IngestWorker(Ingest(engine), broker.url, broker.username, broker.password, broker.client_id)
-    down = DownSyncService(
-        engine, broker.url, broker.username, broker.password, f"{broker.client_id}-downsync"
-    )
+    ingest = IngestWorker(Ingest(engine), broker)
+    down = DownSyncService(engine, dataclasses.replace(broker, client_id=f"{broker.client_id}-downsync"))
     log.info("sync running broker=%s", broker.url)
     return [
         asyncio.create_task(ingest.run(), name="ingest"),

@@ -16,8 +16,13 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -66,6 +71,13 @@ def parse_mqtt_url(url: str) -> str:
     return url
 
 
+# The generated config's max_inflight_messages (below): paho ignores the Receive Maximum the broker
+# advertises, so the cloud's clients keep their in-flight window within it themselves.
+BROKER_MAX_INFLIGHT: Final = 20
+# How long the broker keeps a cloud client's session (its subscriptions, messages handed to it) after it goes.
+CLOUD_SESSION_EXPIRY_S: Final = 24 * 3600
+
+
 @dataclass(frozen=True)
 class BrokerLogin:
     """How the cloud's own clients (ingest, down-sync) reach the broker. Each client adds its role to
@@ -78,6 +90,32 @@ class BrokerLogin:
 
     def __repr__(self) -> str:  # never the password
         return f"BrokerLogin(url={self.url!r}, username={self.username!r}, client_id={self.client_id!r})"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return mqtt_address(self.url)
+
+    def client(self, *, manual_ack: bool = False) -> mqtt.Client:
+        """A paho MQTT v5 client for this login: its credentials, the broker's in-flight window, a 1-5 s
+        reconnect backoff. Not connected yet (`connect_properties` gives the session's CONNECT properties)."""
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=manual_ack,
+        )
+        if self.username is not None:
+            client.username_pw_set(self.username, self.password)
+        client.max_inflight_messages_set(BROKER_MAX_INFLIGHT)
+        client.reconnect_delay_set(1, 5)
+        return client
+
+
+def connect_properties(session_expiry_s: int) -> Properties:
+    """CONNECT properties asking the broker to keep the session `session_expiry_s` after a disconnect."""
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it untyped
+    properties.SessionExpiryInterval = session_expiry_s
+    return properties
 
 
 def mqtt_address(url: str) -> tuple[str, int]:
@@ -251,7 +289,7 @@ max_queued_messages 100000
 
 # Messages in flight per client. Beyond the Receive Maximum, QoS 2 lost 40-49% while paho reported success;
 # robots keep at most 8 batches unacknowledged, within this.
-max_inflight_messages 20
+max_inflight_messages {BROKER_MAX_INFLIGHT}
 
 # Queued messages and sessions survive a broker restart. This is not durability: a `kill -9` lost acked
 # messages, which is why robots delete outbox rows only on the cloud's application ack.

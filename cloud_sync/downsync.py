@@ -21,18 +21,15 @@ import uuid
 from typing import Any, Final
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
 from cloud_sync import changes
-from cloud_sync.broker import mqtt_address
+from cloud_sync.broker import CLOUD_SESSION_EXPIRY_S, BrokerLogin, connect_properties
 from cloud_sync.tables import CLOUD_METADATA
-from models.sync_batch import TOPIC_ROOT
+from models.sync_batch import TOPIC_ROOT, robot_in_topic
 from models.sync_changes import (
     ALL_SCOPE,
     CHANGES_PER_MESSAGE,
@@ -47,7 +44,6 @@ from models.sync_changes import (
 
 log = logging.getLogger(__name__)
 
-SESSION_EXPIRY_S: Final = 24 * 3600
 POLL_S: Final = 0.5
 # Assignments from yesterday on still count: a night train's robot keeps yesterday's tickets until it arrives.
 ASSIGNMENT_GRACE: Final = dt.timedelta(days=1)
@@ -68,9 +64,8 @@ def messages_for(conn: Connection, scope: str, after: int) -> list[Changes]:
     """What a robot whose cursor in `scope` is `after` must be sent: the log after it, in messages of
     CHANGES_PER_MESSAGE, or a snapshot when the log no longer reaches back to `after`."""
     if after < changes.floor_of(conn, scope):
-        upto = changes.last_change_id(
-            conn
-        )  # read first: a change after it comes again in the log, harmlessly
+        # Read first: a change made after it comes again in the log, harmlessly.
+        upto = changes.last_change_id(conn)
         rows = changes.snapshot(conn, scope)
         parts = chunks(rows) or [()]
         snapshot = str(uuid7())
@@ -92,39 +87,14 @@ def withdrawal(scope: str) -> Changes:
     return Changes(scope, "snapshot", 0, 0, (), str(uuid7()), 0, True)
 
 
-def robot_in(topic: str, suffix: str) -> uuid.UUID | None:
-    parts = topic.removeprefix(f"{TOPIC_ROOT}/").split("/")
-    if not topic.startswith(f"{TOPIC_ROOT}/") or parts[1:] != ["up", suffix]:
-        return None
-    try:
-        return uuid.UUID(parts[0])
-    except ValueError:
-        return None
-
-
 class DownSyncService:
     """Serves down-sync over one broker connection; `run()` until cancelled."""
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        mqtt_url: str,
-        username: str | None,
-        password: str | None,
-        client_id: str,
-        *,
-        poll_s: float = POLL_S,
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, login: BrokerLogin, *, poll_s: float = POLL_S) -> None:
         self._engine = engine
-        self._host, self._port = mqtt_address(mqtt_url)
+        self._host, self._port = login.address
         self._poll_s = poll_s
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
-        )
-        if username is not None:
-            client.username_pw_set(username, password)
-        client.max_inflight_messages_set(20)  # the generated broker config's max_inflight_messages
-        client.reconnect_delay_set(1, 5)
+        client = login.client()
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         self._client = client
@@ -138,8 +108,8 @@ class DownSyncService:
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = SESSION_EXPIRY_S  # requests made while this is down wait for it
+        # A kept session: requests robots make while this is down wait for it.
+        properties = connect_properties(CLOUD_SESSION_EXPIRY_S)
         self._client.connect_async(self._host, self._port, clean_start=False, properties=properties)
         self._client.loop_start()
         try:
@@ -160,7 +130,7 @@ class DownSyncService:
             self._client.loop_stop()
 
     async def _handle(self, topic: str, payload: bytes) -> None:
-        if (robot := robot_in(topic, "status")) is not None:
+        if (robot := robot_in_topic(topic, "status")) is not None:
             try:
                 state = json.loads(payload).get("state")
             except (ValueError, AttributeError):
@@ -168,7 +138,7 @@ class DownSyncService:
             if state == "offline" and self._pushed.pop(robot, None) is not None:
                 log.info("down-sync robot=%s went offline", robot)
             return
-        robot = robot_in(topic, "sync")
+        robot = robot_in_topic(topic, "sync")
         if robot is None:
             return
         try:

@@ -37,7 +37,7 @@ from uuid_utils.compat import uuid7
 from cloud_sync.ingest_store import DeadLetter, Reads, Wanted, Writes, store_for
 from models.base_server import BASE_METADATA
 from models.columns import utcnow
-from models.sync_batch import TOPIC_ROOT, Batch, BatchEvent, BatchRefused, decode_batch, event_data
+from models.sync_batch import Batch, BatchEvent, BatchRefused, decode_batch, event_data, robot_in_topic
 from models.sync_events import (
     EngineerAction,
     EventData,
@@ -50,7 +50,6 @@ from models.sync_events import (
 
 log = logging.getLogger(__name__)
 
-TOPIC_PREFIX: Final = f"{TOPIC_ROOT}/"
 DEAD_LETTER_PAYLOAD_BYTES: Final = 64 * 1024
 _ROBOTS = BASE_METADATA.tables["robots"]
 
@@ -69,17 +68,6 @@ class Verified:
 
 
 _Event = tuple[Verified, BatchEvent, EventData]
-
-
-def robot_of(topic: str) -> uuid.UUID | None:
-    """The robot named in `railbot/v1/robots/{robot}/up/batch`; None for any other topic."""
-    parts = topic.removeprefix(TOPIC_PREFIX).split("/")
-    if not topic.startswith(TOPIC_PREFIX) or parts[1:] != ["up", "batch"]:
-        return None
-    try:
-        return uuid.UUID(parts[0])
-    except ValueError:
-        return None
 
 
 class Ingest:
@@ -148,7 +136,7 @@ class Ingest:
         await self._store.close()
 
     async def _verify(self, topic: str, payload: bytes) -> Verified | DeadLetter:
-        robot = robot_of(topic)
+        robot = robot_in_topic(topic, "batch")
         if robot is None:
             return _letter(None, topic, "bad_topic", "not railbot/v1/robots/{uuid}/up/batch", payload)
         key = await self._key(robot)

@@ -17,21 +17,16 @@ import time
 from typing import Any, Final
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud_sync.broker import mqtt_address
+from cloud_sync.broker import CLOUD_SESSION_EXPIRY_S, BrokerLogin, connect_properties
 from cloud_sync.errors import CloudSyncError
-from cloud_sync.ingest import Ingest, robot_of
-from models.sync_batch import TOPIC_ROOT
+from cloud_sync.ingest import Ingest
+from models.sync_batch import TOPIC_ROOT, robot_in_topic
 
 log = logging.getLogger(__name__)
 
 SUBSCRIPTION: Final = f"$share/ingest/{TOPIC_ROOT}/+/up/batch"
-SESSION_EXPIRY_S: Final = 24 * 3600
-MAX_INFLIGHT: Final = 20  # the generated broker config's max_inflight_messages
 # At most this many batches in one transaction (up to 500 events each). The broker hands a worker at most its
 # max_inflight_messages (20) unacknowledged messages, so a group is never larger than that anyway.
 MAX_GROUP: Final = 20
@@ -42,23 +37,12 @@ RETIRE_TIMEOUT_S: Final = 10.0
 class IngestWorker:
     """One ingest worker on one broker connection; `run()` until cancelled."""
 
-    def __init__(
-        self, ingest: Ingest, mqtt_url: str, username: str | None, password: str | None, client_id: str
-    ) -> None:
-        """`client_id` must stay the same across restarts of one worker: its session in the broker holds the
-        messages handed to it and not yet acknowledged, and only a worker with that id gets them."""
+    def __init__(self, ingest: Ingest, login: BrokerLogin) -> None:
+        """`login.client_id` must stay the same across restarts of one worker: its session in the broker holds
+        the messages handed to it and not yet acknowledged, and only a worker with that id gets them."""
         self._ingest = ingest
-        self._host, self._port = mqtt_address(mqtt_url)
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-            manual_ack=True,
-        )
-        if username is not None:
-            self._client.username_pw_set(username, password)
-        self._client.max_inflight_messages_set(MAX_INFLIGHT)
-        self._client.reconnect_delay_set(1, 5)
+        self._host, self._port = login.address
+        self._client = login.client(manual_ack=True)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._queue: asyncio.Queue[mqtt.MQTTMessage] = asyncio.Queue()
@@ -68,8 +52,7 @@ class IngestWorker:
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        properties = connect_properties(CLOUD_SESSION_EXPIRY_S)
         self._client.connect_async(self._host, self._port, clean_start=False, properties=properties)
         self._client.loop_start()
         try:
@@ -99,7 +82,7 @@ class IngestWorker:
             return
         for message, ack in zip(group, acks, strict=True):
             if ack is not None:
-                robot = robot_of(message.topic)
+                robot = robot_in_topic(message.topic, "batch")
                 info = self._client.publish(f"{TOPIC_ROOT}/{robot}/down/ack", _json(ack), qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     log.warning("ack not sent robot=%s: %s", robot, mqtt.error_string(info.rc))
@@ -125,24 +108,18 @@ def _json(ack: dict[str, Any]) -> bytes:
     return json.dumps(ack, separators=(",", ":")).encode()
 
 
-def retire_session(mqtt_url: str, username: str | None, password: str | None, client_id: str) -> None:
+def retire_session(login: BrokerLogin) -> None:
     """End the broker session of a worker taken out of service, so that the shared group stops handing it
-    batches. Its session outlives the process by SESSION_EXPIRY_S, and Mosquitto keeps giving it a share of
-    the robots' batches meanwhile, which robots then wait out their ack timeout for. Connecting with the same
-    client id and a clean start discards that session; disconnecting with no expiry leaves none behind.
+    batches. Its session outlives the process by CLOUD_SESSION_EXPIRY_S, and Mosquitto keeps giving it a share
+    of the robots' batches meanwhile, which robots then wait out their ack timeout for. Connecting with the
+    same client id and a clean start discards that session; disconnecting with no expiry leaves none behind.
     Batches the session held and never acknowledged come to the other workers again."""
-    host, port = mqtt_address(mqtt_url)
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
-    )
-    if username is not None:
-        client.username_pw_set(username, password)
+    host, port = login.address
+    client = login.client()
     answered: list[ReasonCode] = []
     client.on_connect = lambda _c, _u, _f, reason, _p: answered.append(reason)
-    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    properties.SessionExpiryInterval = 0
     try:
-        client.connect(host, port, clean_start=True, properties=properties)
+        client.connect(host, port, clean_start=True, properties=connect_properties(0))
     except OSError as err:
         raise CloudSyncError(f"cannot reach the broker at {host}:{port}: {err}") from err
     deadline = time.monotonic() + RETIRE_TIMEOUT_S
@@ -151,6 +128,6 @@ def retire_session(mqtt_url: str, username: str | None, password: str | None, cl
     if not answered:
         raise CloudSyncError(f"the broker at {host}:{port} did not answer within {RETIRE_TIMEOUT_S:g} s")
     if answered[0].is_failure:
-        raise CloudSyncError(f"the broker refused {client_id!r}: {answered[0]}")
+        raise CloudSyncError(f"the broker refused {login.client_id!r}: {answered[0]}")
     client.disconnect()
     client.loop(timeout=0.1)

@@ -31,6 +31,17 @@ _EVENT_KEYS: Final = frozenset({"id", "seq", "type", "wall", "mono", "boot", "da
 _BATCH_KEYS: Final = frozenset({"v", "robot", "batch", "sent", "events"})
 
 
+def robot_in_topic(topic: str, suffix: str) -> uuid.UUID | None:
+    """The robot named in `{TOPIC_ROOT}/{robot}/up/{suffix}`; None for any other topic."""
+    parts = topic.removeprefix(f"{TOPIC_ROOT}/").split("/")
+    if not topic.startswith(f"{TOPIC_ROOT}/") or parts[1:] != ["up", suffix]:
+        return None
+    try:
+        return uuid.UUID(parts[0])
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class BatchEvent:
     """One event as a batch carries it; `data` is its CBOR (decode with `event_data`)."""

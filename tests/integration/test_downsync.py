@@ -19,6 +19,7 @@ from sqlmodel import col
 from sqlmodel import select as sqlmodel_select
 
 from cloud_sync import changes
+from cloud_sync.broker import BrokerLogin
 from cloud_sync.database import create_engine, session_factory
 from cloud_sync.downsync import DownSyncService
 from cloud_sync.tables import RobotAssignment, TicketRevocation
@@ -81,7 +82,9 @@ class Robotside:
 
 
 async def running(cloud: AsyncEngine, broker: MosquittoBroker, robot: Robotside) -> list[asyncio.Task[None]]:
-    service = DownSyncService(cloud, broker.url, "cloud", PASSWORDS["cloud"], "downsync-test", poll_s=0.2)
+    service = DownSyncService(
+        cloud, BrokerLogin(broker.url, "cloud", PASSWORDS["cloud"], "downsync-test"), poll_s=0.2
+    )
     tasks = [asyncio.create_task(service.run(), name="down-sync service")]
     async with asyncio.timeout(10):
         await service.subscribed.wait()

@@ -14,6 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
+from cloud_sync.broker import BrokerLogin
 from cloud_sync.database import create_engine
 from cloud_sync.ingest import Ingest
 from cloud_sync.ingest_worker import IngestWorker
@@ -47,7 +48,7 @@ async def test_purchases_made_while_the_broker_is_down_reach_the_cloud_once(
     engine = create_engine(cloud_db_url)
     broker = mosquitto_factory(users=PASSWORDS, acl=ACL)
     robot_db = open_store(tmp_path / "robot.db")
-    worker = IngestWorker(Ingest(engine), broker.url, "cloud", PASSWORDS["cloud"], "ingest-test")
+    worker = IngestWorker(Ingest(engine), BrokerLogin(broker.url, "cloud", PASSWORDS["cloud"], "ingest-test"))
     try:
         async with RobotLink(ROBOT, broker.url, str(ROBOT), PASSWORDS[str(ROBOT)], keepalive_s=5) as link:
             sender = Sender(robot_db, link, ROBOT, key, Clock(), ack_timeout_s=3.0)
