@@ -6,7 +6,7 @@ transaction as the change itself, once per scope the row belongs to:
 - ORM writes (the Base and Store APIs, key rotation, revocations) through `ChangeLoggingSession`, the
   session class every cloud session uses: it notes the replicated rows a flush adds, changes or deletes, and
   logs them from the database's own copy right after the flush.
-- Core writes call `log_upserts` / `log_deletes` themselves.
+- Core writes call `log_upserts` themselves (ingest builds the same entries in PostgreSQL itself).
 
 Scopes: tickets, their revocations and their passengers travel in the ticket's train scope; stores and items
 in the scope of every train `train_stores` puts them on; engineers, auth cards and signing keys go to every
@@ -36,7 +36,8 @@ from models.sync_changes import ALL_SCOPE, REPLICATED, Change, robot_scope, trai
 CHANGES: Final = CLOUD_METADATA.tables["sync_changes"]
 FLOORS: Final = CLOUD_METADATA.tables["sync_change_floors"]
 _IN_CHUNK: Final = 5_000  # keys per IN (...): well inside SQLite's 32,766 parameters
-_LOG_LOCK: Final = 0x7261696C  # "rail": the advisory lock that orders the change log's ids
+# PostgreSQL: the advisory lock ("rail") a writer of the log holds until its commit (`_write` says why).
+PG_LOG_LOCK: Final = f"SELECT pg_advisory_xact_lock({0x7261696C})"
 _UNSCOPED: Final = {"engineers", "auth_cards", "signing_keys"}
 RowMap = Mapping[Any, Any]  # a row as SQLAlchemy maps it, or a dict of its columns
 
@@ -127,16 +128,7 @@ def _entries(
     for row, row_scopes in zip(rows, scopes, strict=True):
         value = row_value(table_name, row)
         for scope in sorted(row_scopes):
-            out.append(
-                {
-                    "scope": scope,
-                    "table_name": table_name,
-                    "row_key": str(row[key]),
-                    "op": "upsert",
-                    "value": value,
-                    "changed_at": now,
-                }
-            )
+            out.append(_entry(scope, table_name, row[key], value, now))
             if table_name == "tickets":
                 by_scope[scope].add(row["user_id"])
             elif table_name == "train_stores":
@@ -152,29 +144,30 @@ def _entries(
             _entries(conn, "store_items", items, [{scope}] * len(items), out)
 
 
-def delete_entries(conn: Connection, table_name: str, rows: Sequence[RowMap]) -> list[dict[str, Any]]:
-    """Log entries for deleting `rows`; computed before the rows go, while their scopes can still be found."""
-    key = REPLICATED[table_name].key
-    now = utcnow()
+def _entry(
+    scope: str, table_name: str, key: Any, value: dict[str, Any] | None, now: dt.datetime
+) -> dict[str, Any]:
+    """One row of the log: an upsert with the row's `value`, or a delete (None)."""
+    op = "delete" if value is None else "upsert"
+    return {
+        "scope": scope,
+        "table_name": table_name,
+        "row_key": str(key),
+        "op": op,
+        "value": value,
+        "changed_at": now,
+    }
+
+
+def _delete_entries(conn: Connection, table_name: str, keys: Iterable[Any]) -> list[dict[str, Any]]:
+    """Log entries for deleting these rows; made before the rows go, while their scopes can still be found."""
+    key, now = REPLICATED[table_name].key, utcnow()
+    rows = _rows(conn, table_name, key, keys)
     return [
-        {
-            "scope": s,
-            "table_name": table_name,
-            "row_key": str(r[key]),
-            "op": "delete",
-            "value": None,
-            "changed_at": now,
-        }
-        for r, scopes in zip(rows, scopes_of(conn, table_name, rows), strict=True)
-        for s in sorted(scopes)
+        _entry(scope, table_name, row[key], None, now)
+        for row, scopes in zip(rows, scopes_of(conn, table_name, rows), strict=True)
+        for scope in sorted(scopes)
     ]
-
-
-def log_deletes(conn: Connection, table_name: str, keys: Iterable[Any]) -> int:
-    """Log the deletion of these rows; call it before deleting them."""
-    return _write(
-        conn, delete_entries(conn, table_name, _rows(conn, table_name, REPLICATED[table_name].key, keys))
-    )
 
 
 def _write(conn: Connection, entries: list[dict[str, Any]]) -> int:
@@ -183,7 +176,7 @@ def _write(conn: Connection, entries: list[dict[str, Any]]) -> int:
             # Ids in commit order: a transaction holds this lock from taking its ids until it commits, so
             # no change with a smaller id can commit after down-sync has read past it (SQLite has one
             # writer at a time anyway).
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOG_LOCK})
+            conn.execute(text(PG_LOG_LOCK))
         conn.execute(insert(CHANGES), entries)
     return len(entries)
 
@@ -191,7 +184,7 @@ def _write(conn: Connection, entries: list[dict[str, Any]]) -> int:
 def pg_log_statement(table_name: str) -> str:
     """PostgreSQL: one statement logging the rows of `table_name` whose keys are in $1 (uuid[]) as upserts in
     their train scopes, stamped $2: the entries `log_upserts` makes for tickets and store items, built in the
-    database, for ingest's raw asyncpg connection. Take `pg_lock_statement()` first."""
+    database, for ingest's raw asyncpg connection. Take PG_LOG_LOCK first."""
     columns = REPLICATED[table_name].columns
     value = "json_build_object(" + ", ".join(f"'{c}', r.{c}" for c in columns) + ")"
     trains = {
@@ -205,10 +198,6 @@ SELECT 'train:' || s.train_number, '{table_name}', r.{REPLICATED[table_name].key
 FROM ({trains}) AS s JOIN {table_name} r ON r.id = s.key
 ORDER BY s.train_number, r.id
 """
-
-
-def pg_lock_statement() -> str:
-    return f"SELECT pg_advisory_xact_lock({_LOG_LOCK})"
 
 
 # -- the ORM's writes ------------------------------------------------------------------------------------
@@ -240,15 +229,11 @@ def _before_flush(session: Session, _flush: UOWTransaction, _instances: object) 
     if not upserts and not deletes:
         return
     conn = session.connection()
-    entries = [e for name, keys in sorted(deletes.items()) for e in _delete_entries_of(conn, name, keys)]
+    entries = [e for name, keys in sorted(deletes.items()) for e in _delete_entries(conn, name, keys)]
     pending = session.info.setdefault(_PENDING, ([], defaultdict(set)))
     pending[0].extend(entries)
     for name, keys in upserts.items():
         pending[1][name] |= keys
-
-
-def _delete_entries_of(conn: Connection, table_name: str, keys: set[Any]) -> list[dict[str, Any]]:
-    return delete_entries(conn, table_name, _rows(conn, table_name, REPLICATED[table_name].key, keys))
 
 
 def _after_flush(session: Session, _flush: UOWTransaction) -> None:

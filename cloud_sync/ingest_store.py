@@ -335,7 +335,6 @@ SET last_seq = excluded.last_seq, last_batch_at = excluded.last_batch_at,
     clock_skew_ms = excluded.clock_skew_ms
 WHERE s.last_seq <= excluded.last_seq
 """
-_PG_LOG_LOCK: Final = changes.pg_lock_statement()
 _PG_LOG: Final = {name: changes.pg_log_statement(name) for name in ("tickets", "store_items")}
 _PG_DEAD = """
 INSERT INTO sync_dead_letters (id, robot_id, topic, reason, detail, payload, received_at)
@@ -431,7 +430,7 @@ class _PostgresTransaction:
         # What robots copy changed too: a ticket used, an item's stock (docs/sync.md, "Down-sync").
         logged = [("tickets", writes.tickets_used), ("store_items", list(writes.balances))]
         if any(keys for _, keys in logged):
-            await self._raw.execute(_PG_LOG_LOCK)
+            await self._raw.execute(changes.PG_LOG_LOCK)
             for name, keys in logged:
                 if keys:
                     await self._raw.execute(_PG_LOG[name], keys, now)

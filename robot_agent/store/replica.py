@@ -130,9 +130,10 @@ def _apply(conn: Connection, scope: str, changes: Iterable[Change]) -> int:
         table = _TABLES[run[0].table]
         key = REPLICATED[run[0].table].key
         if run[0].op == "delete":
+            parse = _from_json(table.c[key])
             conn.execute(
                 delete(table).where(table.c[key] == bindparam("k")),
-                [{"k": _key(table, key, c.key)} for c in run],
+                [{"k": _stored(parse, c.key)} for c in run],
             )
         else:
             upsert = _upsert(run[0].table)
@@ -175,10 +176,6 @@ def take_off_stock(conn: Connection, item_id: uuid.UUID, count: int) -> None:
         .where(items.c.id == item_id, items.c.balance.is_not(None))
         .values(balance=case((left < 0, 0), else_=left))
     )
-
-
-def _key(table: Table, key: str, text: str) -> Any:
-    return uuid.UUID(text) if table.c[key].type.python_type is uuid.UUID else text
 
 
 def apply_log(conn: Connection, message: Changes) -> int | None:
