@@ -174,7 +174,8 @@ def register(api: Api) -> None:
             )
             session.add(ticket)
             await session.flush()
-            await issue_token(session, ctx.keys, ticket, body.valid_until)
+            holder = bytes.fromhex(body.holder_key) if body.holder_key else None
+            await issue_token(session, ctx.keys, ticket, body.valid_until, holder)
             await commit_or_409(session, "this ticket")
             await session.refresh(ticket)
             return await _ticket_out(session, ticket)

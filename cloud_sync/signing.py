@@ -7,7 +7,6 @@ import base64
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from cloud_sync.errors import CloudSyncError
 from cloud_sync.tables import SigningKey
 from models.base_api import TrustedKeyOut, TrustList
 from models.columns import utcnow
+from models.keyfiles import KeyFileProblem, ed25519_pem, write_private_file
 from models.tickets import TrustedKey, key_id
 
 log = logging.getLogger(__name__)
@@ -30,15 +30,12 @@ _PEPPER_FILE = "card-pepper"
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as err:
-        raise CloudSyncError(f"cannot create {path}: {err.strerror}") from err
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
+        write_private_file(path, data)
+    except (FileExistsError, KeyFileProblem) as err:
+        raise CloudSyncError(
+            str(err) if isinstance(err, KeyFileProblem) else f"{path} already exists"
+        ) from err
 
 
 def _read_private(path: Path) -> bytes:
@@ -104,10 +101,7 @@ class KeyRing:
         private = Ed25519PrivateKey.generate()
         raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         kid_hex = key_id(raw).hex()
-        pem = private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        _write_private(self._key_path(kid_hex), pem)
+        _write_private(self._key_path(kid_hex), ed25519_pem(private))
         now = utcnow()
         for old in (await session.exec(select(SigningKey).where(col(SigningKey.retired_at).is_(None)))).all():
             old.retired_at = now

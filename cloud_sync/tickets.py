@@ -13,13 +13,23 @@ from cloud_sync.tables import TicketRevocation, TicketToken
 from models.base_api import VerifyOut, VerifyRequest
 from models.base_server import Ticket
 from models.columns import utcnow
-from models.tickets import Assignment, TicketClaims, TicketError, decode_ticket, encode_ticket, verify_ticket
+from models.tickets import (
+    Assignment,
+    TicketClaims,
+    TicketError,
+    decode_ticket,
+    encode_ticket,
+    split_code,
+    verify_ticket,
+)
 
 # The longest scheduled trip (Moscow-Vladivostok) takes about seven days; a ticket stays valid one more.
 DEFAULT_VALIDITY = dt.timedelta(days=8)
 
 
-def claims_for(ticket: Ticket, now: dt.datetime, valid_until: dt.datetime | None) -> TicketClaims:
+def claims_for(
+    ticket: Ticket, now: dt.datetime, valid_until: dt.datetime | None, holder_key: bytes | None = None
+) -> TicketClaims:
     """The claims a ticket row's token carries; times in whole seconds, as CWT keeps them."""
     issued = now.replace(microsecond=0)
     expires = (valid_until or ticket.start_date + DEFAULT_VALIDITY).astimezone(dt.UTC).replace(microsecond=0)
@@ -34,6 +44,7 @@ def claims_for(ticket: Ticket, now: dt.datetime, valid_until: dt.datetime | None
         destination_id=ticket.destination_id,
         start_date=ticket.start_date.astimezone(dt.UTC).replace(microsecond=0),
         code=ticket.code,
+        holder_key=holder_key,
         issued_at=issued,
         not_before=issued,
         expires_at=expires,
@@ -41,7 +52,11 @@ def claims_for(ticket: Ticket, now: dt.datetime, valid_until: dt.datetime | None
 
 
 async def issue_token(
-    session: AsyncSession, keys: KeyRing, ticket: Ticket, valid_until: dt.datetime | None
+    session: AsyncSession,
+    keys: KeyRing,
+    ticket: Ticket,
+    valid_until: dt.datetime | None,
+    holder_key: bytes | None = None,
 ) -> TicketToken:
     """Sign a token for a ticket with the active key and keep it beside the ticket (not committed)."""
     now = utcnow()
@@ -52,7 +67,7 @@ async def issue_token(
             ["body", field], f"the ticket would have expired already, at {expires.isoformat()}"
         )
     active = await keys.active(session)
-    claims = claims_for(ticket, now, valid_until)
+    claims = claims_for(ticket, now, valid_until, holder_key)
     row = TicketToken(
         ticket_id=ticket.id,
         kid=active.kid.hex(),
@@ -69,7 +84,7 @@ async def verify(session: AsyncSession, keys: KeyRing, request: VerifyRequest) -
     revoked: set[uuid.UUID] = set()
     used: set[uuid.UUID] = set()
     try:
-        ticket_id = decode_ticket(request.token).claims.ticket_id
+        ticket_id = decode_ticket(split_code(request.token)[0]).claims.ticket_id
     except TicketError:
         ticket_id = None  # the verifier below names what is wrong with it
     if ticket_id is not None:

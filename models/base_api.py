@@ -57,6 +57,11 @@ class TicketCreate(BaseModel):
     valid_until: AwareDatetime | None = Field(
         default=None, description="when the token expires; default: start_date + 8 days (the longest trip)"
     )
+    holder_key: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        default=None,
+        description="the passenger's wallet key (raw Ed25519 public key, 64 lowercase hex digits): the "
+        "ticket is then valid only as the live code the wallet signs when it shows it (docs/tickets.md)",
+    )
 
     @model_validator(mode="after")
     def _ends_after_it_starts(self) -> TicketCreate:

@@ -65,6 +65,9 @@ class TicketClaims(BaseModel):
     destination_id: str = Field(max_length=60)
     start_date: dt.datetime
     code: str = Field(max_length=128)
+    # The raw Ed25519 public key of the passenger's wallet: the ticket is then shown only as a live code the
+    # wallet signs moments before (models.ticket_holder), so a screenshot of it goes stale. None: unbound.
+    holder_key: bytes | None = Field(default=None, min_length=32, max_length=32)
     issued_at: dt.datetime
     not_before: dt.datetime
     expires_at: dt.datetime
@@ -81,7 +84,7 @@ class TicketClaims(BaseModel):
         return self
 
 
-ClaimKind = Literal["uuid", "int", "time", "text"]
+ClaimKind = Literal["uuid", "int", "time", "text", "key"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class ClaimSpec:
     key: int
     name: str
     kind: ClaimKind
+    optional: bool = False
 
     @property
     def label(self) -> str:
@@ -114,6 +118,7 @@ CLAIMS: Final[tuple[ClaimSpec, ...]] = (
     ClaimSpec("station_id", -7, "station_id", "text"),
     ClaimSpec("destination_id", -8, "destination_id", "text"),
     ClaimSpec("code", -9, "code", "text"),
+    ClaimSpec("holder_key", -10, "holder_key", "key", optional=True),
 )
 _CLAIMS_BY_KEY: Final = {spec.key: spec for spec in CLAIMS}
 _CLAIMS_BY_FIELD: Final = {spec.field: spec for spec in CLAIMS}
@@ -122,6 +127,7 @@ _WANTED: Final[dict[ClaimKind, str]] = {
     "int": "an integer",
     "time": "an integer NumericDate",
     "text": "a text string",
+    "key": "a 32-byte string (an Ed25519 public key)",
 }
 
 
@@ -130,6 +136,8 @@ def _claim_value(spec: ClaimSpec, value: object) -> object:
     if spec.kind == "uuid" and type(value) is bytes and len(value) == 16:
         return uuid.UUID(bytes=value)
     if (spec.kind == "text" and type(value) is str) or (spec.kind == "int" and type(value) is int):
+        return value
+    if spec.kind == "key" and type(value) is bytes and len(value) == 32:
         return value
     if spec.kind == "time" and type(value) is int:
         if 0 <= value <= MAX_NUMERIC_DATE:
@@ -159,6 +167,8 @@ def decode_claims(payload: bytes) -> TicketClaims:
     fields: dict[str, object] = {}
     for spec in CLAIMS:
         if spec.key not in claims_map:
+            if spec.optional:
+                continue
             raise TicketFormatError(Verdict.BAD_CLAIMS, f"claim {spec.label} is missing")
         fields[spec.field] = _claim_value(spec, claims_map[spec.key])
     try:
@@ -177,6 +187,7 @@ def _time(value: dt.datetime) -> bytes:
 
 
 _UUID_HEAD: Final = cbor_head(2, 16)  # a byte string of 16
+_HOLDER_KEY_HEAD: Final = b"\x29" + cbor_head(2, 32)  # claim -10, a byte string of 32
 
 
 def _uuid(value: uuid.UUID) -> bytes:
@@ -187,9 +198,10 @@ def claims_to_cbor(claims: TicketClaims) -> bytes:
     """The CWT claims map of `claims`, in deterministic encoding (keys in RFC 8949 §4.2.1 order)."""
     # Written out claim by claim, in key order, as in docs/tickets.md: a loop over CLAIMS costs a third more
     # per ticket. The tests hold this to CLAIMS and to cbor2's deterministic encoding.
+    holder = b"" if claims.holder_key is None else _HOLDER_KEY_HEAD + claims.holder_key
     return b"".join(
         (
-            cbor_head(5, 13),  # a map of 13
+            cbor_head(5, 14 if holder else 13),  # a map of 13, or 14 with the holder's key
             b"\x04" + _time(claims.expires_at),
             b"\x05" + _time(claims.not_before),
             b"\x06" + _time(claims.issued_at),
@@ -203,6 +215,7 @@ def claims_to_cbor(claims: TicketClaims) -> bytes:
             b"\x26" + cbor_text(claims.station_id),
             b"\x27" + cbor_text(claims.destination_id),
             b"\x28" + cbor_text(claims.code),
+            holder,  # -10 sorts last: its head 0x29 is the largest
         )
     )
 

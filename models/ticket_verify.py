@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from models.ticket_claims import TicketClaims, decode_claims
 from models.ticket_codec import TicketEnvelope, TicketFormatError, Verdict, decode_envelope, key_id
+from models.ticket_holder import DEFAULT_HOLDER_WINDOW, HolderProof, holder_message, split_code
 
 
 def _require_aware(name: str, value: dt.datetime) -> None:
@@ -130,6 +131,41 @@ def _signed_by(envelope: TicketEnvelope, candidates: Sequence[TrustedKey]) -> li
     return signers
 
 
+def _holder_failure(
+    envelope: TicketEnvelope,
+    claims: TicketClaims,
+    proof: HolderProof | None,
+    now: dt.datetime,
+    window: dt.timedelta,
+) -> tuple[Verdict, str] | None:
+    """Why the code fails holder binding (models.ticket_holder), or None when it passes or is not bound."""
+    if claims.holder_key is None:
+        if proof is None:
+            return None
+        return Verdict.BAD_HOLDER_PROOF, "the code carries a holder proof but the ticket names no holder key"
+    if proof is None:
+        return (
+            Verdict.HOLDER_PROOF_MISSING,
+            "the ticket is bound to its holder's wallet: it must be shown as the wallet's live code",
+        )
+    try:
+        _ed25519_key(claims.holder_key).verify(
+            proof.signature, holder_message(envelope.signature, proof.at_seconds)
+        )
+    except (InvalidSignature, ValueError):
+        return Verdict.BAD_HOLDER_PROOF, "the holder proof does not verify with the ticket's holder key"
+    age = now - proof.at
+    if abs(age) > window:
+        when = "made" if age > dt.timedelta(0) else "dated"
+        return (
+            Verdict.HOLDER_PROOF_STALE,
+            f"live code {when} at {proof.at.isoformat()}, {abs(age).total_seconds():.0f} s "
+            f"{'before' if age > dt.timedelta(0) else 'after'} now ({now.astimezone(dt.UTC).isoformat()}); "
+            f"a live code is good for {window.total_seconds():.0f} s: a photo or screenshot?",
+        )
+    return None
+
+
 def verify_ticket(
     token: str,
     *,
@@ -139,16 +175,19 @@ def verify_ticket(
     assignment: Assignment | None = None,
     is_revoked: Callable[[uuid.UUID], bool] = _never,
     is_used: Callable[[uuid.UUID], bool] = _never,
+    holder_window: dt.timedelta = DEFAULT_HOLDER_WINDOW,
 ) -> VerificationResult:
-    """Run every check on `token` in order and return the first failure, or `VALID`.
+    """Run every check on `token` (a bare token, or a live code with its holder proof) in order and return
+    the first failure, or `VALID`.
 
     Never raises for any token. Raises `ValueError` for a naive `now` or a negative tolerance (caller bugs);
     exceptions from `is_revoked` and `is_used` propagate, since a failed lookup says nothing about the ticket.
     """
     _require_aware("now", now)
-    if clock_tolerance < dt.timedelta(0):
-        raise ValueError("clock_tolerance must not be negative")
+    if clock_tolerance < dt.timedelta(0) or holder_window < dt.timedelta(0):
+        raise ValueError("clock_tolerance and holder_window must not be negative")
     try:
+        token, proof = split_code(token)
         envelope = decode_envelope(token)
     except TicketFormatError as err:
         return VerificationResult(err.verdict, err.reason, None, None)
@@ -175,6 +214,9 @@ def verify_ticket(
             f"issued at {claims.issued_at.isoformat()} but key {kid.hex()} is trusted for {periods}",
             claims,
         )
+    holder_failure = _holder_failure(envelope, claims, proof, now, holder_window)
+    if holder_failure is not None:
+        return fail(*holder_failure, claims)
 
     def clock() -> str:  # only for the reasons of a failure: a valid ticket needs no formatting
         return f"(now {now.astimezone(dt.UTC).isoformat()}, tolerance {clock_tolerance})"
