@@ -51,6 +51,9 @@ class TicketChecked(_EventData):
     verdict: Annotated[str, Field(min_length=1, max_length=40, pattern=NO_NUL)]
     train_number: int = Field(ge=0, le=2**31 - 1)
     at: AwareTime
+    # How the code reached the robot: "camera", "image" (a file, `robot-agent verify-ticket --image`) or
+    # "token" (typed or pasted). Older robots sent no method: theirs were camera checks.
+    method: Annotated[str, Field(min_length=1, max_length=20, pattern=NO_NUL)] = "camera"
 
 
 class TaskUpdated(_EventData):

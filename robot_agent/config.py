@@ -288,6 +288,19 @@ class LoggingSection(Section):
     file: WritablePath | None = None
 
 
+class TicketsSection(Section):
+    """How tickets shown to the camera are checked (docs/tickets.md, "Verification")."""
+
+    trust_file: ExistingFile | None = Field(
+        default=None,
+        description="trust.json from `cloud-sync robot provision`: the signing keys before the first sync",
+    )
+    clock_tolerance_s: float = Field(default=300.0, ge=0, le=86_400)
+    holder_window_s: float = Field(default=30.0, gt=0, le=3_600)
+    debounce_s: float = Field(default=3.0, ge=0, le=600)
+    scan: bool = True
+
+
 class RobotConfig(Section):
     """The whole of robot.toml."""
 
@@ -297,6 +310,7 @@ class RobotConfig(Section):
     storage: StorageSection
     camera: CameraSection
     vision: VisionSection = VisionSection()
+    tickets: TicketsSection = TicketsSection()
     hardware: HardwareSection
     logging: LoggingSection = LoggingSection()
 

@@ -68,6 +68,7 @@ def record(conn: Connection, data: EventData, clock: Clock) -> int:
                 verdict=data.verdict,
                 train_number=data.train_number,
                 at=data.at,
+                method=data.method,
             )
         )
     elif isinstance(data, TaskUpdated):

@@ -90,6 +90,18 @@ class TicketCheck(RobotTable, table=True):
     verdict: str = varchar(40)
     train_number: int = Field(sa_type=Integer)
     at: dt.datetime = Field(sa_type=UtcDateTime)
+    method: str = varchar(20, default="camera")
+
+
+class UsedTicket(RobotTable, table=True):
+    """The robot's ledger of tickets it accepted: written with the check, in its transaction, so a ticket
+    shown again is refused (`already_used`) even before the cloud hears of it."""
+
+    __tablename__ = "used_tickets"
+
+    ticket_id: uuid.UUID = Field(sa_type=Uuid, primary_key=True)
+    seq: int = Field(sa_type=Integer)  # the accepting check's outbox event
+    at: dt.datetime = Field(sa_type=UtcDateTime)
 
 
 class TaskDelivery(RobotTable, table=True):
