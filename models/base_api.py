@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from models.store_api import NO_NUL, reject_non_integers
+from models.ticket_codec import MAX_TOKEN_CHARS
 
 PositiveInt = Annotated[int, Field(ge=1, le=2_147_483_647), BeforeValidator(reject_non_integers)]
 NonNegativeInt = Annotated[int, Field(ge=0, le=2_147_483_647), BeforeValidator(reject_non_integers)]
@@ -218,7 +219,9 @@ class TrustList(BaseModel):
 
 
 class VerifyRequest(BaseModel):
-    token: Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=NO_NUL)]
+    # As long as a QR code can hold, so that the cloud can judge every code a robot can: a longer one is no
+    # ticket, and the verifier would only say `too_large`.
+    token: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TOKEN_CHARS, pattern=NO_NUL)]
     train_number: PositiveInt | None = Field(default=None, description="check the ticket is for this train")
     date: dt.date | None = Field(
         default=None, description="check the ticket is for this date (with train_number)"

@@ -1,0 +1,1 @@
+"""Test vectors: data files made by generators that live beside them."""

@@ -1,0 +1,1 @@
+"""RB1 ticket test vectors (dgc-testdata style); `make_vectors` writes them."""
