@@ -188,7 +188,7 @@ class DeviceSource(Section):
 
 
 class FileSource(Section):
-    """A video file, played at its own pace."""
+    """A video file, played at the configured fps."""
 
     type: Literal["file"]
     path: ExistingFile

@@ -1,0 +1,1 @@
+"""The robot's eyes: camera capture, and what is recognised in its frames."""
