@@ -42,9 +42,12 @@ ISSUE_TARGET = 0.50
 VERIFY_TARGET = 0.50  # issue 5: full verifications at least half as fast as the bare signature check
 
 
-def _claims(now: dt.datetime, holder: bytes | None = None) -> list[TicketClaims]:
-    """Distinct tickets for one evening train, as the cloud issues them after a purchase."""
-    departure = (now + dt.timedelta(hours=3)).replace(minute=40, second=0)
+def ticket_claims(
+    now: dt.datetime, count: int, *, holder: bytes | None = None, departure: dt.datetime | None = None
+) -> list[TicketClaims]:
+    """Distinct tickets for one evening train (by default three hours from `now`), as the cloud issues them
+    after a purchase; valid from `now` until a day after departure."""
+    departure = departure or (now + dt.timedelta(hours=3)).replace(minute=40, second=0)
     user = uuid.uuid4()
     return [
         TicketClaims(
@@ -63,7 +66,7 @@ def _claims(now: dt.datetime, holder: bytes | None = None) -> list[TicketClaims]
             not_before=now,
             expires_at=departure + dt.timedelta(days=1),
         )
-        for i in range(TICKETS)
+        for i in range(count)
     ]
 
 
@@ -98,7 +101,7 @@ def run() -> list[Figure]:
     key = Ed25519PrivateKey.generate()
     public = key.public_key()
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    claims = _claims(now)
+    claims = ticket_claims(now, TICKETS)
 
     tokens = [encode_ticket(c, key) for c in claims]
     message_size = len(decode_envelope(tokens[0]).to_be_signed())
@@ -141,7 +144,10 @@ def run() -> list[Figure]:
     verify_rate, raw_verify_rate = _paired_rates(full, tokens, lambda pair: public.verify(*pair), signed)
 
     wallet = Ed25519PrivateKey.generate()
-    bound = [encode_ticket(c, key) for c in _claims(now, wallet.public_key().public_bytes_raw())]
+    bound = [
+        encode_ticket(c, key)
+        for c in ticket_claims(now, TICKETS, holder=wallet.public_key().public_bytes_raw())
+    ]
     codes = [live_code(token, wallet, now) for token in bound]
     if not all(full(code).ok for code in codes):
         raise RuntimeError("a fresh live code was refused")

@@ -155,7 +155,8 @@ def _claim_value(spec: ClaimSpec, value: object) -> object:
 def decode_claims(payload: bytes) -> TicketClaims:
     """The claims in a COSE payload; raises `TicketFormatError(BAD_CLAIMS)` naming the claim at fault."""
     try:
-        claims_map = load_cbor(payload)
+        # Every key and value is type-checked below, which refuses a stray break (0xff) wherever it stands.
+        claims_map = load_cbor(payload, stray_breaks=False)
     except ValueError as err:
         raise TicketFormatError(Verdict.BAD_CLAIMS, f"claims are not CBOR: {err}") from err
     if not isinstance(claims_map, dict):

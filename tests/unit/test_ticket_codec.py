@@ -342,3 +342,11 @@ def test_claims_are_normalised_to_utc_whole_seconds() -> None:
         claims(expires_at=TYPICAL["not_before"])
     with pytest.raises(ValidationError, match="valid integer"):
         claims(train_number="742")
+
+
+def test_a_stray_break_in_place_of_a_claim_is_refused_naming_the_claim() -> None:
+    # The claims are decoded without the stray-break walk: the type check of every claim is what refuses it.
+    payload = cbor2.dumps(claims_map(), canonical=True)
+    start = payload.index(b"\x66A7K2Q9")  # the code claim's text, 6 characters
+    with_break = payload[:start] + b"\xff" + payload[start + 7 :]
+    assert_verdict(verify(seal(sign1(with_break))), Verdict.BAD_CLAIMS, "claim code (-9)", "break")
