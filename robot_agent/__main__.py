@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -17,6 +18,9 @@ from robot_agent.config import RobotConfig, load_config
 from robot_agent.errors import ConfigError, RobotAgentError
 from robot_agent.identity import create_key_file, load_key_file, public_key_pem
 from robot_agent.runtime import Agent
+from robot_agent.store.database import open_store
+from robot_agent.tickets import CheckMethod, TicketDesk
+from robot_agent.vision.scan import codes_in_image
 
 log = logging.getLogger("robot_agent")
 
@@ -67,6 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the public half of the robot's key (PEM).",
     )
     show.set_defaults(handler=_keys_show)
+
+    verify = commands.add_parser(
+        "verify-ticket",
+        help="check a ticket as the camera would, and record it",
+        description="Check a ticket offline against this robot's store (synced signing keys or [tickets] "
+        "trust_file, revocations, its assignment, the tickets it already accepted), record the check in "
+        "the outbox, and use the ticket up if it is valid. Prints the verdict as JSON (an array if an "
+        "image holds several codes); exits 0 only if every ticket is valid, 1 otherwise.",
+    )
+    given = verify.add_mutually_exclusive_group(required=True)
+    given.add_argument("token", nargs="?", metavar="TOKEN", help="the QR code's text (RB1:... or RB1H:...)")
+    given.add_argument("--image", type=Path, metavar="FILE", help="a photo or screenshot holding the QR")
+    verify.set_defaults(handler=_verify_ticket)
 
     run = commands.add_parser(
         "run",
@@ -123,6 +140,24 @@ def _keys_show(args: argparse.Namespace) -> int:
     config = _load(args)
     print(public_key_pem(load_key_file(config.robot.key_file)), end="")
     return 0
+
+
+def _verify_ticket(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if args.image is not None:
+        codes = codes_in_image(args.image)
+        method = CheckMethod.IMAGE
+    else:
+        codes, method = [args.token], CheckMethod.TOKEN
+    store = open_store(config.storage.database)
+    try:
+        desk = TicketDesk(store, config)
+        outcomes = [desk.check(code, method) for code in codes]
+    finally:
+        store.dispose()
+    shown = [outcome.as_json() for outcome in outcomes]
+    print(json.dumps(shown[0] if len(shown) == 1 else shown, indent=2, ensure_ascii=False))
+    return 0 if all(outcome.ok for outcome in outcomes) else 1
 
 
 def _run(args: argparse.Namespace) -> int:

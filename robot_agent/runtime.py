@@ -2,8 +2,9 @@
 
 `Agent` does everything that can fail on a bad set-up (key, credentials, database, broker URL) when it is
 built, so that `robot-agent run` refuses with one line before anything starts. `Agent.run()` then runs every
-part as one task of one TaskGroup until it is cancelled (SIGTERM or SIGINT); adding a part (down-sync, the
-camera, the hardware) is one more task there. The link to the broker connects in the background and
+part as one task of one TaskGroup until it is cancelled (SIGTERM or SIGINT): the sync sender, down-sync,
+telemetry and, with `[tickets] scan`, the ticket scanner (camera, QR codes, the ticket desk); adding a part
+(the hardware) is one more task there. The link to the broker connects in the background and
 reconnects for ever: a broker that is down or refuses the robot leaves the agent working offline, its events
 waiting in the outbox.
 """
@@ -28,6 +29,9 @@ from robot_agent.sync.downsync import DownSync
 from robot_agent.sync.mqtt import RobotLink
 from robot_agent.sync.sender import Sender
 from robot_agent.sync.telemetry import Telemetry
+from robot_agent.tickets import TicketDesk
+from robot_agent.vision.camera import Camera
+from robot_agent.vision.scan import TicketScanner
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,11 @@ class Agent:
         clock = Clock()
         self.sender = Sender(self.store, self.link, robot, key, clock)
         self.downsync = DownSync(self.link, self.store)
+        self.scanner: TicketScanner | None = None
+        if config.tickets.scan:
+            desk = TicketDesk(self.store, config, clock)
+            self.scanner = TicketScanner(Camera(config.camera), desk, config.tickets.debounce_s)
+
         self.telemetry = Telemetry(
             robot,
             self.link,
@@ -80,6 +89,7 @@ class Agent:
             self.downsync,
             clock,
             interval_s=telemetry_interval_s,
+            tickets=self.scanner.snapshot if self.scanner is not None else None,
         )
 
     async def run(self) -> None:
@@ -92,12 +102,18 @@ class Agent:
             config.storage.database,
         )
         await self.link.start()
+        if self.scanner is not None:
+            self.scanner.camera.start()
         try:
             async with asyncio.TaskGroup() as parts:
                 parts.create_task(self.sender.run(), name="sync sender")
                 parts.create_task(self.downsync.run(), name="down-sync")
                 parts.create_task(self.telemetry.run(), name="telemetry")
+                if self.scanner is not None:
+                    parts.create_task(self.scanner.run(), name="ticket scanner")
         finally:
+            if self.scanner is not None:
+                await asyncio.to_thread(self.scanner.camera.stop)
             await self.link.close()
             self.store.dispose()
             log.info(

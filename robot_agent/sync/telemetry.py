@@ -14,9 +14,10 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -76,6 +77,7 @@ class SyncReport:
     cursors: dict[str, int] = field(default_factory=dict)  # down-sync: the newest change applied per scope
     applied_changes: int = 0
     refused_changes: int = 0
+    tickets: dict[str, Any] | None = None  # the ticket scanner's counters and camera (None: not scanning)
 
 
 def _iso(ms: int) -> str:
@@ -101,6 +103,7 @@ def telemetry_payload(report: SyncReport, now_ms: int) -> bytes:
                 "applied_changes": report.applied_changes,
                 "refused_messages": report.refused_changes,
             },
+            "tickets": report.tickets,
         },
         separators=(",", ":"),
     ).encode()
@@ -119,6 +122,7 @@ class Telemetry:
         clock: Clock,
         *,
         interval_s: float = INTERVAL_S,
+        tickets: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._robot = robot
         self._link = link
@@ -127,6 +131,7 @@ class Telemetry:
         self._downsync = downsync
         self._clock = clock
         self._interval_s = interval_s
+        self._tickets = tickets
         self._started = time.monotonic()
         self.sent = 0
 
@@ -161,6 +166,7 @@ class Telemetry:
             cursors=cursors,
             applied_changes=self._downsync.applied_changes,
             refused_changes=self._downsync.refused,
+            tickets=self._tickets() if self._tickets is not None else None,
         )
 
     async def _report(self) -> None:

@@ -103,6 +103,9 @@ def robot_toml(directory: Path, robot: uuid.UUID, broker_url: str, password: str
             [camera.source]
             type = "device"
 
+            [tickets]
+            scan = false
+
             [hardware]
             backend = "simulated"
             """

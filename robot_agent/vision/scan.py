@@ -1,0 +1,155 @@
+"""Tickets shown to the camera: each frame's QR codes read, each showing checked once, the answer measured.
+
+A passenger holds a code up for a second or two; the camera sees it in dozens of frames. A showing is checked
+once: a code is checked when it was not seen within the debounce window, and every sighting restarts the
+window, so a code held still is one showing however long it is held. The key is the ticket's id where the
+code names one (a wallet redraws its live code every few seconds: new text, the same ticket), its text
+otherwise. Showing the ticket again later is a new showing, which the desk answers with "already checked by
+this robot at HH:MM".
+
+Decoding and checking run in worker threads; the camera keeps only its newest frame, so a slow check skips
+frames instead of queueing them, and the frame-to-verdict latency stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from robot_agent.errors import RobotAgentError
+from robot_agent.tickets import CheckMethod, CheckOutcome, TicketDesk, ticket_id_of
+from robot_agent.vision.camera import Camera, CameraEnded, Frame
+from robot_agent.vision.qr import QrReader
+
+log = logging.getLogger(__name__)
+
+_PRUNE_EVERY = 256
+
+
+class Debouncer:
+    """Whether a sighting starts a new showing: the key was not seen within `window_s` before it."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._last_seen: dict[str, float] = {}
+        self._calls = 0
+
+    def new_showing(self, key: str, at_s: float) -> bool:
+        last = self._last_seen.get(key)
+        self._last_seen[key] = at_s
+        self._calls += 1
+        if self._calls % _PRUNE_EVERY == 0:
+            horizon = at_s - self.window_s
+            self._last_seen = {k: t for k, t in self._last_seen.items() if t >= horizon}
+        return last is None or at_s - last > self.window_s
+
+
+@dataclass
+class ScanStats:
+    frames: int = 0
+    codes_seen: int = 0
+    checks: int = 0
+    valid: int = 0
+    latencies_ms: list[float] = field(default_factory=list)  # frame capture to verdict, the last 1,000
+
+
+class TicketScanner:
+    """Reads frames from `camera`, checks each new showing at `desk`, hands each outcome to `on_outcome`."""
+
+    def __init__(
+        self,
+        camera: Camera,
+        desk: TicketDesk,
+        debounce_s: float,
+        *,
+        reader: QrReader | None = None,
+        on_outcome: Callable[[CheckOutcome, Frame], None] | None = None,
+    ) -> None:
+        self.camera = camera
+        self.desk = desk
+        self.reader = reader or QrReader()
+        self.debouncer = Debouncer(debounce_s)
+        self.on_outcome = on_outcome
+        self.stats = ScanStats()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters for telemetry: the camera's, and the checks made (no codes, no ticket ids)."""
+        camera = self.camera.stats()
+        latencies = sorted(self.stats.latencies_ms)
+        return {
+            "camera": {
+                "source": camera.source,
+                "connected": camera.connected,
+                "ended": camera.ended,
+                "fps": round(camera.fps, 1),
+                "dropped_frames": camera.dropped,
+                "reconnects": camera.reconnects,
+            },
+            "frames": self.stats.frames,
+            "checks": self.stats.checks,
+            "valid": self.stats.valid,
+            "latency_p50_ms": round(latencies[len(latencies) // 2], 1) if latencies else None,
+            "latency_max_ms": round(latencies[-1], 1) if latencies else None,
+        }
+
+    async def run(self) -> None:
+        """Scan until cancelled, or until a file or folder source ends."""
+        while True:
+            try:
+                frame = await self.camera.next_frame()
+            except CameraEnded:
+                log.info("camera source ended; ticket scanning stops frames=%d", self.stats.frames)
+                return
+            await self.scan(frame)
+
+    async def scan(self, frame: Frame) -> list[CheckOutcome]:
+        """Check the new showings in one frame."""
+        self.stats.frames += 1
+        codes = await asyncio.to_thread(self.reader.decode, frame.image)
+        outcomes = []
+        for code in codes:
+            self.stats.codes_seen += 1
+            ticket_id = ticket_id_of(code)
+            key = str(ticket_id) if ticket_id is not None else code
+            if not self.debouncer.new_showing(key, frame.mono_ns / 1e9):
+                continue
+            outcome = await asyncio.to_thread(self.desk.check, code, CheckMethod.CAMERA)
+            latency_ms = (time.monotonic_ns() - frame.mono_ns) / 1e6
+            self.stats.checks += 1
+            self.stats.valid += outcome.ok
+            self.stats.latencies_ms = [*self.stats.latencies_ms[-999:], latency_ms]
+            log.info(
+                "ticket shown verdict=%s frame=%d latency_ms=%.0f",
+                outcome.verdict.value,
+                frame.seq,
+                latency_ms,
+            )
+            if self.on_outcome is not None:
+                self.on_outcome(outcome, frame)
+            outcomes.append(outcome)
+        return outcomes
+
+
+def codes_in_image(path: Path, reader: QrReader | None = None) -> list[str]:
+    """The QR codes in an image file (a photo or screenshot of a ticket); raises `RobotAgentError` for a file
+    that is no image or holds no code."""
+    # imdecode over the bytes rather than imread: imread says nothing about why it failed.
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise RobotAgentError(f"cannot read {path}: {err.strerror}") from err
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None:
+        raise RobotAgentError(f"{path} is not an image OpenCV can decode ({len(data)} bytes)")
+    codes = (reader or QrReader()).decode(image)
+    if not codes:
+        raise RobotAgentError(f"no QR code found in {path} ({image.shape[1]}x{image.shape[0]})")
+    return codes
