@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from robot_agent.sync.sender import Sender
 from tests.conftest import MosquittoFactory
 from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT
 from tests.support.mosquitto import MosquittoBroker
+from tests.support.ports import wait_until
 from tests.support.sync import make_purchases as add_purchases
 from tests.support.sync import seed_cloud
 from tests.support.tasks import stop
@@ -42,6 +44,10 @@ async def stored_purchases(db_url: str) -> tuple[set[uuid.UUID], int]:
         rows = int((await conn.execute(select(func.count()).select_from(_PURCHASES))).scalar_one())
     await engine.dispose()
     return ids, rows
+
+
+def _logged(log: Path, line: bytes) -> bool:
+    return line in log.read_bytes()
 
 
 def start_ingest(
@@ -203,7 +209,11 @@ async def test_a_retired_worker_stops_taking_batches_from_the_shared_group(
     broker = mosquitto_factory(users=PASSWORDS, acl=ACL)
     for name in ("a", "b"):
         processes.append(start_ingest(broker, cloud_db_url, tmp_path, name, f"ingest-{name}"))
-    await asyncio.sleep(1.0)  # both subscribed
+    # Both running (their SIGTERM handlers set: a slow start under load got SIGTERM before it) and subscribed.
+    for name in ("a", "b"):
+        started = functools.partial(_logged, tmp_path / f"{name}.log", b"ingest running")
+        await asyncio.to_thread(wait_until, started, 30, f"ingest {name} to start")
+    await asyncio.sleep(1.0)
     processes[1].send_signal(signal.SIGTERM)
     assert processes[1].wait(timeout=10) == 0
     retired = retire_worker(broker, tmp_path, "ingest-b")
