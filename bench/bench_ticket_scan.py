@@ -96,7 +96,7 @@ async def _scan(config: RobotConfig) -> list[float]:
             f"{scanner.stats.valid} valid of {scanner.stats.checks} checks, {FRAMES} frames shown "
             f"(camera dropped {camera.stats().dropped})"
         )
-    return scanner.stats.latencies_ms
+    return list(scanner.stats.latencies_ms)
 
 
 def _latency(folder: Path, key: Ed25519PrivateKey) -> list[Figure]:

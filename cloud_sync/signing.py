@@ -32,10 +32,10 @@ _PEPPER_FILE = "card-pepper"
 def _write_private(path: Path, data: bytes) -> None:
     try:
         write_private_file(path, data)
-    except (FileExistsError, KeyFileProblem) as err:
-        raise CloudSyncError(
-            str(err) if isinstance(err, KeyFileProblem) else f"{path} already exists"
-        ) from err
+    except FileExistsError as err:
+        raise CloudSyncError(f"{path} already exists") from err
+    except KeyFileProblem as err:
+        raise CloudSyncError(str(err)) from err
 
 
 def _read_private(path: Path) -> bytes:

@@ -44,12 +44,12 @@ _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 class HolderProof:
     """What a live code adds to its ticket: when the wallet made it, and the holder's signature."""
 
-    at: dt.datetime  # aware UTC, whole seconds
+    at_seconds: int  # as carried: whole seconds since 1970, UTC
     signature: bytes
 
     @property
-    def at_seconds(self) -> int:
-        return int((self.at - _EPOCH).total_seconds())
+    def at(self) -> dt.datetime:
+        return _EPOCH + dt.timedelta(seconds=self.at_seconds)
 
 
 def holder_message(ticket_signature: bytes, at_seconds: int) -> bytes:
@@ -87,5 +87,5 @@ def split_code(code: str) -> tuple[str, HolderProof | None]:
         proof = base45_decode(body[-PROOF_CHARS:])
     except ValueError as err:
         raise TicketFormatError(Verdict.BAD_BASE45, f"holder proof: base45: {err}") from err
-    at = _EPOCH + dt.timedelta(seconds=int.from_bytes(proof[:_AT_BYTES], "big"))
-    return PREFIX + body[:-PROOF_CHARS], HolderProof(at, proof[_AT_BYTES:])
+    at_seconds = int.from_bytes(proof[:_AT_BYTES], "big")
+    return PREFIX + body[:-PROOF_CHARS], HolderProof(at_seconds, proof[_AT_BYTES:])

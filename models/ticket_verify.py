@@ -156,11 +156,11 @@ def _holder_failure(
         return Verdict.BAD_HOLDER_PROOF, "the holder proof does not verify with the ticket's holder key"
     age = now - proof.at
     if abs(age) > window:
-        when = "made" if age > dt.timedelta(0) else "dated"
+        made, before = ("made", "before") if age > dt.timedelta(0) else ("dated", "after")
         return (
             Verdict.HOLDER_PROOF_STALE,
-            f"live code {when} at {proof.at.isoformat()}, {abs(age).total_seconds():.0f} s "
-            f"{'before' if age > dt.timedelta(0) else 'after'} now ({now.astimezone(dt.UTC).isoformat()}); "
+            f"live code {made} at {proof.at.isoformat()}, {abs(age).total_seconds():.0f} s "
+            f"{before} now ({now.astimezone(dt.UTC).isoformat()}); "
             f"a live code is good for {window.total_seconds():.0f} s: a photo or screenshot?",
         )
     return None

@@ -14,6 +14,7 @@ frames instead of queueing them, and the frame-to-verdict latency stays bounded.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Callable
@@ -55,10 +56,10 @@ class Debouncer:
 @dataclass
 class ScanStats:
     frames: int = 0
-    codes_seen: int = 0
     checks: int = 0
     valid: int = 0
-    latencies_ms: list[float] = field(default_factory=list)  # frame capture to verdict, the last 1,000
+    # Frame capture to verdict, the last 1,000.
+    latencies_ms: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=1_000))
 
 
 class TicketScanner:
@@ -116,7 +117,6 @@ class TicketScanner:
         codes = await asyncio.to_thread(self.reader.decode, frame.image)
         outcomes = []
         for code in codes:
-            self.stats.codes_seen += 1
             ticket_id = ticket_id_of(code)
             key = str(ticket_id) if ticket_id is not None else code
             if not self.debouncer.new_showing(key, frame.mono_ns / 1e9):
@@ -125,7 +125,7 @@ class TicketScanner:
             latency_ms = (time.monotonic_ns() - frame.mono_ns) / 1e6
             self.stats.checks += 1
             self.stats.valid += outcome.ok
-            self.stats.latencies_ms = [*self.stats.latencies_ms[-999:], latency_ms]
+            self.stats.latencies_ms.append(latency_ms)
             log.info(
                 "ticket shown verdict=%s frame=%d latency_ms=%.0f",
                 outcome.verdict.value,
