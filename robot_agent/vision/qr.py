@@ -15,7 +15,9 @@ Each pass runs only if the passes before it read nothing:
 
 Passes 3 and 4 use a second detector whose adaptive threshold asks for 12 grey levels of contrast instead of
 7: on sharpened or stretched frames the default turns noise into contours, which doubles their cost on a
-frame without a code and reads nothing more.
+frame without a code and reads nothing more. They look at the frame scaled down to at most 480x360
+(`RETRY_PIXELS`); a code they locate but cannot decode is cropped from the full-size frame for pass 2.
+`retry` runs them alone, so that the scanner can ration them on frames without a code.
 
 Measured on 1,800 frames of a phone screen photographed in a train (`tests/support/qr_images.py`, level
 "train": 640x480, 20-40 cm, all degradations at once; seeds other than the tests'), 2 cores:
@@ -32,8 +34,12 @@ Measured on 1,800 frames of a phone screen photographed in a train (`tests/suppo
   and make pass 1 something other than the bare detector. CLAHE read less than the plain frame; a 2x
   enlargement of the whole frame read no more than the sharpened one at twice the cost.
 - cost on a frame without a code (a cluttered carriage, sensor noise), best of 5 rounds: pass 1 2-4 ms,
-  passes 1-3 ~12 ms, all four ~39 ms at 640x480 (`bench/bench_qr.py` measures it too). A frame whose code
-  pass 1 reads costs what the bare call costs.
+  passes 1-3 ~12 ms, all four ~39 ms at 640x480 on the full frame (`bench/bench_qr.py` measures it too). A
+  frame whose code pass 1 reads costs what the bare call costs.
+- passes 3 and 4 on a scaled-down frame (seed 99, apart from the tests'; read share, cost without a code):
+  640x480, 720 frames: full frame 94.3%, 37 ms; 480x360 94.6%, 21 ms; 400x300 93.5%, 15 ms; 320x240 92.9%,
+  11 ms. 1280x720, 300 frames: full frame 96.7%, 105 ms; 480x360 97.3%, 22 ms. The camera's blur and the
+  code's size in pixels both scale with the frame, so a 480x360 view of a larger frame is the same job.
 - what is still missed is mostly glare: of 38 misses in 900 frames (passes 1-3), 30 were read when the same
   frame was drawn without its highlight. A crop around the code's true corners, enlarged and sharpened,
   reads only 11-17 of 98 misses: locating the code is not what fails.
@@ -42,6 +48,7 @@ Measured on 1,800 frames of a phone screen photographed in a train (`tests/suppo
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Final
 
 import cv2
@@ -67,6 +74,9 @@ _STRETCH_WINDOW: Final = 5  # pixels: about two modules of a far code, so every 
 # texture.
 _STRETCH_FLOOR: Final = 24.0
 _STRICT_THRESHOLD: Final = 12.0  # passes 3 and 4's detector; OpenCV's default is 7
+# Passes 3 and 4 look at the frame scaled down to at most this many pixels (480x360). They read as many
+# codes as on the full frame at 640x480 and 1280x720, for 58% and 21% of the time (module docstring).
+RETRY_PIXELS: Final = 480 * 360
 
 
 def bare_decode(detector: cv2.QRCodeDetectorAruco, image: NDArray[Any]) -> list[str]:
@@ -88,16 +98,27 @@ class QrReader:
         params.adaptiveThreshConstant = _STRICT_THRESHOLD
         self._strict.setArucoParameters(params)
 
-    def decode(self, image: NDArray[Any]) -> list[str]:
+    def decode(self, image: NDArray[Any], *, retries: bool = True) -> list[str]:
         """The texts of the QR codes in a BGR, BGRA or grayscale uint8 frame, each once.
 
-        Never raises: a frame that cannot hold a code (wrong dtype or shape, empty, tiny, huge) gives [].
+        `retries=False` runs passes 1 and 2 only: what a frame costs when the scanner's retry budget is
+        spent (`robot_agent.vision.scan.RetryBudget`). Never raises: a frame that cannot hold a code (wrong
+        dtype or shape, empty, tiny, huge) gives [].
         """
+        return self._decode(image, first=True, retries=retries)
+
+    def retry(self, image: NDArray[Any]) -> list[str]:
+        """Passes 3 and 4 alone: for a frame whose `decode(image, retries=False)` read nothing."""
+        return self._decode(image, first=False, retries=True)
+
+    def _decode(self, image: NDArray[Any], *, first: bool, retries: bool) -> list[str]:
         gray = _gray(image)
         if gray is None:
             return []
         try:
-            texts = self._read(gray)
+            texts = self._read_view(self.detector, gray, gray) if first else []
+            if not texts and retries:
+                texts = self._read_retries(gray)
         except cv2.error as err:
             # Not expected for a checked uint8 frame; a frame must never stop the camera loop.
             logger.warning("QR detector failed shape=%s: %s", gray.shape, err)
@@ -107,21 +128,31 @@ class QrReader:
             logger.debug("QR codes read count=%d lengths=%s", len(unique), [len(t) for t in unique])
         return unique
 
-    def _read(self, gray: Gray) -> list[str]:
-        read = self._read_view(self.detector, gray, gray)
+    def _read_retries(self, gray: Gray) -> list[str]:
+        """Passes 3 and 4, on the frame scaled down to at most `RETRY_PIXELS`; a code they locate but do
+        not decode is retried from the full-size frame."""
+        height, width = gray.shape
+        scale = min(1.0, math.sqrt(RETRY_PIXELS / (height * width)))
+        small = gray
+        if scale < 1:
+            small = np.asarray(
+                cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), np.uint8
+            )
+        read = self._read_view(self._strict, _sharpen(small, *_SHARPEN), gray, scale)
         if not read:
-            read = self._read_view(self._strict, _sharpen(gray, *_SHARPEN), gray)
-        if not read:
-            read = self._read_view(self._strict, _sharpen(_stretch(gray), *_SHARPEN), gray)
+            read = self._read_view(self._strict, _sharpen(_stretch(small), *_SHARPEN), gray, scale)
         return read
 
-    def _read_view(self, detector: cv2.QRCodeDetectorAruco, view: Gray, gray: Gray) -> list[str]:
-        """The codes `detector` decodes in `view`, and those it only locates there decoded by `_retry`."""
+    def _read_view(
+        self, detector: cv2.QRCodeDetectorAruco, view: Gray, gray: Gray, scale: float = 1.0
+    ) -> list[str]:
+        """The codes `detector` decodes in `view` (`gray` scaled by `scale`), and those it only locates
+        there decoded by `_retry` from `gray`."""
         texts, points = _detect(detector, view)
         read = [_text(raw) for raw in texts if raw]
         for raw, quad in zip(texts, points, strict=True):  # _detect pairs them
             if not raw:
-                read.extend(self._retry(gray, quad))
+                read.extend(self._retry(gray, quad / scale))
         return read
 
     def _retry(self, gray: Gray, quad: NDArray[np.float32]) -> list[str]:

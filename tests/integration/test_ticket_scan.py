@@ -14,10 +14,11 @@ from models.tickets import Verdict, live_code
 from robot_agent.config import load_config
 from robot_agent.store.database import open_store
 from robot_agent.tickets import TicketDesk
-from robot_agent.vision.camera import Camera
-from robot_agent.vision.scan import Debouncer, TicketScanner
+from robot_agent.vision.camera import Camera, Frame
+from robot_agent.vision.qr import QrReader
+from robot_agent.vision.scan import Debouncer, RetryBudget, TicketScanner
 from tests.e2e.test_ticket_scanning import robot, ticket
-from tests.support.qr_images import render_qr
+from tests.support.qr_images import LEVELS, empty_frame, photograph, render_qr
 
 
 def test_a_sighting_within_the_window_is_the_same_showing_and_restarts_it() -> None:
@@ -30,6 +31,63 @@ def test_a_sighting_within_the_window_is_the_same_showing_and_restarts_it() -> N
     for n in range(1_000):  # old keys are forgotten, recent ones kept
         debouncer.new_showing(f"k{n}", 10.0 + n * 0.01)
     assert not debouncer.new_showing("k999", 20.0)
+
+
+def test_the_retry_budget_refills_at_its_share_of_frame_time() -> None:
+    budget = RetryBudget(share=0.2, burst_s=0.1)
+    assert budget.allows(0.0)
+    budget.spend(0.15)  # one expensive retry overdraws the burst
+    assert not budget.allows(0.1)  # 0.1 s of frames refill 0.02 s: still -0.03
+    assert not budget.allows(0.2)  # -0.01
+    assert budget.allows(0.3)  # +0.01
+    budget.spend(0.02)  # -0.01
+    assert not budget.allows(0.25)  # a frame from before the last one refills nothing
+    assert budget.allows(10.0)  # idle for long: full again, but never more than the burst
+    budget.spend(0.1)
+    assert not budget.allows(10.0)
+
+
+def _frame(image: np.ndarray, seq: int, at_s: float) -> Frame:
+    return Frame(image, seq, int(at_s * 1e9), dt.datetime.now(dt.UTC), "test")
+
+
+async def test_the_scanner_rations_its_retries_on_frames_without_a_code(tmp_path: Path) -> None:
+    ticket_id, token = ticket()
+    rng = np.random.default_rng(20261130)
+    reader = QrReader()
+    # A degraded shot that only the retry passes read: the scanner must use them while its budget lasts.
+    for _ in range(200):
+        hard = photograph(token, rng, LEVELS["train"]).image
+        if not reader.decode(hard, retries=False) and reader.retry(hard) == [token]:
+            break
+    else:
+        raise AssertionError("no frame in 200 needed the retry passes; the seed or the reader changed")
+    config = load_config(robot(tmp_path))
+    store = open_store(config.storage.database)
+    try:
+        scanner = TicketScanner(Camera(config.camera), TicketDesk(store, config), 1.0, reader=reader)
+        scanner.retry_budget = RetryBudget(share=0.0, burst_s=0.1)  # a burst's worth, never refilled
+        empty = empty_frame(rng)
+        seq = 0
+        while scanner.stats.skipped_retries == 0 and seq < 100:  # 15 fps without a code until it is spent
+            seq += 1
+            assert await scanner.scan(_frame(empty, seq, seq / 15)) == []
+        spent = scanner.stats.retried
+        assert 1 <= spent < seq < 100
+        assert await scanner.scan(_frame(hard, seq + 1, (seq + 1) / 15)) == []  # spent: not retried
+        assert (scanner.stats.retried, scanner.stats.skipped_retries) == (spent, 2)
+
+        scanner.retry_budget = RetryBudget(share=0.2, burst_s=0.1)
+        outcomes = await scanner.scan(_frame(hard, seq + 2, (seq + 2) / 15))
+        assert [(o.ticket_id, o.verdict) for o in outcomes] == [(ticket_id, Verdict.VALID)]
+        snapshot = scanner.snapshot()
+        assert (snapshot["frames"], snapshot["retried_frames"], snapshot["skipped_retries"]) == (
+            seq + 2,
+            spent + 1,
+            2,
+        )
+    finally:
+        store.dispose()
 
 
 async def test_a_live_code_redrawn_while_held_up_is_checked_once(tmp_path: Path) -> None:
