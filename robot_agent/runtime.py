@@ -15,9 +15,6 @@ import asyncio
 import logging
 from pathlib import Path
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
-
 from models.credentials import parse_credentials
 from robot_agent.config import RobotConfig
 from robot_agent.errors import RobotAgentError
@@ -50,15 +47,6 @@ def read_credentials(path: Path) -> tuple[str, str]:
         raise RobotAgentError(str(err)) from err
 
 
-def _open_store(path: Path) -> Engine:
-    try:
-        return open_store(path)
-    except SQLAlchemyError as err:
-        raise RobotAgentError(
-            f"cannot open the robot's database {path}: {getattr(err, 'orig', err)}"
-        ) from err
-
-
 class Agent:
     """The robot agent: built from the configuration (raising RobotAgentError on a bad set-up), then `run()`
     until cancelled."""
@@ -72,7 +60,7 @@ class Agent:
             read_credentials(cloud.credentials_file) if cloud.credentials_file is not None else (None, None)
         )
         self.link = RobotLink(robot, cloud.mqtt_url, username, password, cloud.keepalive_s)
-        self.store = _open_store(config.storage.database)
+        self.store = open_store(config.storage.database)
         clock = Clock()
         self.sender = Sender(self.store, self.link, robot, key, clock)
         self.downsync = DownSync(self.link, self.store)

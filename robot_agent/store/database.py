@@ -1,4 +1,4 @@
-"""Opening the robot's SQLite database: WAL, durable commits, foreign keys, and its tables created.
+"""Opening the robot's SQLite database: WAL, durable commits, foreign keys, and its schema migrated.
 
 Every connection gets `synchronous=FULL`: a commit that returned is on disk, so an event in the outbox
 survives a power cut as well as a kill (docs/sync.md, guarantee 1). WAL lets the sender read while the agent
@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
 
-from robot_agent.store.tables import ROBOT_METADATA
+from robot_agent.errors import RobotAgentError
+from robot_agent.store.migrate import migrate
 
 
 def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -25,9 +27,22 @@ def _pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def open_store(path: Path) -> Engine:
-    """The engine of the robot's database at `path` (created with its tables if new)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """The engine of the robot's database at `path`, created if new and migrated to the newest schema
+    (robot_agent/store/migrate.py); raises RobotAgentError for a database that cannot be used."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RobotAgentError(f"cannot make the folder of the robot's database {path}: {err}") from err
     engine = create_engine(f"sqlite:///{path}", pool_size=2, max_overflow=2)
     event.listen(engine, "connect", _pragmas)
-    ROBOT_METADATA.create_all(engine)
+    try:
+        migrate(engine, path)
+    except SQLAlchemyError as err:
+        engine.dispose()
+        raise RobotAgentError(
+            f"cannot open the robot's database {path}: {getattr(err, 'orig', None) or err}"
+        ) from err
+    except RobotAgentError:
+        engine.dispose()
+        raise
     return engine
