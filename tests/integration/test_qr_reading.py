@@ -1,5 +1,6 @@
 """QrReader on real RB1 ticket codes through OpenCV: clean frames and PNG files read exactly, garbage gives
-nothing, and a phone screen photographed in a moving train is read at least 95% of the time.
+nothing, and a phone screen photographed in a moving train is read at least 95% of the time (the wallet's
+longer live codes at least 90%).
 
 The degraded frames are defined in `tests/support/qr_images.py` (`LEVELS`); the benchmark `bench/bench_qr.py`
 uses the same definitions. Their shares are printed whatever pytest's capture setting.
@@ -7,6 +8,7 @@ uses the same definitions. Their shares are printed whatever pytest's capture se
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 import time
@@ -21,9 +23,10 @@ import cv2
 import numpy as np
 import pytest
 import segno
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 
-from models.tickets import base45_encode, encode_ticket
+from models.tickets import base45_encode, encode_ticket, live_code
 from robot_agent.vision.qr import QrReader
 from tests.support.qr_images import LEVELS, photograph, render_qr, save_png
 from tests.unit.ticket_samples import KEY, claims
@@ -33,6 +36,15 @@ TOKENS = 240
 TRAIN_FRAMES = 720
 FRAMES_PER_KIND = 25
 REQUIRED_SHARE = 0.95
+# A live code from the wallet (a holder-bound ticket, `RB1H:`) is ~440 characters against the ticket's ~285:
+# version 11 at error correction L where the ticket's own code is version 10 at M. It reads less often at
+# 640x480: here 91.7% of 240 frames at L and 84.6% at M (seed 5, 720 frames: 92.5% and 83.9%); at 1280x720,
+# robot.toml's camera, 97.3% at L (300 frames). This floor holds the wallet to L (cloud_sync/wallet.py); the
+# 95% target is the ticket's own code's.
+LIVE_REQUIRED_SHARE = 0.90
+LIVE_FRAMES = 240
+WALLET = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
+LIVE_AT = dt.datetime(2026, 11, 30, 20, 0, tzinfo=dt.UTC)
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
@@ -62,6 +74,27 @@ def reader() -> QrReader:
 @pytest.fixture(scope="module")
 def tokens() -> list[str]:
     return ticket_tokens(TOKENS, SEED)
+
+
+@pytest.fixture(scope="module")
+def live_codes() -> list[str]:
+    """Live codes as the wallet draws them, of tickets bound to `WALLET` (the tokens' own claims)."""
+    rng = np.random.default_rng(SEED + 1)
+    return [
+        live_code(
+            encode_ticket(
+                claims(
+                    ticket_id=uuid.UUID(bytes=rng.bytes(16), version=4),
+                    code="".join(rng.choice(list(CODE_ALPHABET), 6)),
+                    holder_key=WALLET.public_key().public_bytes_raw(),
+                ),
+                KEY,
+            ),
+            WALLET,
+            LIVE_AT,
+        )
+        for _ in range(TOKENS // 4)
+    ]
 
 
 @pytest.mark.parametrize("size", [(640, 480), (1280, 720)])
@@ -177,7 +210,10 @@ def _photograph_and_read(job: tuple[str, list[tuple[str, int, int]]]) -> list[Re
     token, frames = job
     readings = []
     for level, number, frame in frames:
-        photo = photograph(token, np.random.default_rng([SEED, number, frame]), LEVELS[level])
+        # "live": the wallet's live codes, photographed as in the "train" level.
+        photo = photograph(
+            token, np.random.default_rng([SEED, number, frame]), LEVELS[_CONDITIONS.get(level, level)]
+        )
         texts = reader.decode(photo.image)
         readings.append(
             Reading(
@@ -192,16 +228,23 @@ def _photograph_and_read(job: tuple[str, list[tuple[str, int, int]]]) -> list[Re
     return readings
 
 
-def _plan(tokens: list[str]) -> list[tuple[str, list[tuple[str, int, int]]]]:
-    """Each token's frames: `TRAIN_FRAMES` spread over all tokens, `FRAMES_PER_KIND` of each other level."""
+_CONDITIONS = {"live": "train"}
+
+
+def _plan(tokens: list[str], live_codes: list[str]) -> list[tuple[str, list[tuple[str, int, int]]]]:
+    """Each code's frames: `TRAIN_FRAMES` spread over all tokens, `FRAMES_PER_KIND` of each other level,
+    `LIVE_FRAMES` spread over the live codes."""
     jobs: list[tuple[str, list[tuple[str, int, int]]]] = [(token, []) for token in tokens]
+    live_jobs: list[tuple[str, list[tuple[str, int, int]]]] = [(code, []) for code in live_codes]
+    for frame in range(LIVE_FRAMES):
+        live_jobs[frame % len(live_codes)][1].append(("live", len(LEVELS), frame))
     for frame in range(TRAIN_FRAMES):
         jobs[frame % len(tokens)][1].append(("train", 0, frame))
     others = [name for name in LEVELS if name != "train"]
     for number, name in enumerate(others, start=1):
         for frame in range(FRAMES_PER_KIND):
             jobs[frame][1].append((name, number, frame))
-    return jobs
+    return jobs + live_jobs
 
 
 def _share(hits: int, total: int) -> str:
@@ -212,7 +255,9 @@ def _share(hits: int, total: int) -> str:
     return f"{hits:>3}/{total:<3} = {p:6.1%} (95% CI {centre - half:.1%}-{centre + half:.1%})"
 
 
-def test_phone_screens_photographed_in_a_train(tokens: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_phone_screens_photographed_in_a_train(
+    tokens: list[str], live_codes: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     """Every level's frames through QrReader, at least 95% read exactly; the classic detector to compare.
 
     A token is shown in several frames (segno takes ~50 ms to draw one code); every frame draws its own pose
@@ -221,13 +266,15 @@ def test_phone_screens_photographed_in_a_train(tokens: list[str], capsys: pytest
     workers = max(1, min(4, len(os.sched_getaffinity(0))))
     started = time.monotonic()
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker) as pool:
-        readings = [r for job in pool.map(_photograph_and_read, _plan(tokens), chunksize=4) for r in job]
+        jobs = _plan(tokens, live_codes)
+        readings = [r for job in pool.map(_photograph_and_read, jobs, chunksize=4) for r in job]
     elapsed = time.monotonic() - started
-    levels = list(LEVELS)
+    levels = [*LEVELS, "live"]
     readings.sort(key=lambda r: (levels.index(r.level), r.frame))
     with capsys.disabled():
         print(
-            "\nQR codes read from a phone screen photographed in a train, 640x480"
+            "\nQR codes read from a phone screen photographed in a train, 640x480 (live: the wallet's"
+            " live codes at the train level)"
             f" ({elapsed:.0f} s, {workers} processes):"
         )
         for level in levels:
@@ -241,7 +288,10 @@ def test_phone_screens_photographed_in_a_train(tokens: list[str], capsys: pytest
     assert not [r.shot for r in readings if r.wrong], "a frame was read as some other text"
     train = [r.read for r in readings if r.level == "train"]
     assert sum(train) / len(train) >= REQUIRED_SHARE
-    assert sum(r.read for r in readings) / len(readings) >= REQUIRED_SHARE
+    tickets = [r.read for r in readings if r.level != "live"]
+    assert sum(tickets) / len(tickets) >= REQUIRED_SHARE
+    live = [r.read for r in readings if r.level == "live"]
+    assert sum(live) / len(live) >= LIVE_REQUIRED_SHARE
 
 
 def _classic(detector: cv2.QRCodeDetector, image: NDArray[np.uint8]) -> list[str]:

@@ -26,9 +26,19 @@ import numpy as np
 import segno
 from numpy.typing import NDArray
 
+from cloud_sync.wallet import QR_ERROR as WALLET_QR_ERROR
+from models.tickets import LIVE_PREFIX
+
 Image = NDArray[np.uint8]
 
-ERROR_LEVEL: Final = "m"
+ERROR_LEVEL: Final = "m"  # the cloud's qr.png of a ticket
+
+
+def error_level(text: str) -> str:
+    """The error correction `text`'s code is drawn with: the wallet's for a live code, qr.png's otherwise."""
+    return WALLET_QR_ERROR if text.startswith(LIVE_PREFIX) else ERROR_LEVEL
+
+
 QUIET_ZONE: Final = 4  # modules: ISO/IEC 18004's minimum, and what the cloud's qr.png draws
 PNG_SCALE: Final = 6  # px per module of the cloud's qr.png
 SUPERSAMPLE: Final = 3
@@ -44,7 +54,7 @@ def qr_modules(text: str) -> NDArray[np.bool_]:
 
     Cached: segno spends ~50 ms choosing the mask of a version-10 code, and tests photograph a code often.
     """
-    modules = np.array(segno.make_qr(text, error=ERROR_LEVEL).matrix, dtype=bool)
+    modules = np.array(segno.make_qr(text, error=error_level(text)).matrix, dtype=bool)
     modules.flags.writeable = False
     return modules
 
@@ -85,7 +95,9 @@ def render_qr(text: str, *, size: tuple[int, int] = (640, 480), px_per_module: f
 
 def save_png(text: str, path: Path) -> None:
     """The code as a PNG file: the very image the cloud serves as a ticket's `qr.png` (6 px per module)."""
-    segno.make_qr(text, error=ERROR_LEVEL).save(str(path), kind="png", scale=PNG_SCALE, border=QUIET_ZONE)
+    segno.make_qr(text, error=error_level(text)).save(
+        str(path), kind="png", scale=PNG_SCALE, border=QUIET_ZONE
+    )
 
 
 class Kind(enum.StrEnum):
