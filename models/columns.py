@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import DateTime, String, Uuid, func
 from sqlalchemy.engine import Dialect
@@ -45,6 +45,14 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
+
+
+def render_migration_type(type_: str, obj: Any, _context: Any) -> str | Literal[False]:
+    """Alembic's `render_item` hook for both databases' migrations: they stay free of application types, so
+    UtcDateTime is written as the DateTime(timezone=True) it is to the database."""
+    if type_ == "type" and isinstance(obj, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def uuid_pk() -> Any:

@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
 
 from alembic import context
-from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
 from cloud_sync.database import SCHEMA, create_engine
-from models.columns import UtcDateTime
+from models.columns import render_migration_type
 
 config = context.config
-
-
-def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
-    # Migrations stay free of application types: UtcDateTime is a timestamptz to the database.
-    if type_ == "type" and isinstance(obj, UtcDateTime):
-        return "sa.DateTime(timezone=True)"
-    return False
 
 
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=list(SCHEMA),
-        render_item=_render_item,
+        render_item=render_migration_type,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -3,30 +3,22 @@ transaction `migrate` opened (so a migration that fails leaves the database as i
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from alembic import context
-from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import create_engine
 
-from models.columns import UtcDateTime
+from models.columns import render_migration_type
 from robot_agent.store.tables import ROBOT_METADATA
 
 config = context.config
-
-
-def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
-    # Migrations stay free of application types: UtcDateTime is a DateTime(timezone=True) to the database.
-    if type_ == "type" and isinstance(obj, UtcDateTime):
-        return "sa.DateTime(timezone=True)"
-    return False
 
 
 def _configure(connection: Any) -> None:
     context.configure(
         connection=connection,
         target_metadata=ROBOT_METADATA,
-        render_item=_render_item,
+        render_item=render_migration_type,
         render_as_batch=True,
         compare_type=True,
         transactional_ddl=True,
