@@ -46,7 +46,7 @@ class TicketChecked(_EventData):
     """The robot checked a ticket QR: its verdict (models.tickets.Verdict's value) and, if it could read
     one, which ticket. Two robots accepting one ticket is a conflict the cloud records."""
 
-    type: Literal["ticket_check"] = "ticket_check"
+    type: Literal["ticket.checked"] = "ticket.checked"
     ticket_id: uuid.UUID | None
     verdict: Annotated[str, Field(min_length=1, max_length=40, pattern=NO_NUL)]
     train_number: int = Field(ge=0, le=2**31 - 1)
@@ -78,7 +78,7 @@ class EngineerAction(_EventData):
 EventData = PurchaseMade | TicketChecked | TaskUpdated | EngineerAction
 EVENT_TYPES: Final[dict[str, type[EventData]]] = {
     "purchase": PurchaseMade,
-    "ticket_check": TicketChecked,
+    "ticket.checked": TicketChecked,
     "task_update": TaskUpdated,
     "engineer_action": EngineerAction,
 }

@@ -2,7 +2,7 @@
 
 Everything the check needs is local: the cloud's signing keys (synced into `signing_keys`, or the
 provisioning's trust.json before the first sync), its revocations, this robot's assignment (synced, or the
-train in robot.toml), and the ledger of tickets this robot accepted. Each check writes its `ticket_check`
+train in robot.toml), and the ledger of tickets this robot accepted. Each check writes its `ticket.checked`
 event to the outbox and, for a valid ticket, the ledger row, in one transaction: the cloud hears of exactly
 the checks the robot made, and a ticket cannot be accepted twice here even while the robot is offline.
 """

@@ -72,8 +72,8 @@ class OutboxError(Exception):
 
 def append(conn: Connection, type_: str, data: Mapping[str, Any], clock: Clock) -> int:
     """Add an event in the caller's transaction; returns its sequence number."""
-    if not type_ or len(type_) > EVENT_TYPE_MAX or not type_.replace("_", "").isalnum():
-        raise OutboxError(f"event type {type_!r}: 1 to {EVENT_TYPE_MAX} letters, digits or underscores")
+    if not type_ or len(type_) > EVENT_TYPE_MAX or not type_.replace("_", "").replace(".", "").isalnum():
+        raise OutboxError(f"event type {type_!r}: 1 to {EVENT_TYPE_MAX} letters, digits, underscores or dots")
     try:
         encoded = cbor2.dumps(dict(data), canonical=True)
     except (cbor2.CBOREncodeError, TypeError, ValueError) as err:

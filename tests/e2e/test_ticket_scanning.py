@@ -108,7 +108,7 @@ def checks(database: Path) -> list[dict[str, Any]]:
     try:
         outbox = ROBOT_METADATA.tables["outbox"]
         with store.connect() as conn:
-            rows = conn.execute(select(outbox.c.data).where(outbox.c.type == "ticket_check")).all()
+            rows = conn.execute(select(outbox.c.data).where(outbox.c.type == "ticket.checked")).all()
     finally:
         store.dispose()
     return [cbor2.loads(row.data) for row in rows]

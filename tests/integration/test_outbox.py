@@ -56,7 +56,7 @@ def test_sequence_numbers_only_grow_even_after_the_outbox_empties(tmp_path: Path
     path, clock = tmp_path / "robot.db", Clock()
     store = open_store(path)
     with store.begin() as conn:
-        seqs = [outbox.append(conn, "ticket_check", {"n": n}, clock) for n in range(3)]
+        seqs = [outbox.append(conn, "ticket.checked", {"n": n}, clock) for n in range(3)]
         batch = outbox.take_batch(conn)
     assert seqs == [1, 2, 3]
     assert batch is not None
@@ -66,7 +66,7 @@ def test_sequence_numbers_only_grow_even_after_the_outbox_empties(tmp_path: Path
     store.dispose()
     reopened = open_store(path)
     with reopened.begin() as conn:
-        assert outbox.append(conn, "ticket_check", {"n": 3}, clock) == 4
+        assert outbox.append(conn, "ticket.checked", {"n": 3}, clock) == 4
 
 
 def test_batches_are_taken_oldest_first_sent_again_as_they_were_and_acknowledged_once(store: Engine) -> None:

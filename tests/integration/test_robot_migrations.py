@@ -92,7 +92,7 @@ def test_an_issue_4_database_is_upgraded_in_place_and_keeps_its_rows(tmp_path: P
     with old.begin() as conn:
         conn.execute(
             insert(TABLES["outbox"]).values(
-                id=uuid.uuid4(), type="ticket_check", wall_ms=1, mono_ms=1, boot=uuid.uuid4(), data=b"\xa0"
+                id=uuid.uuid4(), type="ticket.checked", wall_ms=1, mono_ms=1, boot=uuid.uuid4(), data=b"\xa0"
             )
         )
         conn.execute(

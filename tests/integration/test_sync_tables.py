@@ -144,7 +144,7 @@ def applied(event_id: uuid.UUID, robot_id: uuid.UUID) -> SyncAppliedEvent:
         robot_id=robot_id,
         seq=1,
         batch_id=uuid.uuid4(),
-        type="ticket_check",
+        type="ticket.checked",
         data={},
         robot_time=dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
     )

@@ -129,8 +129,8 @@ def test_a_valid_ticket_is_recorded_and_used_up_and_a_second_showing_names_when(
     assert again.reason == "already checked by this robot at 22:00 (2026-11-27)"
     checks = events(store)
     assert [(e["type"], e["verdict"], e["method"], e["ticket_id"]) for e in checks] == [
-        ("ticket_check", "valid", "camera", ticket_id),
-        ("ticket_check", "already_used", "token", ticket_id),
+        ("ticket.checked", "valid", "camera", ticket_id),
+        ("ticket.checked", "already_used", "token", ticket_id),
     ]
     with store.connect() as conn:
         ledger = conn.execute(select(TABLES["used_tickets"])).all()

@@ -53,8 +53,8 @@ def test_event_data_survives_cbor_and_validation(data: object) -> None:
         ("refund", {}, "unknown event type 'refund'"),
         ("purchase", [1, 2], "purchase: data must be a map"),
         ("task_update", {"task_id": str(uuid.uuid4()), "is_ready": "yes", "at": AT}, "task_update: is_ready"),
-        ("ticket_check", {"ticket_id": None, "verdict": "valid", "train_number": 742, "at": NAIVE},
-         "ticket_check: at: Value error, a time with its time zone is needed"),
+        ("ticket.checked", {"ticket_id": None, "verdict": "valid", "train_number": 742, "at": NAIVE},
+         "ticket.checked: at: Value error, a time with its time zone is needed"),
         ("engineer_action", {"engineer_id": str(uuid.uuid4()), "action": "x", "at": AT, "extra": 1}, "extra"),
     ],
 )  # fmt: skip
