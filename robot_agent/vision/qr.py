@@ -112,7 +112,7 @@ class QrReader:
         return self._decode(image, first=False, retries=True)
 
     def _decode(self, image: NDArray[Any], *, first: bool, retries: bool) -> list[str]:
-        gray = _gray(image)
+        gray = as_gray(image)
         if gray is None:
             return []
         try:
@@ -182,8 +182,9 @@ def _detect(detector: cv2.QRCodeDetectorAruco, gray: Gray) -> tuple[list[bytes],
     return list(texts), list(points)
 
 
-def _gray(image: object) -> Gray | None:
-    """The frame as a contiguous 2-D uint8 array, or None for anything that cannot hold a code."""
+def as_gray(image: object) -> Gray | None:
+    """The frame as a contiguous 2-D uint8 array, or None for anything that cannot hold a code. A frame that
+    already is one comes back as it is (no copy): a caller reading a frame twice converts it once."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         logger.debug("not a uint8 frame: %s", getattr(image, "dtype", type(image).__name__))
         return None

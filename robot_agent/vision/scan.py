@@ -28,7 +28,7 @@ import numpy as np
 from robot_agent.errors import RobotAgentError
 from robot_agent.tickets import CheckMethod, CheckOutcome, TicketDesk, ticket_id_of
 from robot_agent.vision.camera import Camera, CameraEnded, Frame
-from robot_agent.vision.qr import QrReader
+from robot_agent.vision.qr import QrReader, as_gray
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,10 @@ class TicketScanner:
 
     def _read(self, frame: Frame) -> list[str]:
         """The codes in `frame`: the reader's first passes, then its retries if the budget allows."""
-        codes = self.reader.decode(frame.image, retries=False)
+        gray = as_gray(frame.image)  # once, for both calls
+        if gray is None:
+            return []
+        codes = self.reader.decode(gray, retries=False)
         if codes:
             return codes
         if not self.retry_budget.allows(frame.mono_ns / 1e9):
@@ -182,7 +185,7 @@ class TicketScanner:
             return []
         self.stats.retried += 1
         start = time.perf_counter()
-        codes = self.reader.retry(frame.image)
+        codes = self.reader.retry(gray)
         self.retry_budget.spend(time.perf_counter() - start)
         return codes
 
