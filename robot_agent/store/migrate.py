@@ -62,13 +62,14 @@ def migrate(engine: Engine, path: Path) -> None:
             connection.rollback()
             return
         config = alembic_config(connection)
+        start = current
         if current is None:
             tables = set(inspect(connection).get_table_names())
-            stamp = next((revision for table, revision in _UNVERSIONED if table in tables), None)
-            if stamp is not None:
-                log.info("robot database %s predates migrations; its tables are revision %s", path, stamp)
-                command.stamp(config, stamp)
-        log.info("migrating the robot database %s from %s to %s", path, current or stamp or "empty", head)
+            start = next((revision for table, revision in _UNVERSIONED if table in tables), None)
+            if start is not None:
+                log.info("robot database %s predates migrations; its tables are revision %s", path, start)
+                command.stamp(config, start)
+        log.info("migrating the robot database %s from %s to %s", path, start or "empty", head)
         try:
             command.upgrade(config, "head")
         except CommandError as err:  # only a revision this agent has no script for
