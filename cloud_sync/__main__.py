@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Make a new MQTT password for a robot of the robots table (replacing any old one; only "
         "its hash is stored) and write the robot's files into --out: mqtt-credentials (username:password, "
         "mode 0600) and trust.json (the ticket trust list). The password is never printed. Run "
-        "`cloud-sync broker-config` afterwards and reload the broker so that it knows the new password.",
+        "`cloud-sync broker-config` afterwards and restart the broker so that it knows the new password.",
     )
     provision.add_argument("robot_id", type=uuid.UUID, metavar="ROBOT_ID", help="the robot's id (robots.id)")
     provision.add_argument(
@@ -253,12 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
     broker_config = commands.add_parser(
         "broker-config",
         parents=[db],
-        help="write Mosquitto's password file, ACL and configuration",
-        description="Write passwd, acl and mosquitto.conf into --out from the robots' credentials: each "
-        "robot may write only its own up/ topics and read only its own down/ topics; the ingest user reads "
-        "every robot's up/ and writes every down/. The ingest user's password is made on the first run "
-        "(ingest-credentials, mode 0600) and reused afterwards. The files are mode 0600: run the broker as "
-        "the user who owns them, and reload it (SIGHUP) after a change.",
+        help="write Mosquitto's configuration, users and ACLs",
+        description="Write mosquitto.conf and dynamic-security.json (the users and ACLs of Mosquitto's "
+        "dynamic-security plugin) into --out from the robots' credentials: each robot may publish only under "
+        "its own up/ and subscribe only to its own down/ (any other SUBSCRIBE is refused); the ingest user "
+        "subscribes to every robot's up/ and publishes every down/. The ingest user's password is made on "
+        "the first run (ingest-credentials, mode 0600) and reused afterwards. Run as root where user "
+        "mosquitto exists, the broker's files are root:mosquitto 0640, so that `mosquitto -c "
+        "DIR/mosquitto.conf` started as root (it switches to user mosquitto) reads them; otherwise they are "
+        "0600 and the broker runs as their owner. The plugin reads its file at start only: restart the "
+        "broker (SIGHUP is not enough) after a change.",
     )
     broker_config.add_argument("--out", required=True, type=Path, metavar="DIR", help="the broker's folder")
     broker_config.add_argument(
@@ -273,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=default_listen,
         metavar="HOST:PORT",
         help=f"the broker's listener (default: {default_listen})",
+    )
+    broker_config.add_argument(
+        "--dynsec-plugin",
+        type=Path,
+        metavar="PATH",
+        help="mosquitto_dynamic_security.so on the broker's machine (default: the one installed here)",
     )
     broker_config.set_defaults(handler=_broker_config)
 
@@ -503,18 +513,27 @@ def _robot_provision(args: argparse.Namespace) -> int:
     print(f"username     {written.username}")
     print(f"credentials  {written.credentials_file}  (mode 0600)")
     print(f"trust list   {written.trust_file}  (keys: {written.trusted_keys})")
-    log.info("run `cloud-sync broker-config` and reload the broker for the new password to take effect")
+    log.info("run `cloud-sync broker-config` and restart the broker for the new password to take effect")
     return 0
 
 
 def _broker_config(args: argparse.Namespace) -> int:
     listen = broker.parse_listen(args.listen)
     credentials = _with_session(args.db, broker.robot_credentials)
-    files = broker.write_broker_config(credentials, args.out, ingest_user=args.ingest_user, listen=listen)
+    files = broker.write_broker_config(
+        credentials, args.out, ingest_user=args.ingest_user, listen=listen, plugin=args.dynsec_plugin
+    )
     print(f"config       {files.config}")
-    print(f"passwd       {files.passwd}  ({files.robots} robots and {files.ingest_user})")
-    print(f"acl          {files.acl}")
+    print(f"users, ACLs  {files.security}  ({files.robots} robots and {files.ingest_user})")
     print(f"ingest user  {files.ingest_credentials}")
+    print("restart the broker for a change to take effect (SIGHUP does not reload the users)")
+    if files.unreachable is not None:
+        print(
+            f"cloud-sync: warning: user {broker.BROKER_ACCOUNT} cannot enter {files.unreachable}: a broker "
+            f"started as root switches to that user and will not open {files.config.parent}'s files; "
+            "use a folder it can reach",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -19,14 +19,14 @@ from typing import Any, Final
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud_sync.broker import CLOUD_SESSION_EXPIRY_S, BrokerLogin, connect_properties
+from cloud_sync.broker import CLOUD_SESSION_EXPIRY_S, INGEST_SUBSCRIPTION, BrokerLogin, connect_properties
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.ingest import Ingest
 from models.sync_batch import TOPIC_ROOT, robot_in_topic
 
 log = logging.getLogger(__name__)
 
-SUBSCRIPTION: Final = f"$share/ingest/{TOPIC_ROOT}/+/up/batch"
+SUBSCRIPTION: Final = INGEST_SUBSCRIPTION
 # At most this many batches in one transaction (up to 500 events each). The broker hands a worker at most its
 # max_inflight_messages (20) unacknowledged messages, so a group is never larger than that anyway.
 MAX_GROUP: Final = 20

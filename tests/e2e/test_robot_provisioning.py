@@ -6,10 +6,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pwd
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,12 +26,14 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud_sync.broker import mosquitto_hash
+from cloud_sync.ingest_worker import SUBSCRIPTION as INGEST_SUBSCRIPTION
 from tests.support.mosquitto import find_binary
 from tests.support.ports import accepts_connections, free_port, wait_until
 
 BIN = Path(sys.executable).parent
 TOPICS = "railbot/v1/robots"
 NOT_AUTHORIZED = 0x87
+NO_SUBSCRIBERS = 0x10
 
 
 def cloud(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -95,8 +100,9 @@ def test_provision_writes_the_robots_files_and_never_prints_the_password(fleet: 
     assert credentials.read_text().strip().split(":")[1] != password
     config = fleet.run("broker-config", "--out", str(fleet.directory / "broker"))
     assert config.returncode == 0, config.stderr
-    passwd = (fleet.directory / "broker" / "passwd").read_text().splitlines()
-    assert [line.split(":")[0] for line in passwd] == [username, "cloud-ingest"]  # replaced, not added
+    security = json.loads((fleet.directory / "broker" / "dynamic-security.json").read_text())
+    users = [client["username"] for client in security["clients"]]
+    assert users == [username, "cloud-ingest"]  # replaced, not added
 
 
 def test_an_unknown_robot_or_a_bad_url_is_refused_in_one_line(fleet: Fleet) -> None:
@@ -140,10 +146,12 @@ class Client:
         self.connected = threading.Event()
         self.connack: ReasonCode | None = None
         self.pubacks: dict[int, ReasonCode] = {}
+        self.subacks: dict[int, ReasonCode] = {}
         self.acked = threading.Condition()
         self.messages: list[mqtt.MQTTMessage] = []
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = lambda _c, _u, message: self.messages.append(message)
 
     def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
@@ -153,6 +161,11 @@ class Client:
     def _on_publish(self, _c: Any, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
         with self.acked:
             self.pubacks[mid] = reason
+            self.acked.notify_all()
+
+    def _on_subscribe(self, _c: Any, _u: Any, mid: int, reasons: list[ReasonCode], _p: Any) -> None:
+        with self.acked:
+            [self.subacks[mid]] = reasons
             self.acked.notify_all()
 
     def connect(self) -> ReasonCode:
@@ -169,6 +182,14 @@ class Client:
             assert self.acked.wait_for(lambda: info.mid in self.pubacks, 5), f"no PUBACK for {topic}"
             return int(self.pubacks[info.mid].value)
 
+    def subscribe(self, topic: str) -> int:
+        """Subscribe QoS 1 and return the SUBACK's reason code (0x80 and above: refused)."""
+        _, mid = self.client.subscribe(topic, qos=1)
+        assert mid is not None, f"SUBSCRIBE {topic} not sent"
+        with self.acked:
+            assert self.acked.wait_for(lambda: mid in self.subacks, 5), f"no SUBACK for {topic}"
+            return int(self.subacks[mid].value)
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
@@ -182,29 +203,81 @@ def clients() -> Iterator[list[Client]]:
         client.close()
 
 
+def provision(fleet: Fleet, robot_id: uuid.UUID) -> None:
+    provisioned = fleet.run(
+        "robot",
+        "provision",
+        str(robot_id),
+        "--mqtt-url",
+        "mqtt://127.0.0.1:1883",
+        "--out",
+        str(fleet.directory / str(robot_id)),
+    )
+    assert provisioned.returncode == 0, provisioned.stderr
+
+
+def start_mosquitto(
+    config: Path, port: int, processes: list[subprocess.Popen[bytes]]
+) -> subprocess.Popen[bytes]:
+    """`mosquitto -c config`, once it accepts connections on `port`."""
+    process = subprocess.Popen([find_binary("mosquitto"), "-c", str(config)], stderr=subprocess.PIPE)
+    processes.append(process)
+    wait_until(lambda: process.poll() is not None or accepts_connections("127.0.0.1", port), 10, "mosquitto")
+    assert process.poll() is None, process.stderr.read() if process.stderr else b""
+    return process
+
+
+@dataclass
+class Logins:
+    """Clients of the broker on `port`, with the credentials `broker-config` and `robot provision` wrote."""
+
+    fleet: Fleet
+    folder: Path
+    port: int
+    made: list[Client]
+
+    def __call__(self, robot_id: uuid.UUID | None, password: str | None = None) -> Client:
+        path = (
+            self.folder / "ingest-credentials"
+            if robot_id is None
+            else self.fleet.directory / str(robot_id) / "mqtt-credentials"
+        )
+        username, real = path.read_text().strip().split(":")
+        made = Client(self.port, username, password or real)
+        self.made.append(made)
+        return made
+
+
+def generated_broker(fleet: Fleet, processes: list[subprocess.Popen[bytes]], clients: list[Client]) -> Logins:
+    """A Mosquitto on the config `broker-config` generates, run as the user running the test: as root,
+    with `user root` in front, because the test's folder (under /tmp/pytest-of-root, mode 0700) is not one
+    user `mosquitto` can reach (test_a_broker_started_as_root_reads_the_generated_files starts it as is)."""
+    port = free_port()
+    folder = fleet.directory / "broker"
+    config = fleet.run("broker-config", "--out", str(folder), "--listen", f"127.0.0.1:{port}")
+    assert config.returncode == 0, config.stderr
+    run_as = "user root\n" if os.geteuid() == 0 else ""
+    test_config = folder / "test.conf"
+    test_config.write_text(
+        f"{run_as}log_dest file {folder / 'mosquitto.log'}\n{(folder / 'mosquitto.conf').read_text()}"
+    )
+    start_mosquitto(test_config, port, processes)
+    return Logins(fleet, folder, port, clients)
+
+
 def test_a_real_mosquitto_takes_the_generated_files(
     fleet: Fleet, clients: list[Client], processes: list[subprocess.Popen[bytes]]
 ) -> None:
     mine, other = fleet.add_robot(), fleet.add_robot()
     for robot_id in (mine, other):
-        provisioned = fleet.run(
-            "robot",
-            "provision",
-            str(robot_id),
-            "--mqtt-url",
-            "mqtt://127.0.0.1:1883",
-            "--out",
-            str(fleet.directory / str(robot_id)),
-        )
-        assert provisioned.returncode == 0, provisioned.stderr
-    port = free_port()
+        provision(fleet, robot_id)
     folder = fleet.directory / "broker"
-    config = fleet.run("broker-config", "--out", str(folder), "--listen", f"127.0.0.1:{port}")
+    config = fleet.run("broker-config", "--out", str(folder))
     assert config.returncode == 0, config.stderr
     ingest_before = (folder / "ingest-credentials").read_text()
     assert (folder / "ingest-credentials").stat().st_mode & 0o777 == 0o600
     # A second run keeps the ingest password a running ingest already uses.
-    assert fleet.run("broker-config", "--out", str(folder), "--listen", f"127.0.0.1:{port}").returncode == 0
+    client = generated_broker(fleet, processes, clients)
     assert (folder / "ingest-credentials").read_text() == ingest_before
     generated = (folder / "mosquitto.conf").read_text()
     for limit in (
@@ -214,26 +287,6 @@ def test_a_real_mosquitto_takes_the_generated_files(
         "allow_anonymous false",
     ):
         assert f"\n{limit}\n" in generated
-
-    # The generated file as it is; as root, Mosquitto would switch to a user who cannot read 0600 files.
-    run_as = "user root\n" if os.geteuid() == 0 else ""
-    test_config = folder / "test.conf"
-    test_config.write_text(f"{run_as}log_dest file {folder / 'mosquitto.log'}\n{generated}")
-    process = subprocess.Popen([find_binary("mosquitto"), "-c", str(test_config)], stderr=subprocess.PIPE)
-    processes.append(process)
-    wait_until(lambda: process.poll() is not None or accepts_connections("127.0.0.1", port), 10, "mosquitto")
-    assert process.poll() is None, process.stderr.read() if process.stderr else b""
-
-    def client(robot_id: uuid.UUID | None, password: str | None = None) -> Client:
-        path = (
-            folder / "ingest-credentials"
-            if robot_id is None
-            else fleet.directory / str(robot_id) / "mqtt-credentials"
-        )
-        username, real = path.read_text().strip().split(":")
-        made = Client(port, username, password or real)
-        clients.append(made)
-        return made
 
     wrong = client(mine, password="not-the-password")
     assert wrong.connect().is_failure
@@ -250,3 +303,115 @@ def test_a_real_mosquitto_takes_the_generated_files(
     assert robot.publish(f"{TOPICS}/{other}/up/batch") == NOT_AUTHORIZED
     assert robot.publish(f"{TOPICS}/{mine}/down/ack") == NOT_AUTHORIZED
     assert {message.topic for message in ingest.messages} == {f"{TOPICS}/{mine}/up/batch"}
+
+
+def test_a_robot_may_subscribe_to_its_own_down_topics_only(
+    fleet: Fleet, clients: list[Client], processes: list[subprocess.Popen[bytes]]
+) -> None:
+    a, b = fleet.add_robot(), fleet.add_robot()
+    for robot_id in (a, b):
+        provision(fleet, robot_id)
+    client = generated_broker(fleet, processes, clients)
+    ingest = client(None)
+    assert not ingest.connect().is_failure
+    # Every subscription the cloud makes (cloud_sync/ingest_worker.py, cloud_sync/downsync.py) is granted.
+    for topic in (
+        INGEST_SUBSCRIPTION,
+        *(f"{TOPICS}/+/up/{kind}" for kind in ("sync", "status", "telemetry")),
+    ):
+        assert ingest.subscribe(topic) < 0x80, topic
+    robot_a, robot_b = client(a), client(b)
+    assert not robot_a.connect().is_failure
+    assert not robot_b.connect().is_failure
+    # Refused, not only filtered at delivery: a share of the ingest group would take robots' batches.
+    for topic in (
+        INGEST_SUBSCRIPTION,
+        f"{TOPICS}/+/up/batch",
+        f"{TOPICS}/#",
+        f"{TOPICS}/{b}/down/#",
+        "#",
+        "foo/bar",
+    ):
+        assert robot_a.subscribe(topic) == NOT_AUTHORIZED, topic
+    assert robot_a.subscribe(f"{TOPICS}/{a}/down/#") == 1  # granted QoS 1, as robot_agent/sync/mqtt.py asks
+    assert robot_b.subscribe(f"{TOPICS}/{b}/down/#") == 1
+
+    # The issue's symptom: with A in the shared group, half of B's batches went to A and were dropped at
+    # delivery. Now every one reaches ingest, and ingest's ack reaches B alone.
+    sent = [f"{TOPICS}/{b}/up/batch"] * 10
+    for topic in sent:
+        assert robot_b.publish(topic) == 0
+    wait_until(lambda: len(ingest.messages) == len(sent), 5, "ingest to get all of B's batches")
+    assert [message.topic for message in ingest.messages] == sent
+    ingest.client.publish(f"{TOPICS}/{b}/down/ack", b"{}", qos=1)
+    wait_until(lambda: bool(robot_b.messages), 5, "B to get its ack")
+    assert [message.topic for message in robot_b.messages] == [f"{TOPICS}/{b}/down/ack"]
+    assert robot_a.messages == []
+
+
+@pytest.fixture
+def reachable_folder() -> Iterator[Path]:
+    """An empty folder user `mosquitto` may enter (pytest's tmp_path is under a 0700 folder of root's)."""
+    folder = Path(tempfile.mkdtemp(prefix="railbot-broker-", dir="/tmp"))
+    folder.chmod(0o711)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_a_broker_started_as_root_reads_the_generated_files(
+    fleet: Fleet,
+    reachable_folder: Path,
+    clients: list[Client],
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    mine = fleet.add_robot()
+    provision(fleet, mine)
+    port = free_port()
+    folder = reachable_folder / "broker"
+    config = fleet.run("broker-config", "--out", str(folder), "--listen", f"127.0.0.1:{port}")
+    assert config.returncode == 0, config.stderr
+    assert "warning" not in config.stderr  # the broker's user can reach the folder
+    # Secrets are readable by their owner and the broker's group at most, never by others.
+    for name in ("dynamic-security.json", "mosquitto.conf", "ingest-credentials"):
+        assert (folder / name).stat().st_mode & 0o007 == 0, name
+    assert (folder / "ingest-credentials").stat().st_mode & 0o777 == 0o600
+    if os.geteuid() == 0:  # as the tests run here and in CI
+        broker_user = pwd.getpwnam("mosquitto")
+        for name in ("dynamic-security.json", "mosquitto.conf"):
+            status = (folder / name).stat()
+            assert (status.st_uid, status.st_gid, status.st_mode & 0o777) == (0, broker_user.pw_gid, 0o640)
+        assert (folder / "data").stat().st_uid == broker_user.pw_uid
+
+    # The ordinary way: `mosquitto -c` as root; it switches to user mosquitto before it opens the files.
+    broker = start_mosquitto(folder / "mosquitto.conf", port, processes)
+    client = Logins(fleet, folder, port, clients)
+    robot = client(mine)
+    assert not robot.connect().is_failure
+    assert robot.publish(f"{TOPICS}/{mine}/up/batch") == NO_SUBSCRIBERS  # accepted; no ingest yet
+
+    # A robot provisioned while the broker runs connects after the documented step: broker-config, restart.
+    late = fleet.add_robot()
+    provision(fleet, late)
+    config = fleet.run("broker-config", "--out", str(folder), "--listen", f"127.0.0.1:{port}")
+    assert config.returncode == 0, config.stderr
+    assert "restart the broker" in config.stdout
+    broker.terminate()
+    assert broker.wait(10) == 0
+    assert (folder / "data" / "mosquitto.db").exists()  # written by the broker's user on the way out
+    start_mosquitto(folder / "mosquitto.conf", port, processes)
+    assert not client(late).connect().is_failure
+    assert not client(mine).connect().is_failure
+
+
+def test_broker_config_warns_when_the_brokers_user_cannot_reach_the_folder(fleet: Fleet) -> None:
+    folder = fleet.directory / "broker"
+    config = fleet.run("broker-config", "--out", str(folder))
+    assert config.returncode == 0, config.stderr
+    if os.geteuid() == 0:  # pytest's tmp_path is under /tmp/pytest-of-root, mode 0700
+        closed = next(p for p in [*reversed(folder.parents), folder] if not p.stat().st_mode & 0o001)
+        assert [line for line in config.stderr.splitlines() if "warning" in line] == [
+            f"cloud-sync: warning: user mosquitto cannot enter {closed}: a broker started as root "
+            f"switches to that user and will not open {folder}'s files; use a folder it can reach"
+        ]
+    else:
+        assert "warning" not in config.stderr
