@@ -3,6 +3,7 @@ migrated SQLite file, and the generated files proven on a real Mosquitto: passwo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -27,6 +28,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud_sync.broker import mosquitto_hash
 from cloud_sync.ingest_worker import SUBSCRIPTION as INGEST_SUBSCRIPTION
+from robot_agent.sync.mqtt import RobotLink
 from tests.support.mosquitto import find_binary
 from tests.support.ports import accepts_connections, free_port, wait_until
 
@@ -415,3 +417,33 @@ def test_broker_config_warns_when_the_brokers_user_cannot_reach_the_folder(fleet
         ]
     else:
         assert "warning" not in config.stderr
+
+
+async def test_the_robots_own_link_works_on_the_generated_config(
+    fleet: Fleet,
+    clients: list[Client],
+    processes: list[subprocess.Popen[bytes]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mine = fleet.add_robot()
+    provision(fleet, mine)
+    client = generated_broker(fleet, processes, clients)
+    ingest = client(None)
+    assert not ingest.connect().is_failure
+    assert ingest.subscribe(INGEST_SUBSCRIPTION) < 0x80
+    assert ingest.subscribe(f"{TOPICS}/+/up/status") < 0x80
+    username, password = (fleet.directory / str(mine) / "mqtt-credentials").read_text().strip().split(":")
+    async with RobotLink(mine, f"mqtt://127.0.0.1:{client.port}", username, password) as link:
+        async with asyncio.timeout(10):
+            await link.wait_connected()  # after the SUBACK of its down/# subscription
+            await link.publish("batch", b"a batch")
+            await asyncio.to_thread(
+                wait_until,
+                lambda: any(m.topic == f"{TOPICS}/{mine}/up/batch" for m in ingest.messages),
+                5,
+                "ingest to get the batch",
+            )
+            ingest.client.publish(f"{TOPICS}/{mine}/down/ack", b"an ack", qos=1)
+            assert await anext(aiter(link.messages("ack"))) == b"an ack"
+    assert f"{TOPICS}/{mine}/up/status" in {m.topic for m in ingest.messages}  # retained, with a last will
+    assert "refused" not in caplog.text
