@@ -153,8 +153,8 @@ def _keys_init(args: argparse.Namespace) -> int:
     # The next step goes to stderr, so that stdout stays the public key alone.
     show = f'"$(robot-agent --config {shlex.quote(str(args.config))} keys show)"'
     print(
-        f"robot {config.robot.id}: its public key is above (`keys show` prints it again)\n"
-        "next, in the cloud: register the robot by this id and key, then provision it:\n"
+        f"robot {config.robot.id}: next, in the cloud, register it by this id and its public key (`keys show`"
+        " prints it), then provision it:\n"
         f"  cloud-sync robot add {config.robot.id} --model-id MODEL --model-name NAME --public-key {show}",
         file=sys.stderr,
     )
