@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import shlex
 import signal
 import socket
 import sys
@@ -18,11 +19,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from aiohttp import web
+from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cloud_sync import broker, changes, migrate, wallet
 from cloud_sync.app import create_app
 from cloud_sync.auth import create_token, list_tokens, revoke_token
+from cloud_sync.base_api import add_robot
 from cloud_sync.broker import BrokerLogin
 from cloud_sync.database import DEFAULT_DB_URL, create_engine, session_factory
 from cloud_sync.errors import CloudSyncError
@@ -32,6 +35,7 @@ from cloud_sync.schema import METADATA, ddl_statements
 from cloud_sync.signing import DEFAULT_KEYS_DIR, KeyRing
 from cloud_sync.tables import Role
 from models import logformat
+from models.base_api import RobotCreate
 from models.columns import utcnow
 
 log = logging.getLogger("cloud_sync")
@@ -232,6 +236,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     robot = commands.add_parser("robot", help="the fleet's robots", description="The fleet's robots.")
     robot_commands = robot.add_subparsers(dest="robot_command", metavar="COMMAND", required=True)
+    add = robot_commands.add_parser(
+        "add",
+        parents=[db],
+        help="register a robot by the id and public key it has",
+        description="Add a robot to the robots table under the id its robot.toml names ([robot] id), with "
+        "the public key `robot-agent keys init` made (as POST /base_api/admin/robot with an id does). "
+        "Refuses an id the table already has. Then `robot provision` gives it its broker login.",
+    )
+    add.add_argument("robot_id", type=uuid.UUID, metavar="ROBOT_ID", help="the robot's [robot] id")
+    add.add_argument(
+        "--public-key",
+        required=True,
+        metavar="PEM",
+        help='its public key as `robot-agent keys show` prints it: --public-key "$(robot-agent keys show)"',
+    )
+    add.add_argument("--model-id", required=True, metavar="ID", help="robots.robot_model_id, e.g. rb-2")
+    add.add_argument("--model-name", required=True, metavar="NAME", help="robots.robot_model_name")
+    add.set_defaults(handler=_robot_add)
     provision = robot_commands.add_parser(
         "provision",
         parents=[db],
@@ -504,6 +526,36 @@ def _wallet_show(args: argparse.Namespace) -> int:
             return 0
 
 
+def _db_flag(args: argparse.Namespace) -> str:
+    """` --db URL` for a printed next step, when the command ran on another database than the default."""
+    return "" if args.db == DEFAULT_DB_URL else f" --db {shlex.quote(args.db)}"
+
+
+def _robot_add(args: argparse.Namespace) -> int:
+    try:
+        body = RobotCreate(
+            id=args.robot_id,
+            robot_model_id=args.model_id,
+            robot_model_name=args.model_name,
+            public_key=args.public_key.strip() + "\n",
+        )
+    except ValidationError as err:
+        flags = {"robot_model_id": "--model-id", "robot_model_name": "--model-name"}
+        problems = [
+            "--public-key: not an Ed25519 public key in PEM (as `robot-agent keys show` prints it)"
+            if e["loc"] == ("public_key",)
+            else f"{flags.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}"
+            for e in err.errors()
+        ]
+        raise CloudSyncError(f"not a robot: {'; '.join(problems)}") from err
+    robot = _with_session(args.db, lambda session: add_robot(session, body))
+    print(f"robot        {robot.id}  ({robot.robot_model_name}, model {robot.robot_model_id})")
+    print("public key   registered: the cloud takes batches signed with it")
+    print("next: its broker login and trust list, written where its robot.toml looks for them:")
+    print(f"  cloud-sync robot provision {robot.id}{_db_flag(args)} --mqtt-url mqtt://HOST:PORT --out DIR")
+    return 0
+
+
 def _robot_provision(args: argparse.Namespace) -> int:
     url = broker.parse_mqtt_url(args.mqtt_url)
     credential = _with_session(args.db, lambda session: broker.provision_robot(session, args.robot_id))
@@ -513,7 +565,13 @@ def _robot_provision(args: argparse.Namespace) -> int:
     print(f"username     {written.username}")
     print(f"credentials  {written.credentials_file}  (mode 0600)")
     print(f"trust list   {written.trust_file}  (keys: {written.trusted_keys})")
-    log.info("run `cloud-sync broker-config` and restart the broker for the new password to take effect")
+    print("robot.toml: these lines (relative paths are from its folder; on another machine, copy the files):")
+    print(f'  [cloud]    mqtt_url = "{url}"')
+    print(f'             credentials_file = "{written.credentials_file.resolve()}"')
+    print(f'  [tickets]  trust_file = "{written.trust_file.resolve()}"')
+    print("next: `cloud-sync broker-config --out DIR` gives the broker the new password; (re)start it on")
+    print("  DIR/mosquitto.conf (SIGHUP does not reload it); then, on the robot,")
+    print("  `robot-agent --config robot.toml run`")
     return 0
 
 

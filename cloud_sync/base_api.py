@@ -12,10 +12,12 @@ import segno
 from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy import Row
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cloud_sync.context import CloudContext, context
+from cloud_sync.errors import CloudSyncError
 from cloud_sync.resources import Resource, add_admin_routes, commit_or_409, fetch_page, get_or_404
 from cloud_sync.routing import Api, Call, HTTPError, NoInput
 from cloud_sync.signing import trust_document
@@ -58,6 +60,29 @@ def _exists(table: type[Any], field: str, what: str) -> Any:
     return check
 
 
+def robot_row(body: schemas.RobotCreate) -> Robot:
+    """A robots row from its body: the robot's own id when it gives one (robot.toml names it), else a new one.
+    The Base API and `cloud-sync robot add` both make robots with it."""
+    return Robot.model_validate(body.model_dump(exclude_none=True))
+
+
+async def _robot_row(body: schemas.RobotCreate, _ctx: CloudContext, _session: AsyncSession) -> Robot:
+    return robot_row(body)
+
+
+async def add_robot(session: AsyncSession, body: schemas.RobotCreate) -> Robot:
+    """Register a robot (`cloud-sync robot add`); an id the robots table already has is refused."""
+    if body.id is not None and await session.get(Robot, body.id) is not None:
+        raise CloudSyncError(f"a robot with id {body.id} already exists")
+    robot = robot_row(body)
+    session.add(robot)
+    try:
+        await session.commit()
+    except IntegrityError as err:  # registered by someone else since the check above
+        raise CloudSyncError(f"a robot with id {robot.id} already exists") from err
+    return robot
+
+
 async def _engineer_row(body: schemas.EngineerCreate, _ctx: CloudContext, _session: AsyncSession) -> Engineer:
     # bcrypt is slow on purpose (~0.2 s); off the event loop so other requests go on.
     hashed = await asyncio.to_thread(hash_password, body.password)
@@ -89,7 +114,7 @@ RESOURCES: list[Resource[Any, Any]] = [
         _card_row,
         _exists(Engineer, "engineer_id", "engineer"),
     ),
-    Resource("robot", "robots", "robot", Robot, schemas.RobotCreate, schemas.RobotOut, _copier(Robot)),
+    Resource("robot", "robots", "robot", Robot, schemas.RobotCreate, schemas.RobotOut, _robot_row),
     Resource(
         "assignment",
         "assignments",

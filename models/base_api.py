@@ -128,6 +128,10 @@ ED25519_PEM_PATTERN = (
 
 
 class RobotCreate(BaseModel):
+    id: uuid.UUID | None = Field(
+        default=None,
+        description="the robot's id, as its robot.toml names it ([robot] id); a random one when omitted",
+    )
     robot_model_id: Annotated[str, StringConstraints(min_length=1, max_length=60, pattern=NO_NUL)]
     robot_model_name: Annotated[str, StringConstraints(min_length=1, max_length=60, pattern=NO_NUL)]
     public_key: Annotated[str, StringConstraints(pattern=ED25519_PEM_PATTERN)] | None = Field(

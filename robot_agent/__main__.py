@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import shlex
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from models import logformat
-from robot_agent.config import RobotConfig, load_config
+from robot_agent.config import PROVISION_HINT, RobotConfig, load_config
 from robot_agent.errors import ConfigError, RobotAgentError
 from robot_agent.identity import create_key_file, load_key_file, public_key_pem
 from robot_agent.runtime import Agent
@@ -47,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         "check-config",
         help="check a robot.toml and name every bad key",
         description="Load and validate a robot.toml. Prints one line per problem, naming the key and "
-        "the file, and exits 1 if there is any; prints a summary and exits 0 otherwise.",
+        "the file, and exits 1 if there is any; prints a summary and exits 0 otherwise. The files "
+        "`cloud-sync robot provision` writes ([cloud] credentials_file, [tickets] trust_file) may be "
+        "missing still: the summary says so, and `run` refuses without them.",
     )
     check.add_argument("path", nargs="?", type=Path, metavar="PATH", help="the file (default: --config)")
     check.set_defaults(handler=_check_config)
@@ -62,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         "init",
         help="create the key pair and print the public key",
         description="Create the robot's key pair in [robot] key_file (mode 0600) and print the public key "
-        "(PEM) for the cloud's robots.public_key. Refuses to replace an existing key.",
+        "(PEM) for the cloud's robots.public_key; an existing key is kept, never replaced. Works before the "
+        "robot is provisioned; prints the next step (`cloud-sync robot add`) on stderr.",
     )
     init.set_defaults(handler=_keys_init)
     show = key_commands.add_parser(
@@ -114,11 +118,18 @@ def _load(args: argparse.Namespace, path: Path | None = None, **options: bool) -
 
 def _check_config(args: argparse.Namespace) -> int:
     path: Path = args.path or args.config
-    config = load_config(path)
+    config = load_config(path, provisioned_may_be_missing=True)
     source = config.camera.source
     print(f"{path}: OK")
     print(f"  robot {config.robot.id}, train {config.assignment.train_number} ({config.assignment.timezone})")
     print(f"  cloud {config.cloud.mqtt_url}, database {config.storage.database}")
+    for what, file in (
+        ("broker login", config.cloud.credentials_file),
+        ("trust list", config.tickets.trust_file),
+    ):
+        if file is not None:
+            state = "" if file.exists() else f" (not yet: {PROVISION_HINT}; `run` needs it)"
+            print(f"  {what} {file}{state}")
     print(f"  camera {source.type} {config.camera.width}x{config.camera.height}@{config.camera.fps:g}fps")
     print(f"  faces {'on' if config.vision.faces_enabled else 'off (no models configured)'}")
     hw = config.hardware
@@ -129,15 +140,29 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _keys_init(args: argparse.Namespace) -> int:
-    config = _load(args, key_may_be_missing=True)
-    key = create_key_file(config.robot.key_file)
-    log.info("created the robot's key pair robot=%s file=%s", config.robot.id, config.robot.key_file)
+    # Before provisioning: the cloud writes the broker login and trust list only once it knows this key.
+    config = _load(args, key_may_be_missing=True, provisioned_may_be_missing=True)
+    path = config.robot.key_file
+    if path.exists():
+        key = load_key_file(path)  # a second `keys init` (after `make setup`, say) keeps the identity
+        print(f"robot-agent: {path} already exists: the robot keeps its key", file=sys.stderr)
+    else:
+        key = create_key_file(path)
+        log.info("created the robot's key pair robot=%s file=%s", config.robot.id, path)
     print(public_key_pem(key), end="")
+    # The next step goes to stderr, so that stdout stays the public key alone.
+    show = f'"$(robot-agent --config {shlex.quote(str(args.config))} keys show)"'
+    print(
+        f"robot {config.robot.id}: next, in the cloud, register it by this id and its public key (`keys show`"
+        " prints it), then provision it:\n"
+        f"  cloud-sync robot add {config.robot.id} --model-id MODEL --model-name NAME --public-key {show}",
+        file=sys.stderr,
+    )
     return 0
 
 
 def _keys_show(args: argparse.Namespace) -> int:
-    config = _load(args)
+    config = _load(args, provisioned_may_be_missing=True)
     print(public_key_pem(load_key_file(config.robot.key_file)), end="")
     return 0
 

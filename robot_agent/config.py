@@ -90,7 +90,24 @@ def _private_key_file(path: Path, info: ValidationInfo) -> Path:
     return resolved
 
 
+# The files `cloud-sync robot provision` writes for a robot (its broker login, its first trust list).
+PROVISION_HINT = "`cloud-sync robot provision ROBOT_ID --out DIR` writes it"
+
+
+def _provisioned_file(path: Path, info: ValidationInfo) -> Path:
+    """A file provisioning writes: `keys init`, `keys show` and `check-config` come before it exists (the
+    cloud provisions a robot only once it knows its key), so they take it as a path; `run` needs it."""
+    context = info.context or {}
+    resolved = _resolve(path, info)
+    if context.get("provisioned_may_be_missing") and not resolved.exists():
+        return resolved
+    if not resolved.exists():
+        raise ValueError(f"file not found: {resolved} ({PROVISION_HINT})")
+    return _existing_file(path, info)
+
+
 ExistingFile = Annotated[Path, AfterValidator(_existing_file)]
+ProvisionedFile = Annotated[Path, AfterValidator(_provisioned_file)]
 ExistingDir = Annotated[Path, AfterValidator(_existing_dir)]
 WritablePath = Annotated[Path, AfterValidator(_writable_path)]
 PrivateKeyFile = Annotated[Path, AfterValidator(_private_key_file)]
@@ -156,7 +173,7 @@ class CloudSection(Section):
     """The link to the fleet's MQTT broker."""
 
     mqtt_url: Annotated[str, AfterValidator(_check_mqtt_url)]
-    credentials_file: ExistingFile | None = None
+    credentials_file: ProvisionedFile | None = None
     tls: TlsSection | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)
 
@@ -291,7 +308,7 @@ class LoggingSection(Section):
 class TicketsSection(Section):
     """How tickets shown to the camera are checked (docs/tickets.md, "Verification")."""
 
-    trust_file: ExistingFile | None = Field(
+    trust_file: ProvisionedFile | None = Field(
         default=None,
         description="trust.json from `cloud-sync robot provision`: the signing keys before the first sync",
     )
@@ -318,8 +335,13 @@ class RobotConfig(Section):
 # -- loading ----------------------------------------------------------------------------------------------
 
 
-def load_config(path: Path, *, key_may_be_missing: bool = False) -> RobotConfig:
-    """Read, parse and validate a robot.toml; raise ConfigError naming every bad key."""
+def load_config(
+    path: Path, *, key_may_be_missing: bool = False, provisioned_may_be_missing: bool = False
+) -> RobotConfig:
+    """Read, parse and validate a robot.toml; raise ConfigError naming every bad key.
+
+    `key_may_be_missing`: [robot] key_file may be absent (`keys init` makes it). `provisioned_may_be_missing`:
+    so may [cloud] credentials_file and [tickets] trust_file (`cloud-sync robot provision` writes them)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as err:
@@ -330,12 +352,27 @@ def load_config(path: Path, *, key_may_be_missing: bool = False) -> RobotConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(path, [ConfigProblem("", f"not valid TOML: {err}")]) from err
-    return parse_config(raw, path, key_may_be_missing=key_may_be_missing)
+    return parse_config(
+        raw,
+        path,
+        key_may_be_missing=key_may_be_missing,
+        provisioned_may_be_missing=provisioned_may_be_missing,
+    )
 
 
-def parse_config(raw: Mapping[str, Any], path: Path, *, key_may_be_missing: bool = False) -> RobotConfig:
+def parse_config(
+    raw: Mapping[str, Any],
+    path: Path,
+    *,
+    key_may_be_missing: bool = False,
+    provisioned_may_be_missing: bool = False,
+) -> RobotConfig:
     """Validate already-parsed TOML; relative paths are taken from `path`'s directory."""
-    context = {"base_dir": path.resolve().parent, "key_may_be_missing": key_may_be_missing}
+    context = {
+        "base_dir": path.resolve().parent,
+        "key_may_be_missing": key_may_be_missing,
+        "provisioned_may_be_missing": provisioned_may_be_missing,
+    }
     try:
         # Through JSON so that strict mode accepts strings for paths and UUIDs, yet no string for a number.
         return RobotConfig.model_validate_json(json.dumps(raw, default=str), strict=True, context=context)

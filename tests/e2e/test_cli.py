@@ -86,23 +86,32 @@ def test_check_config_then_keys_init_then_check_config(robot_dir: Path) -> None:
     )
     assert created.returncode == 0, created.stderr
     assert created.stdout.startswith("-----BEGIN PUBLIC KEY-----")
-    log_line = json.loads(created.stderr.strip())
-    assert log_line["level"] == "INFO"
-    assert "created the robot's key pair" in log_line["message"]
+    log_line, *next_step = created.stderr.strip().splitlines()
+    assert json.loads(log_line)["level"] == "INFO"
+    assert "created the robot's key pair" in json.loads(log_line)["message"]
+    # The next step, on stderr so that stdout stays the key: register the robot under robot.toml's id.
+    assert next_step[-1].strip().startswith("cloud-sync robot add 6f1c1a9e-3d2b-4f0e-9a51-7a0b5f3c2d10 ")
     assert (robot_dir / "var" / "robot.key").stat().st_mode & 0o777 == 0o600
     assert "PRIVATE" not in created.stdout + created.stderr
 
+    # Not provisioned yet: the configuration is good, and the summary says what `run` still needs.
     after = run("robot-agent", "check-config", "robot.toml", cwd=robot_dir)
     assert after.returncode == 0, after.stderr
     assert after.stdout.startswith("robot.toml: OK")
     assert "train 742" in after.stdout
+    assert (
+        f"  broker login {robot_dir / 'var' / 'mqtt-credentials'} (not yet: "
+        "`cloud-sync robot provision ROBOT_ID --out DIR` writes it; `run` needs it)"
+    ) in after.stdout.splitlines()
 
     shown = run("robot-agent", "--config", "robot.toml", "keys", "show", cwd=robot_dir)
     assert (shown.returncode, shown.stdout) == (0, created.stdout)
 
+    # Again (as after `make setup`): the key is kept, never replaced, and the next step printed again.
     again = run("robot-agent", "--config", "robot.toml", "keys", "init", cwd=robot_dir)
-    assert again.returncode == 1
-    assert "already exists" in again.stderr
+    assert (again.returncode, again.stdout) == (0, created.stdout)
+    assert f"{robot_dir / 'var' / 'robot.key'} already exists: the robot keeps its key" in again.stderr
+    assert "cloud-sync robot add" in again.stderr
     assert (
         run("robot-agent", "--config", "robot.toml", "keys", "show", cwd=robot_dir).stdout == created.stdout
     )
@@ -113,7 +122,7 @@ def test_logging_follows_the_config_unless_a_flag_overrides_it(robot_dir: Path) 
     path.write_text(path.read_text().replace('format = "text"', 'format = "json"'))
     created = run("robot-agent", "--config", "robot.toml", "keys", "init", cwd=robot_dir)
     assert created.returncode == 0, created.stderr
-    assert json.loads(created.stderr)["logger"] == "robot_agent"
+    assert json.loads(created.stderr.splitlines()[0])["logger"] == "robot_agent"
     path.write_text(
         path.read_text().replace("# file = ", "file = ").replace('level = "INFO"', 'level = "DEBUG"')
     )
@@ -122,7 +131,8 @@ def test_logging_follows_the_config_unless_a_flag_overrides_it(robot_dir: Path) 
         "robot-agent", "--config", "robot.toml", "--log-format", "text", "keys", "init", cwd=robot_dir
     )
     assert flagged.returncode == 0, flagged.stderr
-    assert flagged.stderr == ""
+    assert flagged.stderr.startswith("robot 6f1c1a9e-3d2b-4f0e-9a51-7a0b5f3c2d10: ")  # the next step, no log
+    assert "INFO" not in flagged.stderr
     [line] = (robot_dir / "var" / "robot-agent.log").read_text().splitlines()
     assert " INFO robot_agent: created the robot's key pair" in line
 
@@ -185,20 +195,31 @@ def test_every_tool_has_help(module: str) -> None:
     assert len(result.stdout.strip().splitlines()) >= 4
 
 
-def test_run_refuses_a_missing_key_or_open_credentials_with_one_line(robot_dir: Path) -> None:
+def test_run_refuses_a_missing_key_unprovisioned_files_or_open_credentials(robot_dir: Path) -> None:
     missing = run("robot-agent", "--config", "robot.toml", "run", cwd=robot_dir)
     assert missing.returncode == 1
-    assert missing.stderr.strip() == (
+    assert missing.stderr.splitlines()[0] == (
         f"robot.toml: robot.key_file: file not found: {robot_dir / 'var' / 'robot.key'} "
         "(create it with `robot-agent keys init`)"
     )
 
     run("robot-agent", "--config", "robot.toml", "keys", "init", cwd=robot_dir)
+    unprovisioned = run("robot-agent", "--config", "robot.toml", "run", cwd=robot_dir)
+    hint = "(`cloud-sync robot provision ROBOT_ID --out DIR` writes it)"
+    var = robot_dir / "var"
+    assert (unprovisioned.returncode, unprovisioned.stderr.splitlines()) == (
+        1,
+        [
+            f"robot.toml: cloud.credentials_file: file not found: {var / 'mqtt-credentials'} {hint}",
+            f"robot.toml: tickets.trust_file: file not found: {var / 'trust.json'} {hint}",
+        ],
+    )
+    assert missing.stderr.splitlines()[1:] == unprovisioned.stderr.splitlines()
+
+    (robot_dir / "var" / "trust.json").write_text('{"keys": []}\n')
     credentials = robot_dir / "var" / "mqtt-credentials"
     credentials.write_text("robot:secret\n")
     credentials.chmod(0o644)
-    path = robot_dir / "robot.toml"
-    path.write_text(path.read_text().replace("# credentials_file = ", "credentials_file = "))
     exposed = run("robot-agent", "--config", "robot.toml", "--log-format", "json", "run", cwd=robot_dir)
     assert exposed.returncode == 1
     assert exposed.stderr.strip() == (

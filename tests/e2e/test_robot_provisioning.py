@@ -25,9 +25,13 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
+from sqlmodel import select
 
 from cloud_sync.broker import mosquitto_hash
+from cloud_sync.database import create_engine, session_factory
 from cloud_sync.ingest_worker import SUBSCRIPTION as INGEST_SUBSCRIPTION
+from models.base_server import Robot
+from robot_agent.identity import create_key_file, public_key_pem
 from robot_agent.sync.mqtt import RobotLink
 from tests.support.mosquitto import find_binary
 from tests.support.ports import accepts_connections, free_port, wait_until
@@ -125,6 +129,72 @@ def test_an_unknown_robot_or_a_bad_url_is_refused_in_one_line(fleet: Fleet) -> N
         1,
         "cloud-sync: not a broker URL: 'http://x:80': use mqtt://HOST:PORT",
     )
+
+
+def test_robot_add_registers_the_robot_under_its_own_id_and_names_the_next_step(
+    cloud_db_url: str, tmp_path: Path
+) -> None:
+    robot_id = uuid.uuid4()
+    pem = public_key_pem(create_key_file(tmp_path / "robot.key"))
+
+    def add(*args: str) -> subprocess.CompletedProcess[str]:
+        return cloud(
+            "robot",
+            "add",
+            "--db",
+            cloud_db_url,
+            "--model-id",
+            "rb-2",
+            "--model-name",
+            "RB",
+            *args,
+            cwd=tmp_path,
+        )
+
+    added = add(str(robot_id), "--public-key", pem)
+    assert added.returncode == 0, added.stderr
+    assert f"cloud-sync robot provision {robot_id} --db " in added.stdout.splitlines()[-1]
+    assert robot_rows(cloud_db_url) == [(robot_id, "rb-2", "RB", pem)]
+
+    again = add(str(robot_id), "--public-key", pem)
+    assert (again.returncode, again.stderr) == (1, f"cloud-sync: a robot with id {robot_id} already exists\n")
+    bad = add(str(uuid.uuid4()), "--public-key", "not a key")
+    assert (bad.returncode, bad.stderr) == (
+        1,
+        "cloud-sync: not a robot: --public-key: not an Ed25519 public key in PEM (as `robot-agent keys show` "
+        "prints it)\n",
+    )
+    assert robot_rows(cloud_db_url) == [(robot_id, "rb-2", "RB", pem)]
+
+    out = tmp_path / "robot"
+    provisioned = cloud(
+        "robot",
+        "provision",
+        str(robot_id),
+        "--db",
+        cloud_db_url,
+        "--mqtt-url",
+        "mqtt://b:1883",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
+    assert provisioned.returncode == 0, provisioned.stderr
+    assert f'credentials_file = "{out.resolve() / "mqtt-credentials"}"' in provisioned.stdout
+    assert f'trust_file = "{out.resolve() / "trust.json"}"' in provisioned.stdout
+
+
+def robot_rows(url: str) -> list[tuple[uuid.UUID, str, str, str | None]]:
+    async def read() -> list[tuple[uuid.UUID, str, str, str | None]]:
+        engine = create_engine(url)
+        try:
+            async with session_factory(engine)() as session:
+                rows = (await session.exec(select(Robot))).all()
+                return [(r.id, r.robot_model_id, r.robot_model_name, r.public_key) for r in rows]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
 
 
 def test_our_hash_is_the_one_mosquitto_passwd_writes(tmp_path: Path) -> None:

@@ -157,6 +157,23 @@ async def test_robot_public_key_must_be_an_ed25519_pem(cloud: Cloud) -> None:
     assert (await bad.json())["detail"][0]["loc"] == ["body", "public_key"]
 
 
+async def test_a_robot_is_registered_by_the_id_its_robot_toml_names(cloud: Cloud) -> None:
+    robot_id = str(uuid.uuid4())
+    body = {"id": robot_id, "robot_model_id": "rb-2", "robot_model_name": "RailBot 2"}
+    robot = await cloud.ok("POST", "/base_api/admin/robot", json=body)
+    assert robot["id"] == robot_id
+    assert (await cloud.ok("GET", f"/base_api/admin/robot/{robot_id}"))["robot_model_name"] == "RailBot 2"
+    again = await cloud.client.post("/base_api/admin/robot", headers=cloud.admin, json=body)
+    assert (again.status, (await again.json())["detail"]) == (409, "this robot already exists")
+    listed = await cloud.ok("GET", "/base_api/admin/robots")
+    assert [item["id"] for item in listed["items"]] == [robot_id]
+    # Without an id, as the seed's clients post it, the cloud picks one.
+    unnamed = await cloud.ok(
+        "POST", "/base_api/admin/robot", json={"robot_model_id": "a", "robot_model_name": "b"}
+    )
+    assert uuid.UUID(unnamed["id"]) != uuid.UUID(robot_id)
+
+
 async def test_assignment_needs_a_known_robot(cloud: Cloud) -> None:
     robot = await cloud.ok(
         "POST", "/base_api/admin/robot", json={"robot_model_id": "a", "robot_model_name": "b"}

@@ -19,11 +19,20 @@ from robot_agent.identity import create_key_file
 EXAMPLE = Path(__file__).resolve().parents[2] / "robot.toml"
 
 
+def provision(folder: Path) -> None:
+    """The files `cloud-sync robot provision --out var` writes, where the example names them."""
+    credentials = folder / "var" / "mqtt-credentials"
+    credentials.write_text("robot-x:secret\n")
+    credentials.chmod(0o600)
+    (folder / "var" / "trust.json").write_text('{"keys": []}\n')
+
+
 @pytest.fixture
 def robot_dir(tmp_path: Path) -> Path:
-    """A folder holding a copy of the example robot.toml and the key it names."""
+    """A folder holding a copy of the example robot.toml, the key it names and its provisioned files."""
     shutil.copy(EXAMPLE, tmp_path / "robot.toml")
     create_key_file(tmp_path / "var" / "robot.key")
+    provision(tmp_path)
     return tmp_path
 
 
@@ -118,13 +127,36 @@ def test_missing_section_is_named(raw: dict[str, Any], robot_dir: Path) -> None:
 def test_missing_file_names_the_key_and_the_file(raw: dict[str, Any], robot_dir: Path) -> None:
     raw["cloud"]["credentials_file"] = "secrets/mqtt"
     [line] = problems(raw, robot_dir)
-    assert line == f"cloud.credentials_file: file not found: {robot_dir / 'secrets' / 'mqtt'}"
+    assert line == (
+        f"cloud.credentials_file: file not found: {robot_dir / 'secrets' / 'mqtt'} "
+        "(`cloud-sync robot provision ROBOT_ID --out DIR` writes it)"
+    )
 
 
 def test_missing_key_file_says_how_to_make_one(raw: dict[str, Any], tmp_path: Path) -> None:
-    [line] = problems(raw, tmp_path)
+    line = problems(raw, tmp_path)[0]
     assert line.startswith(f"robot.key_file: file not found: {tmp_path / 'var' / 'robot.key'}")
     assert "robot-agent keys init" in line
+
+
+def test_before_provisioning_the_files_it_writes_are_named_with_the_command(tmp_path: Path) -> None:
+    shutil.copy(EXAMPLE, tmp_path / "robot.toml")
+    create_key_file(tmp_path / "var" / "robot.key")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "robot.toml")
+    hint = "(`cloud-sync robot provision ROBOT_ID --out DIR` writes it)"
+    assert [str(p) for p in caught.value.problems] == [
+        f"cloud.credentials_file: file not found: {tmp_path / 'var' / 'mqtt-credentials'} {hint}",
+        f"tickets.trust_file: file not found: {tmp_path / 'var' / 'trust.json'} {hint}",
+    ]
+    # What comes before provisioning (keys init, keys show, check-config) takes them as paths.
+    config = load_config(tmp_path / "robot.toml", provisioned_may_be_missing=True)
+    assert config.cloud.credentials_file == tmp_path / "var" / "mqtt-credentials"
+    assert config.tickets.trust_file == tmp_path / "var" / "trust.json"
+    # Named and there, they are checked as always: a directory is no file.
+    (tmp_path / "var" / "trust.json").mkdir()
+    with pytest.raises(ConfigError, match=r"tickets.trust_file: not a regular file"):
+        load_config(tmp_path / "robot.toml", provisioned_may_be_missing=True)
 
 
 def test_key_file_readable_by_others_is_refused(raw: dict[str, Any], robot_dir: Path) -> None:
