@@ -7,6 +7,13 @@ a clean close). New changes are found by polling the log's newest id every `poll
 process wrote them. A robot's scopes come from its assignments; when they change (a change in its own scope),
 a scope it did not have is sent from its beginning, or as a snapshot if the log was compacted.
 
+Every request is answered from the cursors it carries, so a robot that asks again (its request or the answer
+went missing) is sent what it may already have, which it skips: nothing is applied twice. A request with an
+id gets, after the changes, an `answered` message repeating the id; a robot that has no answer asks again.
+When this service (re)subscribes, the broker hands it every robot's retained status; a robot that is online
+and that it has no cursors for is sent `ask`, so a restart of this service while robots stay connected does
+not leave them without pushes.
+
 Run one down-sync service per broker: two would each push every change (harmless, as applying is
 idempotent, but twice the traffic).
 """
@@ -33,9 +40,12 @@ from models.sync_batch import TOPIC_ROOT, robot_in_topic
 from models.sync_changes import (
     ALL_SCOPE,
     CHANGES_PER_MESSAGE,
+    Answered,
     Changes,
     ChangesRefused,
     chunks,
+    encode_answered,
+    encode_ask_again,
     encode_changes,
     parse_request,
     robot_scope,
@@ -45,6 +55,9 @@ from models.sync_changes import (
 log = logging.getLogger(__name__)
 
 POLL_S: Final = 0.5
+# `down/changes` messages read from the log per database round trip while answering (10,000 changes): the
+# first reach the robot while the rest are read, instead of after the whole scope has been read.
+READ_MESSAGES: Final = 20
 # Assignments from yesterday on still count: a night train's robot keeps yesterday's tickets until it arrives.
 ASSIGNMENT_GRACE: Final = dt.timedelta(days=1)
 _ASSIGNMENTS = CLOUD_METADATA.tables["robot_assignments"]
@@ -60,9 +73,10 @@ def scopes_for(conn: Connection, robot: uuid.UUID, today: dt.date) -> set[str]:
     return {ALL_SCOPE, robot_scope(robot)} | {train_scope(n) for n in trains}
 
 
-def messages_for(conn: Connection, scope: str, after: int) -> list[Changes]:
+def messages_for(conn: Connection, scope: str, after: int, limit: int | None = None) -> list[Changes]:
     """What a robot whose cursor in `scope` is `after` must be sent: the log after it, in messages of
-    CHANGES_PER_MESSAGE, or a snapshot when the log no longer reaches back to `after`."""
+    CHANGES_PER_MESSAGE (at most `limit` of them, the rest on the next call), or a snapshot when the log no
+    longer reaches back to `after`."""
     if after < changes.floor_of(conn, scope):
         # Read first: a change made after it comes again in the log, harmlessly.
         upto = changes.last_change_id(conn)
@@ -74,12 +88,13 @@ def messages_for(conn: Connection, scope: str, after: int) -> list[Changes]:
             for n, part in enumerate(parts)
         ]
     out: list[Changes] = []
-    while True:
+    while limit is None or len(out) < limit:
         found = changes.changes_after(conn, scope, after, CHANGES_PER_MESSAGE)
         if not found:
             return out
         out.append(Changes(scope, "log", after, found[-1].change_id, tuple(found)))
         after = found[-1].change_id
+    return out
 
 
 def withdrawal(scope: str) -> Changes:
@@ -99,7 +114,7 @@ class DownSyncService:
         client.on_message = self._on_message
         self._client = client
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._inbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue()  # topic, payload, retained
         self._pushed: dict[uuid.UUID, dict[str, int]] = {}  # online robots: scope -> change_id sent up to
         self._seen = 0  # the newest change_id the last poll found
         self.subscribed = asyncio.Event()
@@ -118,8 +133,8 @@ class DownSyncService:
             while True:
                 try:
                     async with asyncio.timeout(self._poll_s):
-                        topic, payload = await self._inbox.get()
-                    await self._handle(topic, payload)
+                        topic, payload, retained = await self._inbox.get()
+                    await self._handle(topic, payload, retained)
                 except TimeoutError:
                     await self._poll()
                 except Exception:
@@ -129,7 +144,7 @@ class DownSyncService:
             self._client.disconnect()
             self._client.loop_stop()
 
-    async def _handle(self, topic: str, payload: bytes) -> None:
+    async def _handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
         if (robot := robot_in_topic(topic, "status")) is not None:
             try:
                 state = json.loads(payload).get("state")
@@ -137,20 +152,35 @@ class DownSyncService:
                 state = None
             if state == "offline" and self._pushed.pop(robot, None) is not None:
                 log.info("down-sync robot=%s went offline", robot)
+            elif state == "online" and retained and robot not in self._pushed:
+                # A retained status comes when this service subscribes: the robot went online before, and its
+                # request (if any) went to a service that is gone. A live "online" is followed by a request.
+                log.info("down-sync robot=%s online before this service: asking it to ask", robot)
+                self._publish_bytes(robot, encode_ask_again())
             return
         robot = robot_in_topic(topic, "sync")
         if robot is None:
             return
         try:
-            cursors = parse_request(payload)
+            request = parse_request(payload)
         except ChangesRefused as err:
             log.warning("down-sync request refused robot=%s: %s", robot, err)
             return
+        cursors = request.cursors
         scopes = await self._scopes(robot)
         self._pushed[robot] = {scope: cursors.get(scope, 0) for scope in scopes}
-        log.info("down-sync robot=%s asked; scopes %s", robot, ", ".join(sorted(scopes)))
-        self._withdraw(robot, set(cursors) - scopes)
-        await self._push(robot)
+        log.info(
+            "down-sync robot=%s asked request=%s; scopes %s",
+            robot,
+            request.request,
+            ", ".join(sorted(scopes)),
+        )
+        if (
+            self._withdraw(robot, set(cursors) - scopes)
+            and await self._push(robot)
+            and request.request is not None
+        ):
+            self._publish_bytes(robot, encode_answered(Answered(request.request)))
 
     async def _scopes(self, robot: uuid.UUID) -> set[str]:
         today = dt.datetime.now(dt.UTC).date()
@@ -174,32 +204,44 @@ class DownSyncService:
             self._withdraw(robot, gone)
             await self._push(robot)
 
-    def _withdraw(self, robot: uuid.UUID, scopes: set[str]) -> None:
+    def _withdraw(self, robot: uuid.UUID, scopes: set[str]) -> bool:
         """Tell `robot` to drop scopes it may no longer see (a train it is no longer assigned to): an empty
-        snapshot up to 0, which leaves it no rows and no cursor there."""
+        snapshot up to 0, which leaves it no rows and no cursor there. False if one could not be sent."""
+        sent = True
         for scope in sorted(scopes):
             log.info("down-sync robot=%s withdraws %s", robot, scope)
-            self._publish(robot, withdrawal(scope))
+            sent = self._publish(robot, withdrawal(scope)) and sent
+        return sent
 
     def _publish(self, robot: uuid.UUID, message: Changes) -> bool:
-        info = self._client.publish(f"{TOPIC_ROOT}/{robot}/down/changes", encode_changes(message), qos=1)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            log.warning("down-sync robot=%s not sent: %s", robot, mqtt.error_string(info.rc))
-            return False  # it asks again on its next connect
+        if not self._publish_bytes(robot, encode_changes(message)):
+            return False
         self.sent_messages += 1
         self.sent_changes += len(message.changes)
         return True
 
-    async def _push(self, robot: uuid.UUID) -> None:
-        """Send `robot` everything after what it was last sent, scope by scope."""
+    def _publish_bytes(self, robot: uuid.UUID, payload: bytes) -> bool:
+        info = self._client.publish(f"{TOPIC_ROOT}/{robot}/down/changes", payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            log.warning("down-sync robot=%s not sent: %s", robot, mqtt.error_string(info.rc))
+            return False  # no answer follows: the robot asks again
+        return True
+
+    async def _push(self, robot: uuid.UUID) -> bool:
+        """Send `robot` everything after what it was last sent, scope by scope; False if a message could not
+        be sent (the robot will ask again)."""
         pushed = self._pushed[robot]
         for scope in sorted(pushed):
-            async with self._engine.connect() as conn:
-                messages = await conn.run_sync(messages_for, scope, pushed[scope])
-            for message in messages:
-                if not self._publish(robot, message):
-                    return
-                pushed[scope] = message.upto
+            while True:
+                async with self._engine.connect() as conn:
+                    messages = await conn.run_sync(messages_for, scope, pushed[scope], READ_MESSAGES)
+                if not messages:
+                    break
+                for message in messages:
+                    if not self._publish(robot, message):
+                        return False
+                    pushed[scope] = message.upto
+        return True
 
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
@@ -213,4 +255,5 @@ class DownSyncService:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._inbox.put_nowait, (message.topic, bytes(message.payload)))
+            item = (message.topic, bytes(message.payload), bool(message.retain))
+            self._loop.call_soon_threadsafe(self._inbox.put_nowait, item)

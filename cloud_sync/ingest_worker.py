@@ -96,6 +96,7 @@ class IngestWorker:
             log.warning("broker refused ingest: %s", reason)
             return
         client.subscribe(SUBSCRIPTION, qos=1)
+        log.info("ingest connected, subscribing to %s", SUBSCRIPTION)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.subscribed.set)
 

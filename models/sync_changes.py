@@ -1,5 +1,5 @@
 """Down-sync's formats (docs/sync.md, "Down-sync"): which of the cloud's tables robots copy, in which scope
-each row travels, the robot's request, and the `down/changes` message.
+each row travels, the robot's request, the `down/changes` message and the answer that ends a reply.
 
 Pure functions, shared by the cloud (which encodes) and the robot (which decodes and applies). Row values
 travel as JSON-native maps (UUIDs, dates and times as text), exactly as the cloud's change log stores them;
@@ -25,6 +25,7 @@ MAX_REQUEST_BYTES: Final = 64 * 1024
 # TRAIN scope of every train it is assigned to.
 ALL_SCOPE: Final = "all"
 _SCOPE = re.compile(r"^(all|robot:[0-9a-f-]{36}|train:\d{1,9})$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
 def train_scope(train_number: int) -> str:
@@ -117,6 +118,29 @@ class Changes:
     last: bool = False
 
 
+@dataclass(frozen=True)
+class Answered:
+    """The last `down/changes` message of the cloud's reply to request `request`: every change the request's
+    cursors were behind by has been sent before it, and the cloud pushes new ones from now on."""
+
+    request: str
+
+
+@dataclass(frozen=True)
+class AskAgain:
+    """The cloud's down-sync has (re)started and does not know this robot's cursors: ask, please. Sent to the
+    robots whose retained status says online when the service subscribes."""
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    """An `up/sync` request: the robot's cursor per scope, and the id the cloud's `Answered` repeats (None
+    from a robot that does not send one: it gets no `Answered`)."""
+
+    cursors: dict[str, int]
+    request: str | None = None
+
+
 class ChangesRefused(Exception):
     """A down-sync message or request that does not fit the format; the message names the problem."""
 
@@ -135,7 +159,15 @@ def encode_changes(message: Changes) -> bytes:
     return cbor2.dumps(body)
 
 
-def decode_changes(payload: bytes) -> Changes:
+def encode_answered(message: Answered) -> bytes:
+    return cbor2.dumps({"v": CHANGES_VERSION, "kind": "answered", "request": message.request})
+
+
+def encode_ask_again() -> bytes:
+    return cbor2.dumps({"v": CHANGES_VERSION, "kind": "ask"})
+
+
+def decode_changes(payload: bytes) -> Changes | Answered | AskAgain:
     try:
         body = cbor2.loads(payload)
     except Exception as err:  # cbor2 raises several types for bad input
@@ -144,12 +176,16 @@ def decode_changes(payload: bytes) -> Changes:
         raise ChangesRefused(f"expected a map, got {type(body).__name__}")
     if body.get("v") != CHANGES_VERSION:
         raise ChangesRefused(f"version {body.get('v')!r}, expected {CHANGES_VERSION}")
+    kind = body.get("kind")
+    if kind == "answered":
+        return Answered(_request_id(body.get("request")))
+    if kind == "ask":
+        return AskAgain()
     scope = _text(body.get("scope"), "scope")
     if not _SCOPE.match(scope):
         raise ChangesRefused(f"bad scope {scope!r}")
-    kind = body.get("kind")
     if kind not in ("log", "snapshot"):
-        raise ChangesRefused(f"kind {kind!r}, expected 'log' or 'snapshot'")
+        raise ChangesRefused(f"kind {kind!r}, expected 'log', 'snapshot', 'answered' or 'ask'")
     after, upto = _count(body.get("after"), "after"), _count(body.get("upto"), "upto")
     if upto < after:
         raise ChangesRefused(f"upto {upto} is before after {after}")
@@ -207,12 +243,22 @@ def _count(value: object, what: str) -> int:
     return value
 
 
-def encode_request(cursors: Mapping[str, int]) -> bytes:
-    """The payload of `up/sync`: the robot's cursor per scope (a scope it has never had is left out)."""
-    return json.dumps({"cursors": dict(sorted(cursors.items()))}, separators=(",", ":")).encode()
+def encode_request(cursors: Mapping[str, int], request: str | None = None) -> bytes:
+    """The payload of `up/sync`: the robot's cursor per scope (a scope it has never had is left out) and the
+    request's id, which the cloud's answer repeats."""
+    body: dict[str, Any] = {"cursors": dict(sorted(cursors.items()))}
+    if request is not None:
+        body["request"] = request
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
-def parse_request(payload: bytes) -> dict[str, int]:
+def _request_id(value: object) -> str:
+    if not isinstance(value, str) or not _REQUEST_ID.match(value):
+        raise ChangesRefused("request: expected an id of 1 to 64 letters, digits or '-'")
+    return value
+
+
+def parse_request(payload: bytes) -> SyncRequest:
     if len(payload) > MAX_REQUEST_BYTES:
         raise ChangesRefused(f"request of {len(payload)} bytes, at most {MAX_REQUEST_BYTES}")
     try:
@@ -226,7 +272,8 @@ def parse_request(payload: bytes) -> dict[str, int]:
         if not _SCOPE.match(scope):
             raise ChangesRefused(f"bad scope {scope!r}")
         _count(cursor, f"cursor of {scope}")
-    return dict(cursors)
+    request = body.get("request")
+    return SyncRequest(dict(cursors), None if request is None else _request_id(request))
 
 
 def chunks(changes: Sequence[Change], size: int = CHANGES_PER_MESSAGE) -> list[tuple[Change, ...]]:

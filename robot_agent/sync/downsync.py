@@ -1,28 +1,40 @@
 """Down-sync on the robot: ask the cloud for what changed after its cursors, apply what comes, in order.
 
-On every connect the robot publishes `up/sync` with its cursor per scope; the cloud answers on `down/changes`
-and then pushes new changes while the robot stays online (docs/sync.md, "Down-sync"). A message that does not
-follow on from the robot's cursor (one was lost: the robot was away, or restarted) is set aside and the robot
-asks again, at most once per `ASK_AGAIN_S`. A message that does not decode is logged and dropped; it never
-stops the robot.
+On every connect the robot publishes `up/sync` with its cursor per scope and an id; the cloud answers on
+`down/changes`, ends its reply with `answered` and the id, and then pushes new changes while the robot stays
+online (docs/sync.md, "Down-sync"). A request the broker dropped (nobody subscribed: the cloud's down-sync was
+not up) gets no answer, so the robot asks again whenever `down/changes` has been silent for a wait that starts
+at `ASK_FIRST_WAIT_S` and doubles up to `ASK_MAX_WAIT_S` (with jitter), until an answer to one of this
+round's requests comes. It asks again, too, when a restarted cloud down-sync says `ask`. A message that does
+not follow on from the robot's cursor (one was lost: the robot was away, or restarted) is set aside and the
+robot asks again, at most once per `ASK_AGAIN_S`. A message that does not decode is logged and dropped; it
+never stops the robot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
+import uuid
 from typing import Final, Protocol
 
 from sqlalchemy import Engine
 
-from models.sync_changes import Changes, ChangesRefused, decode_changes, encode_request
+from models.sync_changes import Answered, AskAgain, Changes, ChangesRefused, decode_changes, encode_request
 from robot_agent.store import replica
 from robot_agent.sync.sender import Link
 
 log = logging.getLogger(__name__)
 
 ASK_AGAIN_S: Final = 1.0
+# Asking again when no answer comes: after 2 s of silence on `down/changes`, then 4, 8, 16, 30, 30, ... s,
+# each drawn from the upper half of its span so that a fleet that reconnected together spreads out. The cap
+# is the bound: a robot holds the cloud's data at most ASK_MAX_WAIT_S after the cloud's down-sync is up, plus
+# the time the answer takes.
+ASK_FIRST_WAIT_S: Final = 2.0
+ASK_MAX_WAIT_S: Final = 30.0
 
 
 class DownLink(Link, Protocol):
@@ -37,6 +49,12 @@ class DownSync:
         self._store = store
         self._snapshot: tuple[str, str, int] | None = None  # (scope, snapshot id, last part applied)
         self._asked_at = float("-inf")
+        self._heard_at = float("-inf")  # the last `down/changes` message of any kind
+        self._requests: set[str] = set()  # the ids asked in this round of asking
+        self._answered = asyncio.Event()  # an answer to one of them came
+        self._ask_wanted = asyncio.Event()  # a gap: ask again (and keep asking until answered)
+        self.requests = 0
+        self.answers = 0
         self.applied_changes = 0
         self.messages = 0
         self.refused = 0
@@ -50,20 +68,58 @@ class DownSync:
     async def _ask_on_connect(self) -> None:
         while True:
             await self._link.wait_connected()
+            self._ask_wanted.set()
+            while self._link.connected:
+                if await self._until(self._ask_wanted, None):
+                    self._ask_wanted.clear()
+                    await self._ask_until_answered()
+
+    async def _ask_until_answered(self) -> None:
+        wait_s = ASK_FIRST_WAIT_S
+        # Only an answer to a request of this round counts: one to an earlier request (of an earlier
+        # connection, say) does not mean the cloud has this one.
+        self._requests.clear()
+        self._answered.clear()
+        while self._link.connected:
             await self.ask()
-            await self._link.wait_disconnected()
+            while True:  # silence is counted from the request or the last message, whichever is later
+                quiet_s = wait_s * random.uniform(0.5, 1.0)
+                left_s = max(self._asked_at, self._heard_at) + quiet_s - time.monotonic()
+                if left_s <= 0 or not self._link.connected:
+                    break
+                if await self._until(self._answered, left_s):
+                    return
+            if self._link.connected:
+                log.info("down-sync had no answer within %.1f s: asking again", quiet_s)
+            wait_s = min(2 * wait_s, ASK_MAX_WAIT_S)
+
+    async def _until(self, event: asyncio.Event, timeout_s: float | None) -> bool:
+        """Wait for `event`, at most `timeout_s`; give up early if the link drops. Whether it was set."""
+        waits = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self._link.wait_disconnected())]
+        try:
+            await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        return event.is_set()
 
     async def ask(self) -> None:
-        """Publish `up/sync` with the robot's cursors (now; the rate limit is for gaps only)."""
+        """Publish `up/sync` with the robot's cursors and a new request id (now; the rate limit is for gaps
+        only)."""
         self._asked_at = time.monotonic()
         self._snapshot = None  # whatever snapshot was coming, the answer brings a new one
         cursors = await asyncio.to_thread(self._cursors)
+        request = uuid.uuid4().hex[:16]
+        self._requests.add(request)
         try:
-            await self._link.publish("sync", encode_request(cursors))
+            await self._link.publish("sync", encode_request(cursors, request))
         except Exception as err:  # the link dropped: the next connect asks again
             log.warning("down-sync request not sent: %s", err)
             return
-        log.info("down-sync asked for changes after %s", cursors or "nothing (first sync)")
+        self.requests += 1
+        log.info(
+            "down-sync asked for changes after %s request=%s", cursors or "nothing (first sync)", request
+        )
 
     async def _receive(self) -> None:
         async for payload in self._link.messages("changes"):
@@ -72,6 +128,17 @@ class DownSync:
             except ChangesRefused as err:
                 self.refused += 1
                 log.warning("down-sync message refused: %s", err)
+                continue
+            self._heard_at = time.monotonic()
+            if isinstance(message, Answered):
+                if message.request in self._requests:
+                    self.answers += 1
+                    self._answered.set()
+                    log.info("down-sync answered request=%s", message.request)
+                continue
+            if isinstance(message, AskAgain):  # the cloud's down-sync restarted and does not know this robot
+                log.info("down-sync asked by the cloud to ask again")
+                self._ask_wanted.set()
                 continue
             try:
                 applied = await asyncio.to_thread(self._apply, message)
@@ -85,7 +152,8 @@ class DownSync:
                     log.info(
                         "down-sync gap in %s (message after %d): asking again", message.scope, message.after
                     )
-                    await self.ask()
+                    self._asked_at = time.monotonic()
+                    self._ask_wanted.set()
                 continue
             self.applied_changes += applied
             self.changed.set()

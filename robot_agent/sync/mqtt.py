@@ -14,6 +14,9 @@ What the link guarantees, and what it leaves to the outbox (docs/sync.md):
   so the cloud can receive it twice; batch and event ids make that harmless.
 - `down/#` is subscribed on every connect with a persistent session (clean_start=False and a session
   expiry), so what the cloud sent while the robot was offline arrives when it comes back.
+- An outage is logged once: a WARNING with the reason when the broker cannot be reached or refuses the robot
+  (again only if the reason changes), not one per reconnect attempt, and an INFO saying how long the link
+  was down when it is back.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -91,6 +96,31 @@ def describe(reason: ReasonCode) -> str:
     return f"{reason.getName().lower()} (0x{reason.value:02x})"
 
 
+def unreachable(err: OSError) -> str:
+    """Why a TCP connection to the broker failed, as a person reads it."""
+    if isinstance(err, ConnectionRefusedError):
+        return "connection refused (no broker listening)"
+    if isinstance(err, socket.gaierror):
+        return f"cannot resolve the host name: {err.strerror or err}"
+    if isinstance(err, TimeoutError):
+        return "timed out connecting"
+    return f"unreachable: {err.strerror or err}"
+
+
+class _Client(mqtt.Client):
+    """paho's client, remembering why its last connection attempt failed: paho's `on_connect_fail` is told
+    nothing, and the reason (refused, unresolvable, unreachable, timed out) is what an engineer needs."""
+
+    connect_error: OSError | None = None
+
+    def reconnect(self) -> MQTTErrorCode:
+        try:
+            return super().reconnect()
+        except OSError as err:
+            self.connect_error = err
+            raise
+
+
 def status_payload(state: str) -> bytes:
     """The body of `up/status`: the state and the robot's wall clock."""
     at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -122,7 +152,7 @@ class RobotLink:
         self.status_topic = f"{self._prefix}up/status"
         self._down_prefix = f"{self._prefix}down/"
 
-        client = mqtt.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2, client_id=f"robot-{robot_id}", protocol=MQTTProtocolVersion.MQTTv5
         )
         if username is not None:
@@ -134,12 +164,18 @@ class RobotLink:
         client.enable_logger(_PAHO_LOG)
         client.on_pre_connect = self._on_pre_connect
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         self._client = client
         self._subscribe_mid: int | None = None  # paho's thread only
+        # The current outage, paho's thread only: since when (monotonic; None while connected) and the reason
+        # last logged as a WARNING (None until one is).
+        self._down_since: float | None = time.monotonic()
+        self._down_reason: str | None = None
+        self._ever_connected = False
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = False
@@ -312,14 +348,46 @@ class RobotLink:
         _properties: Properties | None,
     ) -> None:
         if reason.is_failure:
-            log.warning("robot=%s broker refused the connection: %s", self.robot_id, describe(reason))
+            self._outage(f"refused the connection: {describe(reason)}")
             return
         # Queued before the link reports itself connected, so "online" precedes anything the agent publishes.
         # The link counts as connected at the SUBACK: from then on no down/ message can miss it, even when
         # the broker had lost the session (a crash before its autosave).
         _, self._subscribe_mid = client.subscribe(f"{self._down_prefix}#", qos=1)
         client.publish(self.status_topic, status_payload("online"), qos=1, retain=True)
-        log.info("robot=%s connected (session present: %s)", self.robot_id, flags.session_present)
+        down_s = time.monotonic() - self._down_since if self._down_since is not None else 0.0
+        if self._ever_connected or self._down_reason is not None:
+            log.info(
+                "robot=%s link back after %.1f s down (session present: %s)",
+                self.robot_id,
+                down_s,
+                flags.session_present,
+            )
+        else:
+            log.info("robot=%s connected (session present: %s)", self.robot_id, flags.session_present)
+        self._down_since, self._down_reason, self._ever_connected = None, None, True
+
+    def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
+        err = client.connect_error if isinstance(client, _Client) else None
+        self._outage(unreachable(err) if err is not None else "cannot connect")
+
+    def _outage(self, reason: str) -> None:
+        """One WARNING per outage and reason, however many reconnect attempts fail the same way."""
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        if reason == self._down_reason:
+            log.debug("robot=%s still offline: %s", self.robot_id, reason)
+            return
+        self._down_reason = reason
+        log.warning(
+            "robot=%s cannot connect to the broker at %s:%d: %s (retrying every %d-%d s)",
+            self.robot_id,
+            self._host,
+            self._port,
+            reason,
+            RECONNECT_MIN_S,
+            RECONNECT_MAX_S,
+        )
 
     def _on_subscribe(
         self,
@@ -352,7 +420,11 @@ class RobotLink:
             if flags.is_disconnect_packet_from_server
             else ("connection lost" if reason.is_failure else "disconnected")
         )
-        log.info("robot=%s %s", self.robot_id, why)
+        if self._down_since is None:  # a connection that was up has dropped: the outage starts now
+            self._down_since = time.monotonic()
+            log.info("robot=%s %s", self.robot_id, why)
+        else:  # a refused CONNECT ends this way too, on every attempt; already said once
+            log.debug("robot=%s %s", self.robot_id, why)
         self._to_loop(self._link_lost, why)
 
     def _on_publish(

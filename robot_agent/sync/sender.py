@@ -2,9 +2,16 @@
 
 It takes the oldest events as a batch, signs it (`models.sync_batch`), publishes it at QoS 1 and keeps it in
 flight until `down/ack` says `committed` (then its rows are deleted) or `dead_letter` (then they move aside
-with the reason, so one bad event cannot block the rest). A batch without an ack within `ack_timeout_s`, and
-every batch in flight when the link comes back, is published again with the same id and events; the cloud
-skips events it has applied, so sending again is always safe. SQLite work runs in a thread, off the loop.
+with the reason, so one bad event cannot block the rest). Every batch in flight when the link comes back is
+published again with the same id and events; the cloud skips events it has applied, so sending again is
+always safe. SQLite work runs in a thread, off the loop.
+
+A batch without an ack within the ack timeout (`AckTimeout`: adapted to the acks' round trips, 1 to 10 s)
+means ingest may be away: a broker that restarted loses ingest's shared subscription, and until ingest has
+subscribed again the broker drops the robot's batches. The sender then probes: it sends only the oldest
+batch again, at growing intervals up to `PROBE_MAX_S`, and nothing new. The first ack that comes proves
+ingest is back, and every batch still in flight is sent again at once, instead of each waiting out its own
+timeout (docs/sync.md, "The robot's sender").
 """
 
 from __future__ import annotations
@@ -24,12 +31,18 @@ from sqlalchemy import Engine
 from models.sync_batch import encode_batch
 from robot_agent.store import outbox
 from robot_agent.store.outbox import Backlog, Batch, Clock
+from robot_agent.sync.ack_timeout import AckTimeout
 
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT: Final = 8
-ACK_TIMEOUT_S: Final = 10.0
+ACK_TIMEOUT_S: Final = 10.0  # the longest ack timeout (the shortest is 1 s; between, the round trips say)
+# While probing (an ack timed out): the longest interval between two sends of the oldest batch, which bounds
+# how long the robot waits after ingest is back. One batch every 4 s is a fifth of the traffic of resending
+# a full window every 10 s.
+PROBE_MAX_S: Final = 4.0
 IDLE_POLL_S: Final = 0.5
+_NOW: Final = float("-inf")  # `sent_at` of a batch to send at once
 
 
 class Link(Protocol):
@@ -52,7 +65,9 @@ class Link(Protocol):
 @dataclass
 class _InFlight:
     batch: Batch
-    sent_at: float
+    sent_at: float  # loop time of its last send on this connection; _NOW: send it at once
+    sends: int = 0  # on this connection
+    ambiguous: bool = False  # sent on an earlier connection too: its ack says nothing of this round trip
 
 
 @dataclass(frozen=True)
@@ -100,7 +115,11 @@ class Sender:
         self._clock = clock
         self._max_in_flight = max_in_flight
         self._batch_events = batch_events
-        self._ack_timeout_s = ack_timeout_s
+        self._timeout = AckTimeout(
+            initial_s=min(ack_timeout_s, 3.0), min_s=min(ack_timeout_s, 1.0), max_s=ack_timeout_s
+        )
+        self._probe: uuid.UUID | None = None  # the batch being probed with (oldest in flight), if any
+        self._probe_wait_s = 0.0
         self._in_flight: dict[uuid.UUID, _InFlight] = {}
         self._wake = asyncio.Event()
         self.acked_batches = 0
@@ -109,6 +128,16 @@ class Sender:
 
     def wake(self) -> None:
         self._wake.set()
+
+    @property
+    def ack_timeout_s(self) -> float:
+        """The current ack timeout, adapted to the acks' round trips."""
+        return self._timeout.value
+
+    @property
+    def probing(self) -> bool:
+        """Whether an ack timed out and no ack has come since (ingest may be away)."""
+        return self._probe is not None
 
     async def backlog(self) -> Backlog:
         def read() -> Backlog:
@@ -128,22 +157,22 @@ class Sender:
             await self._link.wait_connected()
             # (Re)connected: whatever was in flight may never have arrived; send it all again, in order.
             self._in_flight = {
-                b.id: _InFlight(b, float("-inf")) for b in await asyncio.to_thread(self._unacknowledged)
+                b.id: _InFlight(b, _NOW, ambiguous=True)
+                for b in await asyncio.to_thread(self._unacknowledged)
             }
+            self._probe = None
             try:
                 while self._link.connected:
-                    now = loop.time()
-                    for entry in list(self._in_flight.values()):
-                        if now - entry.sent_at >= self._ack_timeout_s:
-                            if entry.sent_at != float("-inf"):
-                                self.resent_batches += 1
-                            await self._publish(entry.batch)
-                            entry.sent_at = loop.time()
-                    while len(self._in_flight) < self._max_in_flight:
+                    for entry in self._due(loop.time()):
+                        if entry.sends:
+                            self.resent_batches += 1
+                        await self._publish(entry.batch)
+                        entry.sent_at, entry.sends = loop.time(), entry.sends + 1
+                    while self._probe is None and len(self._in_flight) < self._max_in_flight:
                         batch = await asyncio.to_thread(self._take)
                         if batch is None:
                             break
-                        self._in_flight[batch.id] = _InFlight(batch, loop.time())
+                        self._in_flight[batch.id] = _InFlight(batch, loop.time(), sends=1)
                         await self._publish(batch)
                     self._wake.clear()
                     # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands as the
@@ -154,6 +183,35 @@ class Sender:
             except Exception as err:  # the link dropped mid-publish: the batch stays in the outbox
                 log.warning("sending stopped: %s", err)
                 await asyncio.sleep(0.1)
+
+    def _due(self, now: float) -> list[_InFlight]:
+        """The batches to send (again) now, oldest first; starts probing when an ack is late."""
+        if self._probe is not None:
+            probe = self._in_flight.get(self._probe)
+            if probe is None:  # settled meanwhile: `_acks` ends probing too, this is only a safeguard
+                self._probe = None
+                return []
+            if now - probe.sent_at < self._probe_wait_s:
+                return []
+            self._probe_wait_s = min(2 * self._probe_wait_s, PROBE_MAX_S)
+            return [probe]
+        due = [e for e in self._in_flight.values() if e.sent_at == _NOW]
+        if due:
+            return due
+        timeout_s = self._timeout.value
+        late = [e for e in self._in_flight.values() if now - e.sent_at >= timeout_s]
+        if not late:
+            return []
+        # No ack in time: ingest may be away, and the broker dropping every batch. Send only the oldest until
+        # an ack says ingest is there again (`_acks`).
+        self._timeout.backoff()
+        self._probe, self._probe_wait_s = late[0].batch.id, min(self._timeout.value, PROBE_MAX_S)
+        log.info(
+            "no ack within %.1f s for batch %s: probing with it alone until ingest answers",
+            timeout_s,
+            late[0].batch.id,
+        )
+        return [late[0]]
 
     async def _publish(self, batch: Batch) -> None:
         payload = encode_batch(self._robot, batch.id, self._clock.wall_ms(), batch.events, self._key)
@@ -166,8 +224,19 @@ class Sender:
             except AckError as err:
                 log.warning("ignored a bad ack: %s", err)
                 continue
+            arrived = asyncio.get_running_loop().time()
             done = await asyncio.to_thread(self._settle, ack)
-            self._in_flight.pop(ack.batch, None)
+            entry = self._in_flight.pop(ack.batch, None)
+            if entry is not None and entry.sends == 1 and not entry.ambiguous:
+                self._timeout.sample(arrived - entry.sent_at)
+            if self._probe is not None:
+                # Ingest answered: it is back. What is still in flight was most likely dropped while it was
+                # away; send it all again now rather than wait out a timeout for each.
+                log.info("ack after probing: sending the %d batches in flight again", len(self._in_flight))
+                self._probe = None
+                self._timeout.settled()
+                for waiting in self._in_flight.values():
+                    waiting.sent_at = _NOW
             if done:
                 self.acked_batches += 1
                 self.last_ack_ms = self._clock.wall_ms()

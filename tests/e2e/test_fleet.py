@@ -24,6 +24,7 @@ from models.sync_changes import REPLICATED
 from robot_agent.identity import create_key_file
 from robot_agent.store import replica
 from robot_agent.store.database import open_store
+from robot_agent.sync.downsync import ASK_MAX_WAIT_S
 from tests.conftest import MosquittoFactory
 from tests.e2e.test_robot_agent_faults import BIN, start_agent, write_robot_toml
 from tests.e2e.test_sync_faults import stored_purchases, until_stored
@@ -149,3 +150,66 @@ async def test_the_fleet_syncs_both_ways_through_one_cloud_process(
     for process in (agent, cloud):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0, (tmp_path / "agent.log").read_text() + cloud_log.read_text()
+
+
+def robot_count(db: Path, table: str) -> int:
+    store = open_store(db)
+    try:
+        with store.connect() as conn:
+            return replica.count(conn, table)
+    finally:
+        store.dispose()
+
+
+async def test_a_robot_started_before_the_cloud_gets_its_keys_and_tickets_once_the_cloud_is_up(
+    cloud_db_url: str,
+    mosquitto_factory: MosquittoFactory,
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    """Issue 13, item 6: the agent's first request goes to a broker where nobody listens on up/sync and is
+    dropped; it asks again until answered, so it holds the cloud's signing key and its train's ticket within
+    ASK_MAX_WAIT_S of the cloud coming up (before: still nothing 90 s later)."""
+    broker = mosquitto_factory(users=PASSWORDS, acl=ACL)
+    key = create_key_file(tmp_path / "robot.key")
+    await seed_cloud(cloud_db_url, ROBOT, key)
+    engine = create_engine(cloud_db_url)
+    async with session_factory(engine)() as session:
+        session.add(
+            RobotAssignment(robot_id=ROBOT, train_number=742, train_date=dt.datetime.now(dt.UTC).date())
+        )
+        token = await create_token(session, Role.ADMIN)
+        await session.commit()
+    await engine.dispose()
+
+    agent_log = tmp_path / "agent.log"
+    agent = start_agent(write_robot_toml(tmp_path, broker), agent_log)
+    processes.append(agent)
+    await eventually(
+        lambda: (
+            "down-sync asked for changes after nothing" in agent_log.read_text() or agent.poll() is not None
+        ),
+        "the agent's first request",
+        30,
+        poll_s=0.1,
+    )
+    assert agent.poll() is None, agent_log.read_text()
+
+    cloud_log = tmp_path / "cloud.log"
+    port = free_port()
+    processes.append(start_cloud(cloud_db_url, broker.url, tmp_path, port, cloud_log))
+    await eventually(lambda: accepts_connections("127.0.0.1", port), "cloud-sync serve up", 30)
+    user = request(port, "POST", "/base_api/admin/user", token, {"name": "Anna"})
+    departure = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).isoformat()
+    body = {"user_id": user["id"], "train_number": 742, "wagon_number": 3, "place_number": 17}
+    body |= {"date": departure, "station_id": "MSK", "destination_id": "SPB", "start_date": departure}
+    request(port, "POST", "/base_api/admin/ticket", token, body)
+    robot_db = tmp_path / "robot.db"
+    await eventually(
+        lambda: robot_count(robot_db, "signing_keys") == 1 and robot_count(robot_db, "tickets") == 1,
+        "the signing key and the ticket on the robot",
+        ASK_MAX_WAIT_S + 10,
+        poll_s=0.2,
+        in_thread=True,
+    )
+    assert "down-sync answered request=" in agent_log.read_text()

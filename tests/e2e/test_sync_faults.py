@@ -23,9 +23,9 @@ from models.store_server import STORE_METADATA
 from robot_agent.store.database import open_store
 from robot_agent.store.outbox import Clock
 from robot_agent.sync.mqtt import RobotLink
-from robot_agent.sync.sender import Sender
+from robot_agent.sync.sender import MAX_IN_FLIGHT, Sender
 from tests.conftest import MosquittoFactory
-from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT
+from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT, watch
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.ports import wait_until
 from tests.support.sync import make_purchases as add_purchases
@@ -227,3 +227,59 @@ async def test_a_retired_worker_stops_taking_batches_from_the_shared_group(
         await drained(sender)
         assert sender.resent_batches == 0, "a batch went to the retired worker and waited out its timeout"
     assert await stored_purchases(cloud_db_url) == (set(made), 1_000)
+
+
+async def test_after_a_broker_outage_a_robot_back_before_ingest_waits_less_than_the_old_ack_timeout(
+    cloud_db_url: str,
+    mosquitto_factory: MosquittoFactory,
+    processes: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    """Issue 13, item 7. The broker is killed and restarted; the robot reconnects and sends its window again
+    before ingest has subscribed (here ingest is held with SIGSTOP until then), and Mosquitto 2.0.11 drops
+    those batches: nobody is subscribed (a shared subscription is not even restored from the persistence
+    file after a clean stop). The robot
+    used to wait out its 10 s ack timeout before sending again; now an ack timeout adapted to the round trips
+    starts a probe sent again at most every PROBE_MAX_S, and the first ack sends the rest at once."""
+    store_id, item_id = await seed_cloud(cloud_db_url, ROBOT, KEY)
+    broker = mosquitto_factory(users=PASSWORDS, acl=ACL)
+    ingest = start_ingest(broker, cloud_db_url, tmp_path, "only", "ingest-1")
+    processes.append(ingest)
+    ingest_log = tmp_path / "only.log"
+    robot_db = tmp_path / "robot.db"
+    made = make_purchases(robot_db, store_id, item_id, 3_000)
+    store = open_store(robot_db)
+    loop = asyncio.get_running_loop()
+    async with RobotLink(ROBOT, broker.url, str(ROBOT), PASSWORDS[str(ROBOT)], keepalive_s=5) as link:
+        sender = Sender(store, link, ROBOT, KEY, Clock(), batch_events=50)  # the agent's ack timeout
+        task = asyncio.create_task(sender.run())
+        try:
+            sender.wake()
+            await until_stored(cloud_db_url, 500)  # mid-stream, round trips measured
+            await asyncio.to_thread(broker.kill)  # what it held for ingest is lost with it
+            ingest.send_signal(signal.SIGSTOP)
+            await asyncio.to_thread(broker.start)
+            outage_over = loop.time()
+            seen = watch(broker, "railbot/v1/robots/+/up/batch")  # not ingest: the robot's resends
+            # The robot is back and has sent its whole window into the void.
+            await seen.next_matching(lambda m: len(seen.received) >= MAX_IN_FLIGHT)
+            seen.client.disconnect()
+            ingest.send_signal(signal.SIGCONT)
+            subscribed_again = functools.partial(_subscribed_times, ingest_log, 2)
+            await asyncio.to_thread(wait_until, subscribed_again, 30, "ingest to subscribe again")
+            back = loop.time()
+            await drained(sender)
+            waited, drain = loop.time() - back, loop.time() - outage_over
+            print(
+                f"drained {waited:.1f} s after ingest subscribed again, {drain:.1f} s after the broker"
+                f" was back; ack timeout {sender.ack_timeout_s:.1f} s"
+            )
+        finally:
+            await stop(task)
+    ids, rows = await stored_purchases(cloud_db_url)
+    assert (rows, ids) == (3_000, set(made))
+    assert waited < 5.0, f"the robot waited {waited:.1f} s for ingest that was back (10 s before the fix)"
+
+
+def _subscribed_times(log: Path, times: int) -> bool:
+    return log.read_bytes().count(b"ingest connected, subscribing") >= times

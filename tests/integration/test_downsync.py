@@ -22,12 +22,13 @@ from cloud_sync import changes
 from cloud_sync.broker import BrokerLogin
 from cloud_sync.database import create_engine, session_factory
 from cloud_sync.downsync import DownSyncService
+from cloud_sync.signing import KeyRing
 from cloud_sync.tables import RobotAssignment, TicketRevocation
 from models.base_server import BASE_METADATA, Robot, Ticket
 from models.sync_changes import Change, Changes
 from robot_agent.store import replica
 from robot_agent.store.database import open_store
-from robot_agent.sync.downsync import DownSync
+from robot_agent.sync.downsync import ASK_MAX_WAIT_S, DownSync
 from robot_agent.sync.mqtt import RobotLink
 from tests.conftest import MosquittoFactory
 from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT, topic, watch
@@ -252,3 +253,100 @@ def _ticket_ids(store: Engine) -> set[uuid.UUID]:
 def _cursors(store: Engine) -> dict[str, int]:
     with store.connect() as conn:
         return replica.cursors(conn)
+
+
+async def _keys_and_tickets(cloud: AsyncEngine, keys_dir: Path, tickets: int) -> None:
+    async with session_factory(cloud)() as session:
+        await KeyRing(keys_dir).rotate(session)
+        await session.commit()
+    await add_tickets(cloud, tickets)
+
+
+def _service(cloud: AsyncEngine, broker: MosquittoBroker) -> DownSyncService:
+    login = BrokerLogin(broker.url, "cloud", PASSWORDS["cloud"], "downsync-order-test")
+    return DownSyncService(cloud, login, poll_s=0.2)
+
+
+def _holds(robot: Robotside, tickets: int) -> Callable[[], bool]:
+    return lambda: (
+        robot_rows(robot.store, "signing_keys") == 1 and robot_rows(robot.store, "tickets") == tickets
+    )
+
+
+# Issue 13, item 6: the robot converges within ASK_MAX_WAIT_S (plus the answer's time) of the cloud's
+# down-sync being up, whichever starts first. Before, a request made while nobody listened was dropped by the
+# broker and never made again until a reconnect: the robot stayed empty.
+CONVERGED_WITHIN_S = ASK_MAX_WAIT_S + 10
+
+
+async def test_a_robot_up_before_the_clouds_down_sync_asks_again_until_answered(
+    cloud: AsyncEngine, broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    await _keys_and_tickets(cloud, tmp_path / "keys", 300)
+    robot = Robotside(broker, tmp_path / "robot.db")
+    await robot.link.start()
+    tasks = [asyncio.create_task(robot.down.run(), name="robot down-sync")]
+    try:
+        # Asked twice with nobody subscribed to up/sync: both requests dropped by the broker.
+        await eventually(lambda: robot.down.requests >= 2, "two requests", 10)
+        assert robot.down.answers == 0
+        service = _service(cloud, broker)
+        tasks.append(asyncio.create_task(service.run(), name="down-sync service"))
+        async with asyncio.timeout(10):
+            await service.subscribed.wait()
+        started = asyncio.get_running_loop().time()
+        await until("the keys and 300 tickets on the robot", _holds(robot, 300), CONVERGED_WITHIN_S)
+        print(f"converged {asyncio.get_running_loop().time() - started:.1f} s after down-sync was up")
+        await eventually(lambda: robot.down.answers >= 1, "the answer", 10)
+        # Online from its answered request: a change made now is pushed.
+        await add_tickets(cloud, 5)
+        await until("5 more tickets", _holds(robot, 305), 10)
+    finally:
+        await stop(*tasks)
+        await robot.link.close()
+
+
+async def test_a_robot_up_after_the_clouds_down_sync_is_answered_and_asking_again_applies_nothing_twice(
+    cloud: AsyncEngine, broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    await _keys_and_tickets(cloud, tmp_path / "keys", 300)
+    robot = Robotside(broker, tmp_path / "robot.db")
+    tasks = await running(cloud, broker, robot)
+    try:
+        await until("the keys and 300 tickets on the robot", _holds(robot, 300), CONVERGED_WITHIN_S)
+        await eventually(lambda: robot.down.answers == 1, "the answer", 10)
+        applied, cursors = robot.down.applied_changes, _cursors(robot.store)
+        await robot.down.ask()  # the same cursors again, as a robot whose answer went missing asks
+        await robot.down.ask()
+        # An answer ends with `answered`, after its changes: both replies are in once both are counted.
+        await eventually(lambda: robot.down.answers == 3, "both answers", 10)
+        assert robot.down.applied_changes == applied, "an answer to a repeated request applied changes twice"
+        assert _cursors(robot.store) == cursors
+        assert robot_rows(robot.store, "tickets") == 300
+    finally:
+        await stop(*tasks)
+        await robot.link.close()
+
+
+async def test_a_down_sync_restarted_while_the_robot_stays_online_has_it_ask_again(
+    cloud: AsyncEngine, broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """The third order: robot and cloud up, then the cloud's down-sync restarts (it keeps no cursors). The
+    robot's retained "online" reaches the new service, which sends `ask`; the robot asks and gets pushes
+    again. Before, it got nothing more until it reconnected."""
+    await _keys_and_tickets(cloud, tmp_path / "keys", 100)
+    robot = Robotside(broker, tmp_path / "robot.db")
+    tasks = await running(cloud, broker, robot)
+    try:
+        await until("100 tickets", _holds(robot, 100), CONVERGED_WITHIN_S)
+        await stop(tasks.pop(0))  # the first service
+        service = _service(cloud, broker)
+        tasks.append(asyncio.create_task(service.run(), name="down-sync service, restarted"))
+        async with asyncio.timeout(10):
+            await service.subscribed.wait()
+        await add_tickets(cloud, 5)
+        await until("5 more tickets, pushed by the new service", _holds(robot, 105), CONVERGED_WITHIN_S)
+        assert robot.down.requests == 2
+    finally:
+        await stop(*tasks)
+        await robot.link.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
 import signal
@@ -25,6 +26,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from robot_agent.sync.mqtt import LinkDownError, LinkError, RobotLink
 from tests.conftest import MosquittoFactory
 from tests.support.mosquitto import MosquittoBroker
+from tests.support.tasks import eventually
 
 ROBOT = uuid.UUID("0b0e5a1c-9d3e-4c1a-8f00-000000000001")
 OTHER = uuid.UUID("0b0e5a1c-9d3e-4c1a-8f00-000000000002")
@@ -289,3 +291,52 @@ async def test_a_clean_close_says_offline_and_the_will_is_not_sent(
     await status.next_matching(lambda m: m.payload == b"probe")
     statuses = [m for m in status.received if m.topic == topic(ROBOT, "up/status")]
     assert [json.loads(m.payload)["state"] for m in statuses] == ["online", "offline"]
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "robot_agent.sync.mqtt" and r.levelno == logging.WARNING
+    ]
+
+
+async def _attempts(caplog: pytest.LogCaptureFixture, line: str, count: int) -> None:
+    """Wait until paho has logged `line` (one per connection attempt) `count` times."""
+    await eventually(
+        lambda: sum(r.getMessage().startswith(line) for r in caplog.records) >= count,
+        f"{count} connection attempts",
+        15,
+        poll_s=0.1,
+    )
+
+
+async def test_a_broker_that_is_down_is_one_warning_naming_the_reason_and_an_info_when_back(
+    broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="robot_agent.sync.mqtt")
+    broker.stop()
+    async with robot_link(broker) as link:
+        await _attempts(caplog, "Connection failed, retrying", 3)
+        assert _warnings(caplog) == [
+            f"robot={ROBOT} cannot connect to the broker at {broker.host}:{broker.port}: "
+            "connection refused (no broker listening) (retrying every 1-2 s)"
+        ]
+        broker.start()
+        async with asyncio.timeout(TIMEOUT):
+            await link.wait_connected()
+        back = [r.getMessage() for r in caplog.records if "link back after" in r.getMessage()]
+        assert len(back) == 1, back
+        assert len(_warnings(caplog)) == 1
+
+
+async def test_wrong_credentials_are_one_warning_naming_the_brokers_refusal(
+    broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="robot_agent.sync.mqtt")
+    async with RobotLink(ROBOT, broker.url, str(ROBOT), "not the password", keepalive_s=5) as link:
+        await _attempts(caplog, "Sending CONNECT", 3)
+        assert not link.connected
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1, warnings
+    assert "refused the connection: not authorized (0x87)" in warnings[0], warnings

@@ -135,6 +135,29 @@ async def test_no_ack_means_the_same_batch_again_and_so_does_a_reconnect(store: 
         assert (await sender.backlog()).events == 0
 
 
+async def test_a_late_ack_means_probing_with_the_oldest_batch_until_an_ack_sends_the_rest_again(
+    store: Engine,
+) -> None:
+    """Issue 13, item 7: while no ack comes (ingest away, the broker dropping batches) only the oldest batch
+    is sent again, and nothing new; the first ack proves ingest is back and everything in flight goes again
+    at once instead of each batch waiting out its own timeout."""
+    add_events(store, 40)
+    link = MemoryLink()
+    sender = Sender(store, link, ROBOT, KEY, Clock(), batch_events=5, max_in_flight=4, ack_timeout_s=0.3)
+    async with running(sender):
+        await eventually(lambda: len(link.published) == 4, "a full window")
+        window = [b.id for b in link.published]
+        await eventually(lambda: len(link.published) >= 7, "three probes", 10)
+        assert sender.probing
+        assert [b.id for b in link.published[4:]] == [window[0]] * (len(link.published) - 4)
+        sent = len(link.published)
+        link.ack(window[1])  # any ack, even of a batch that is not the probe
+        await eventually(lambda: len(link.published) >= sent + 3, "the window again")
+        assert [b.id for b in link.published[sent : sent + 3]] == [window[0], window[2], window[3]]
+        assert not sender.probing
+        await eventually(lambda: window[3] != link.published[-1].id, "new batches again")
+
+
 def test_bad_acks_are_named() -> None:
     with pytest.raises(ValueError, match="not an ack"):
         parse_ack(b"{}")

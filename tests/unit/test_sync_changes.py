@@ -10,10 +10,13 @@ import pytest
 
 from models.sync_changes import (
     REPLICATED,
+    Answered,
     Change,
     Changes,
     ChangesRefused,
+    SyncRequest,
     decode_changes,
+    encode_answered,
     encode_changes,
     encode_request,
     parse_request,
@@ -28,6 +31,7 @@ def test_a_log_message_and_a_snapshot_part_round_trip() -> None:
     assert decode_changes(encode_changes(log)) == log
     part = Changes("all", "snapshot", 0, 99, (), "s1", 3, True)
     assert decode_changes(encode_changes(part)) == part
+    assert decode_changes(encode_answered(Answered("a1b2"))) == Answered("a1b2")
 
 
 @pytest.mark.parametrize(
@@ -38,6 +42,7 @@ def test_a_log_message_and_a_snapshot_part_round_trip() -> None:
         (cbor2.dumps({"v": 2}), "version 2"),
         (cbor2.dumps({"v": 1, "scope": "train:x", "kind": "log"}), "bad scope"),
         (cbor2.dumps({"v": 1, "scope": "all", "kind": "diff", "after": 0, "upto": 0}), "kind 'diff'"),
+        (cbor2.dumps({"v": 1, "kind": "answered", "request": ""}), "request: expected an id"),
         (
             cbor2.dumps({"v": 1, "scope": "all", "kind": "log", "after": 5, "upto": 4, "changes": []}),
             "before",
@@ -91,8 +96,12 @@ def test_malformed_messages_are_refused_naming_the_problem(body: bytes, problem:
 
 
 def test_requests_round_trip_and_bad_ones_are_refused() -> None:
-    assert parse_request(encode_request({"all": 3, "train:742": 9})) == {"all": 3, "train:742": 9}
+    cursors = {"all": 3, "train:742": 9}
+    assert parse_request(encode_request(cursors)) == SyncRequest(cursors, None)
+    assert parse_request(encode_request(cursors, "a1b2")) == SyncRequest(cursors, "a1b2")
     for bad, problem in [
+        (b'{"cursors": {}, "request": "a b"}', "request: expected an id"),
+        (b'{"cursors": {}, "request": 7}', "request: expected an id"),
         (b"{", "not JSON"),
         (b'{"after": 3}', "expected"),
         (b'{"cursors": {"everything": 1}}', "bad scope"),
