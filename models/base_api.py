@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from models.instants import StoredInstant, Within
+from models.instants import CalendarDate, StoredInstant, Within
 from models.store_api import INT32_MAX, NO_NUL, reject_non_integers
 from models.ticket_claims import EPOCH, MAX_NUMERIC_DATE
 from models.ticket_codec import MAX_TOKEN_CHARS
@@ -167,7 +167,7 @@ class RobotOut(BaseModel):
 class AssignmentCreate(BaseModel):
     robot_id: uuid.UUID
     train_number: PositiveInt
-    train_date: dt.date
+    train_date: CalendarDate
 
 
 class AssignmentOut(AssignmentCreate):
@@ -231,7 +231,7 @@ class VerifyRequest(BaseModel):
     # ticket, and the verifier would only say `too_large`.
     token: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TOKEN_CHARS, pattern=NO_NUL)]
     train_number: PositiveInt | None = Field(default=None, description="check the ticket is for this train")
-    date: dt.date | None = Field(
+    date: CalendarDate | None = Field(
         default=None, description="check the ticket is for this date (with train_number)"
     )
     timezone: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)] = "UTC"

@@ -18,20 +18,23 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 
-def rfc3339(value: dt.datetime) -> str:
-    """`value` in UTC as RFC 3339 with a `Z`, whole seconds unless it has a fraction."""
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+def rfc3339(value: dt.date) -> str:
+    """`value` as RFC 3339: a datetime in UTC with a `Z` (a fraction only if it has one), a date as is."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return value.isoformat()
 
 
 @dataclass(frozen=True)
 class Within:
-    """Bounds for an aware datetime, compared as instants (`2026-01-01T02:00+03:00` is 23:00Z the day before).
+    """Bounds for an aware datetime, compared as instants (`2026-01-01T02:00+03:00` is 23:00Z the day before),
+    or for a calendar date.
 
     Comparing aware datetimes never converts them, so an offset that would carry a value past year 1 or 9999
     in UTC is refused here, not raised as an OverflowError later."""
 
-    earliest: dt.datetime
-    latest: dt.datetime
+    earliest: dt.date
+    latest: dt.date
     why: str
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
@@ -46,7 +49,9 @@ class Within:
         json_schema.update(formatMinimum=rfc3339(self.earliest), formatMaximum=rfc3339(self.latest))
         return json_schema
 
-    def _check(self, value: dt.datetime) -> dt.datetime:
+    def _check(self, value: dt.date) -> dt.date:
+        if isinstance(value, dt.datetime) and value.utcoffset() is None:  # no instant without an offset
+            raise PydanticCustomError("timezone_aware", "Input should have timezone info")
         if not self.earliest <= value <= self.latest:
             raise PydanticCustomError(
                 "datetime_out_of_range",
@@ -57,8 +62,8 @@ class Within:
 
 
 def _text_only(value: Any) -> Any:
-    if not isinstance(value, str | dt.datetime):
-        raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 date-time string")
+    if not isinstance(value, str | dt.date):
+        raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 date or date-time string")
     return value
 
 
@@ -67,7 +72,9 @@ def _text_only(value: Any) -> Any:
 STORED_EARLIEST: Final = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
 STORED_LATEST: Final = dt.datetime(9999, 12, 30, 23, 59, 59, 999_999, tzinfo=dt.UTC)
 
-StoredInstant = Annotated[
-    AwareDatetime, Within(STORED_EARLIEST, STORED_LATEST, "what every time zone can show as a date")
-]
+STORED: Final = Within(STORED_EARLIEST, STORED_LATEST, "a time every zone can show")
+StoredInstant = Annotated[AwareDatetime, STORED]
 """An instant a `timestamp with time zone` column keeps and every reader can convert to its zone."""
+
+CalendarDate = Annotated[dt.date, Within(dt.date.min, dt.date.max, "a calendar date")]
+"""A `date`: datetime's whole range, which PostgreSQL's and SQLite's dates hold, as text only."""

@@ -402,6 +402,30 @@ async def test_train_dates_at_the_bounds_are_kept(cloud: Cloud, value: str) -> N
     assert again == created
 
 
+async def test_calendar_dates_span_datetimes_range_and_are_text(cloud: Cloud) -> None:
+    robot = await cloud.ok(
+        "POST", "/base_api/admin/robot", json={"robot_model_id": "a", "robot_model_name": "b"}
+    )
+    ticket = await new_ticket(cloud)
+    for day in ("0001-01-01", "9999-12-31"):
+        body = {"robot_id": robot["id"], "train_number": 742, "train_date": day}
+        assert (await cloud.ok("POST", "/base_api/admin/assignment", json=body))["train_date"] == day
+        for zone in ("Pacific/Kiritimati", "Etc/GMT+12"):
+            result = await verify(
+                cloud, cloud.admin, token=ticket["token"], train_number=742, date=day, timezone=zone
+            )
+            assert result["verdict"] == "wrong_date"
+    # pydantic alone would read 0 as 1970-01-01: a number is no date.
+    body = {"robot_id": robot["id"], "train_number": 742, "train_date": 0}
+    response = await cloud.client.post("/base_api/admin/assignment", headers=cloud.admin, json=body)
+    assert response.status == 422
+    assert (await response.json())["detail"][0]["loc"] == ["body", "train_date"]
+    verify_body = {"token": ticket["token"], "train_number": 742, "date": 0}
+    response = await cloud.client.post("/base_api/robot/ticket/verify", headers=cloud.admin, json=verify_body)
+    assert response.status == 422
+    assert (await response.json())["detail"][0]["loc"] == ["body", "date"]
+
+
 async def test_verify_request_checks(cloud: Cloud) -> None:
     for body in (
         {"token": "RB1:x", "train_number": 742},
