@@ -1,4 +1,4 @@
-"""Instants the APIs accept, bounded by what must hold them, with the bounds stated in the JSON schema.
+"""Instants and dates the APIs accept, bounded by what must hold them, the bounds stated in the JSON schema.
 
 `Annotated[AwareDatetime, Within(earliest, latest)]` takes an RFC 3339 string with an offset (a JSON number
 is refused: pydantic would read it as Unix seconds, or milliseconds past 2e10), and refuses an instant outside
