@@ -209,7 +209,7 @@ def register(api: Api) -> None:
     async def update_item(call: Call[ItemUpdate, NoInput]) -> BaseModel:
         async with context(call.app).sessions() as session:
             item = await _owned(session, StoreItem, call.body.id, call.store_id())
-            for name, value in call.body.model_dump(exclude={"id"}).items():
+            for name, value in call.body.changes().items():
                 setattr(item, name, value)
             session.add(item)
             await commit_or_409(session, f"item {item.id}")

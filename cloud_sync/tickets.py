@@ -10,9 +10,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from cloud_sync.routing import InvalidRequest
 from cloud_sync.signing import KeyRing
 from cloud_sync.tables import TicketRevocation, TicketToken
-from models.base_api import VerifyOut, VerifyRequest
+from models.base_api import TICKET_LATEST, VerifyOut, VerifyRequest
 from models.base_server import Ticket
 from models.columns import utcnow
+from models.instants import rfc3339
 from models.tickets import (
     Assignment,
     TicketClaims,
@@ -61,10 +62,16 @@ async def issue_token(
     """Sign a token for a ticket with the active key and keep it beside the ticket (not committed)."""
     now = utcnow()
     expires = valid_until or ticket.start_date + DEFAULT_VALIDITY
+    field = "valid_until" if valid_until is not None else "start_date"
     if expires <= now:
-        field = "valid_until" if valid_until is not None else "start_date"
         raise InvalidRequest(
             ["body", field], f"the ticket would have expired already, at {expires.isoformat()}"
+        )
+    if expires > TICKET_LATEST:  # only the default can: valid_until is bounded by its type
+        raise InvalidRequest(
+            ["body", "start_date"],
+            f"the default validity (start_date + {DEFAULT_VALIDITY.days} days) would end after "
+            f"{rfc3339(TICKET_LATEST)}, the last time a ticket can carry: give valid_until",
         )
     active = await keys.active(session)
     claims = claims_for(ticket, now, valid_until, holder_key)

@@ -24,11 +24,19 @@ from pydantic import (
     model_validator,
 )
 
-from models.store_api import NO_NUL, reject_non_integers
+from models.instants import CalendarDate, StoredInstant, Within
+from models.store_api import INT32_MAX, NO_NUL, reject_non_integers
+from models.ticket_claims import EPOCH, MAX_NUMERIC_DATE
 from models.ticket_codec import MAX_TOKEN_CHARS
 
-PositiveInt = Annotated[int, Field(ge=1, le=2_147_483_647), BeforeValidator(reject_non_integers)]
-NonNegativeInt = Annotated[int, Field(ge=0, le=2_147_483_647), BeforeValidator(reject_non_integers)]
+PositiveInt = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(reject_non_integers)]
+NonNegativeInt = Annotated[int, Field(ge=0, le=INT32_MAX), BeforeValidator(reject_non_integers)]
+
+TICKET_LATEST = EPOCH + dt.timedelta(seconds=MAX_NUMERIC_DATE)
+TicketInstant = Annotated[
+    AwareDatetime, Within(EPOCH, TICKET_LATEST, "a ticket's time is a uint32 NumericDate")
+]
+"""A time a ticket's token carries (date, start_date, expiry): what a CWT NumericDate of 32 bits holds."""
 
 
 class UserCreate(BaseModel):
@@ -48,14 +56,14 @@ class TicketCreate(BaseModel):
     train_number: PositiveInt
     wagon_number: PositiveInt
     place_number: PositiveInt
-    date: AwareDatetime
+    date: TicketInstant
     station_id: Annotated[str, StringConstraints(min_length=1, max_length=60, pattern=NO_NUL)]
     destination_id: Annotated[str, StringConstraints(min_length=1, max_length=60, pattern=NO_NUL)]
-    start_date: AwareDatetime
+    start_date: TicketInstant
     code: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)] | None = Field(
         default=None, description="the ticket's code; a random one when omitted"
     )
-    valid_until: AwareDatetime | None = Field(
+    valid_until: TicketInstant | None = Field(
         default=None, description="when the token expires; default: start_date + 8 days (the longest trip)"
     )
     holder_key: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = Field(
@@ -163,7 +171,7 @@ class RobotOut(BaseModel):
 class AssignmentCreate(BaseModel):
     robot_id: uuid.UUID
     train_number: PositiveInt
-    train_date: dt.date
+    train_date: CalendarDate
 
 
 class AssignmentOut(AssignmentCreate):
@@ -188,7 +196,7 @@ class PlaceOut(PlaceCreate):
 class TrainStoreCreate(BaseModel):
     store_id: uuid.UUID
     train_number: PositiveInt
-    train_date: AwareDatetime
+    train_date: StoredInstant
 
 
 class TrainStoreOut(BaseModel):
@@ -227,7 +235,7 @@ class VerifyRequest(BaseModel):
     # ticket, and the verifier would only say `too_large`.
     token: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TOKEN_CHARS, pattern=NO_NUL)]
     train_number: PositiveInt | None = Field(default=None, description="check the ticket is for this train")
-    date: dt.date | None = Field(
+    date: CalendarDate | None = Field(
         default=None, description="check the ticket is for this date (with train_number)"
     )
     timezone: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)] = "UTC"

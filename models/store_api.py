@@ -108,9 +108,15 @@ class ItemCreate(ItemFields):
 
 
 class ItemUpdate(ItemFields):
-    """Body of `PUT /store/item`."""
+    """Body of `PUT /store/item`. The seed's keys are required; `logo_url`, `balance` and `category` left out
+    keep their stored values (the seed's terminals never send them), and an explicit `null` clears one
+    (`balance: null`: stock no longer counted)."""
 
     id: uuid.UUID
+
+    def changes(self) -> dict[str, Any]:
+        """The columns this update sets: every field the request carried, `id` aside."""
+        return self.model_dump(exclude={"id"}, exclude_unset=True)
 
 
 class ItemOut(ItemFields):

@@ -14,16 +14,28 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
+from models.instants import STORED
 from models.store_api import NO_NUL, PurchaseLine
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("a time with its time zone is needed")
+    return value
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
-AwareTime = Annotated[dt.datetime, AfterValidator(_aware)]
+# Bounded before the conversion to UTC: year 1 at +14:00 (or 9999 at -14:00) would raise OverflowError there,
+# which pydantic does not turn into a validation error, so ingest would fail on the batch, not refuse it.
+AwareTime = Annotated[
+    dt.datetime,
+    AfterValidator(_aware),
+    STORED,
+    AfterValidator(_utc),
+]
 
 
 class _EventData(BaseModel):

@@ -346,6 +346,103 @@ async def test_bad_ticket_requests_are_422(cloud: Cloud, fields: dict[str, Any],
     assert (await cloud.ok("GET", "/base_api/admin/tickets"))["total"] == 0
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("start_date", "2200-01-01T00:00:00Z"),
+        ("date", "1960-01-01T00:00:00Z"),
+        ("date", "1969-12-31T23:59:59Z"),
+        ("date", "0001-01-01T00:00:00+14:00"),
+        ("date", "9999-12-31T23:59:59-14:00"),
+        ("date", -1),
+        ("date", 99_999_999_999_999),  # pydantic would read it as milliseconds: year 5138
+        ("start_date", "0001-01-01T00:00:00+14:00"),
+        ("start_date", "9999-12-31T23:59:59-14:00"),
+        ("start_date", "2106-02-01T00:00:00Z"),  # in range, but 8 days' default validity is not
+        ("valid_until", "2106-02-07T06:28:16Z"),
+        ("valid_until", "9999-12-31T23:59:59-14:00"),
+    ],
+)
+async def test_times_a_ticket_cannot_carry_are_422_naming_the_field(
+    cloud: Cloud, field: str, value: Any
+) -> None:
+    user = await new_user(cloud)
+    response = await cloud.client.post(
+        "/base_api/admin/ticket", headers=cloud.admin, json=ticket_body(user["id"], **{field: value})
+    )
+    assert response.status == 422, await response.text()
+    [error] = (await response.json())["detail"]
+    assert error["loc"] == ["body", field]
+    assert "2106-02-07T06:28:15Z" in error["msg"] or "date-time string" in error["msg"]
+    assert (await cloud.ok("GET", "/base_api/admin/tickets"))["total"] == 0
+
+
+async def test_a_ticket_at_the_edges_of_numericdate_time_is_issued_and_verifies(cloud: Cloud) -> None:
+    ticket = await new_ticket(
+        cloud,
+        date="1970-01-01T00:00:00Z",
+        start_date="2106-02-07T06:28:14+00:00",
+        valid_until="2106-02-07T09:28:15+03:00",
+    )
+    assert ticket["date"] == "1970-01-01T00:00:00Z"
+    result = await verify(cloud, cloud.admin, token=ticket["token"])
+    assert (result["ok"], result["verdict"]) == (True, "valid")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0001-01-01T00:00:00+14:00",  # before year 1 in UTC
+        "9999-12-31T23:59:59-14:00",  # after year 9999 in UTC
+        "0001-01-01T23:59:59Z",  # in UTC, but not as a date west of Greenwich
+        "9999-12-31T00:00:00Z",
+        -1,
+    ],
+)
+async def test_train_dates_no_reader_can_hold_are_422(cloud: Cloud, value: Any) -> None:
+    store_id, _ = await cloud.store_with_token()
+    body = {"store_id": store_id, "train_number": 742, "train_date": value}
+    response = await cloud.client.post("/base_api/admin/train_store", headers=cloud.admin, json=body)
+    assert response.status == 422, await response.text()
+    [error] = (await response.json())["detail"]
+    assert error["loc"] == ["body", "train_date"]
+    assert (await cloud.ok("GET", "/base_api/admin/train_stores"))["total"] == 0
+
+
+@pytest.mark.parametrize("value", ["0001-01-02T00:00:00Z", "9999-12-30T23:59:59.999999Z"])
+async def test_train_dates_at_the_bounds_are_kept(cloud: Cloud, value: str) -> None:
+    store_id, _ = await cloud.store_with_token()
+    body = {"store_id": store_id, "train_number": 742, "train_date": value}
+    created = await cloud.ok("POST", "/base_api/admin/train_store", json=body)
+    assert dt.datetime.fromisoformat(created["train_date"]) == dt.datetime.fromisoformat(value)
+    again = await cloud.ok("GET", f"/base_api/admin/train_store/{created['id']}")
+    assert again == created
+
+
+async def test_calendar_dates_span_datetimes_range_and_are_text(cloud: Cloud) -> None:
+    robot = await cloud.ok(
+        "POST", "/base_api/admin/robot", json={"robot_model_id": "a", "robot_model_name": "b"}
+    )
+    ticket = await new_ticket(cloud)
+    for day in ("0001-01-01", "9999-12-31"):
+        body = {"robot_id": robot["id"], "train_number": 742, "train_date": day}
+        assert (await cloud.ok("POST", "/base_api/admin/assignment", json=body))["train_date"] == day
+        for zone in ("Pacific/Kiritimati", "Etc/GMT+12"):
+            result = await verify(
+                cloud, cloud.admin, token=ticket["token"], train_number=742, date=day, timezone=zone
+            )
+            assert result["verdict"] == "wrong_date"
+    # pydantic alone would read 0 as 1970-01-01: a number is no date.
+    body = {"robot_id": robot["id"], "train_number": 742, "train_date": 0}
+    response = await cloud.client.post("/base_api/admin/assignment", headers=cloud.admin, json=body)
+    assert response.status == 422
+    assert (await response.json())["detail"][0]["loc"] == ["body", "train_date"]
+    verify_body = {"token": ticket["token"], "train_number": 742, "date": 0}
+    response = await cloud.client.post("/base_api/robot/ticket/verify", headers=cloud.admin, json=verify_body)
+    assert response.status == 422
+    assert (await response.json())["detail"][0]["loc"] == ["body", "date"]
+
+
 async def test_verify_request_checks(cloud: Cloud) -> None:
     for body in (
         {"token": "RB1:x", "train_number": 742},

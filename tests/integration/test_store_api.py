@@ -7,7 +7,9 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from cloud_sync import changes
 from cloud_sync.tables import Role
 from tests.support.cloud import Cloud
 
@@ -64,6 +66,60 @@ async def test_items_belong_to_the_store_of_the_token(cloud: Cloud) -> None:
     assert await cloud.ok("GET", f"/store_api/store/item/{tea['id']}", headers=store_a) == updated
     assert await cloud.ok("DELETE", f"/store_api/store/item/{tea['id']}", headers=store_a) == {"status": "OK"}
     assert (await cloud.ok("GET", "/store_api/store/items", headers=store_a))["total"] == 0
+
+
+async def test_a_seed_shaped_put_keeps_what_it_does_not_carry(cloud: Cloud) -> None:
+    store_id, store = await cloud.store_with_token()
+    await cloud.ok(
+        "POST",
+        "/base_api/admin/train_store",
+        json={"store_id": store_id, "train_number": 742, "train_date": "2026-11-30T00:00:00+03:00"},
+    )
+    tea = await add_item(cloud, store, balance=1, logo_url="/tea.png", category="drinks")
+    kept = {"balance": 1, "logo_url": "/tea.png", "category": "drinks"}
+    # What the seed's terminals send: only the seed's keys.
+    seed_put = {"id": tea["id"], "name": "Green tea", "description": "Sencha", "price_penny": 16000}
+    updated = await cloud.ok("PUT", "/store_api/store/item", headers=store, json=seed_put)
+    assert updated == {**seed_put, **kept}
+    assert await cloud.ok("GET", f"/store_api/store/item/{tea['id']}", headers=store) == updated
+    # Robots copy the item from the change log: the update's entry carries the kept fields too.
+    async with cloud.context.engine.connect() as conn:
+        entry = (
+            await conn.execute(
+                select(changes.CHANGES.c.table_name, changes.CHANGES.c.row_key, changes.CHANGES.c.value)
+                .order_by(changes.CHANGES.c.change_id.desc())
+                .limit(1)
+            )
+        ).one()
+    assert (entry.table_name, entry.row_key) == ("store_items", tea["id"])
+    assert {k: entry.value[k] for k in ("name", *kept)} == {"name": "Green tea", **kept}
+    # Stock is still counted: 5 of the one left are refused, the one is sold.
+    five = {"user_id": str(uuid.uuid4()), "items": [{"item_id": tea["id"], "count": 5}]}
+    refused = await cloud.client.post("/store_api/store/purchase", headers=store, json=five)
+    assert refused.status == 409
+    assert (await refused.json())["detail"] == f"item {tea['id']} (Green tea): 5 wanted, 1 in stock"
+    one = {"user_id": str(uuid.uuid4()), "items": [{"item_id": tea["id"], "count": 1}]}
+    await cloud.ok("POST", "/store_api/store/purchase", headers=store, json=one)
+    assert (await cloud.ok("GET", f"/store_api/store/item/{tea['id']}", headers=store))["balance"] == 0
+
+
+async def test_a_put_clears_an_optional_field_only_when_it_says_null(cloud: Cloud) -> None:
+    _, store = await cloud.store_with_token()
+    tea = await add_item(cloud, store, balance=3, logo_url="/tea.png", category="drinks")
+    cleared = await cloud.ok(
+        "PUT", "/store_api/store/item", headers=store, json={**tea, "logo_url": None, "balance": None}
+    )
+    assert (cleared["logo_url"], cleared["balance"], cleared["category"]) == (None, None, "drinks")
+    assert await cloud.ok("GET", f"/store_api/store/item/{tea['id']}", headers=store) == cleared
+    # Stock no longer counted: any number sells.
+    many = {"user_id": str(uuid.uuid4()), "items": [{"item_id": tea["id"], "count": 50}]}
+    await cloud.ok("POST", "/store_api/store/purchase", headers=store, json=many)
+    # The seed's own keys cannot be cleared: they are required, and null is no value for them.
+    response = await cloud.client.put(
+        "/store_api/store/item", headers=store, json={**tea, "description": None}
+    )
+    assert response.status == 422
+    assert (await response.json())["detail"][0]["loc"] == ["body", "description"]
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,8 @@ from models.sync_events import (
 
 AT = dt.datetime(2026, 11, 30, 9, 15, tzinfo=dt.UTC)
 NAIVE = AT.replace(tzinfo=None)
+EARLIEST_EAST = dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=14)))
+LATEST_WEST = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=-14)))
 
 
 @pytest.mark.parametrize(
@@ -56,6 +58,11 @@ def test_event_data_survives_cbor_and_validation(data: object) -> None:
         ("ticket.checked", {"ticket_id": None, "verdict": "valid", "train_number": 742, "at": NAIVE},
          "ticket.checked: at: Value error, a time with its time zone is needed"),
         ("engineer_action", {"engineer_id": str(uuid.uuid4()), "action": "x", "at": AT, "extra": 1}, "extra"),
+        # Year 1 at +14:00 is before year 1 in UTC: refused by name, not an OverflowError out of ingest.
+        ("task_update", {"task_id": str(uuid.uuid4()), "is_ready": True, "at": EARLIEST_EAST},
+         "task_update: at: Input should be an instant from 0001-01-02T00:00:00Z"),
+        ("task_update", {"task_id": str(uuid.uuid4()), "is_ready": True, "at": LATEST_WEST},
+         "task_update: at: Input should be an instant from"),
     ],
 )  # fmt: skip
 def test_data_that_does_not_fit_its_type_is_refused_naming_the_field(
