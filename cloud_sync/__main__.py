@@ -27,14 +27,14 @@ from cloud_sync.app import create_app
 from cloud_sync.auth import create_token, list_tokens, revoke_token
 from cloud_sync.base_api import add_robot
 from cloud_sync.broker import BrokerLogin
-from cloud_sync.database import DEFAULT_DB_URL, create_engine, session_factory
-from cloud_sync.errors import CloudSyncError
+from cloud_sync.database import DEFAULT_DB_URL, create_engine, database_errors, session_factory
+from cloud_sync.errors import CloudSyncError, reason
 from cloud_sync.ingest import Ingest
 from cloud_sync.ingest_worker import IngestWorker, retire_session
 from cloud_sync.schema import METADATA, ddl_statements
 from cloud_sync.signing import DEFAULT_KEYS_DIR, KeyRing
 from cloud_sync.tables import Role
-from models import logformat
+from models import console, logformat
 from models.base_api import RobotCreate
 from models.columns import utcnow
 
@@ -74,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve /store_api, /base_api and /openapi.json. Refuses a database that is not migrated.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    serve.add_argument(
+        "--port", type=_port, default=8080, help="port to listen on, 0 for any free one (default: 8080)"
+    )
     serve.add_argument("--access-log", action="store_true", help="log one line per request")
     serve.add_argument(
         "--page-cache-ttl",
@@ -145,9 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
         "migrate",
         parents=[db],
         help="create or upgrade the database schema",
-        description="Apply the Alembic migrations up to the newest (or --revision); logs each step.",
+        description="Apply the Alembic migrations up to the newest (or --revision); logs each step and "
+        "the revision the database is at afterwards. Refuses to go back to an older revision without "
+        "--downgrade.",
     )
-    mig.add_argument("--revision", default="head", help="the revision to reach (default: head)")
+    mig.add_argument(
+        "--revision", default="head", help="the revision to reach: an id, head or base (default: head)"
+    )
+    mig.add_argument(
+        "--downgrade",
+        action="store_true",
+        help="allow going back to an older --revision: drops what newer revisions added, data included",
+    )
     mig.set_defaults(handler=_migrate)
 
     token = commands.add_parser("token", help="API bearer tokens", description="API bearer tokens.")
@@ -324,7 +335,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="which of the seed's databases (default: all)",
     )
     schema.set_defaults(handler=_schema)
+    logformat.add_log_arguments_to_commands(parser)
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range: give 0 to 65535")
+    return port
 
 
 def _broker_login_arguments(command: argparse.ArgumentParser, role: str) -> None:
@@ -355,9 +377,10 @@ def _with_session(url: str, work: Callable[..., Awaitable[T]]) -> T:
     async def run() -> T:
         engine = create_engine(url)
         try:
-            await migrate.require_current(engine, url)
-            async with session_factory(engine)() as session:
-                return await work(session)
+            with database_errors(url):
+                await migrate.require_current(engine, url)
+                async with session_factory(engine)() as session:
+                    return await work(session)
         finally:
             await engine.dispose()
 
@@ -375,15 +398,30 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(
         args.db, args.keys_dir, check_migrated=False, page_cache_ttl=args.page_cache_ttl, broker=login
     )
-    log.info("serving host=%s port=%d", args.host, args.port)
-    web.run_app(
-        app,
-        host=args.host,
-        port=args.port,
-        print=None,
-        access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
-    )
+    access_log = logging.getLogger("aiohttp.access") if args.access_log else None
+    asyncio.run(_run_site(app, args.host, args.port, access_log))
     return 0
+
+
+async def _run_site(app: web.Application, host: str, port: int, access_log: logging.Logger | None) -> None:
+    """Serve `app` until SIGTERM or SIGINT. "serving" is logged once the port is bound and the app started;
+    a port that cannot be bound is one CloudSyncError naming it."""
+    # web.run_app's keep-alive and shutdown timeouts, which serve had before it bound the port itself.
+    runner = web.AppRunner(app, access_log=access_log, keepalive_timeout=75.0, shutdown_timeout=60.0)
+    await runner.setup()
+    try:
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as err:
+            raise CloudSyncError(f"cannot listen on {host}:{port}: {reason(err)}") from err
+        log.info("serving host=%s port=%d", host, runner.addresses[0][1])
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -447,8 +485,8 @@ def _changes_compact(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    migrate.upgrade(args.db, args.revision)
-    log.info("database at revision %s", args.revision)
+    reached = migrate.upgrade(args.db, args.revision, downgrade=args.downgrade)
+    log.info("database at revision=%s", reached or "base")
     return 0
 
 
@@ -613,8 +651,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()  # a closed pipe fails here, not in the interpreter's exit
     except CloudSyncError as err:
         print(f"cloud-sync: {err}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        if not console.stdout_reader_gone():
+            raise
+        return console.discard_stdout()  # `cloud-sync ... | head`: the reader has all it wanted
+    except OSError as err:  # a file or socket the user named, not translated further in: name it at least
+        print(f"cloud-sync: {console.os_error_text(err)}", file=sys.stderr)
         return 1
     return code
 

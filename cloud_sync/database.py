@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from alembic.util import CommandError
 from sqlalchemy import Engine, MetaData, event
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cloud_sync.changes import ChangeLoggingSession
-from cloud_sync.errors import CloudSyncError
+from cloud_sync.errors import CloudSyncError, reason
 from cloud_sync.tables import CLOUD_METADATA
 from models.base_server import BASE_METADATA
 from models.store_server import STORE_METADATA
@@ -35,7 +39,7 @@ def async_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except ArgumentError as err:
-        raise CloudSyncError(f"not a database URL: {url!r}") from err
+        raise CloudSyncError(f"not a database URL: {shown_url(url)!r}") from err
     backend = parsed.get_backend_name()
     if backend not in _DRIVERS:
         raise CloudSyncError(f"unsupported database {backend!r} in {url!r}: use sqlite:/// or postgresql://")
@@ -44,6 +48,32 @@ def async_url(url: str) -> str:
     if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
         raise CloudSyncError("an in-memory SQLite database would vanish between commands: give a file path")
     return parsed.render_as_string(hide_password=False)
+
+
+def shown_url(url: str | URL) -> str:
+    """The URL as it may be printed or logged: a password in it becomes ***, and a driver name is dropped
+    (postgresql+asyncpg:// is shown as postgresql://, as the user gave it)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", str(url))
+    return parsed.set(drivername=parsed.get_backend_name()).render_as_string(hide_password=True)
+
+
+@contextlib.contextmanager
+def database_errors(url: str | URL, action: str = "use") -> Iterator[None]:
+    """The one place where SQLAlchemy's, Alembic's, the drivers' and the network's errors on the database
+    at `url` become a CloudSyncError naming the database and the problem: `cannot ACTION the database at
+    URL: why`."""
+    try:
+        yield
+    except (SQLAlchemyError, CommandError, OSError) as err:
+        raise CloudSyncError(f"cannot {action} the database at {shown_url(url)}: {reason(err)}") from err
+
+
+def connect_action(url: str | URL) -> str:
+    """The words for failing to reach the database: "open" a SQLite file, "connect to" a server."""
+    return "open" if make_url(url).get_backend_name() == "sqlite" else "connect to"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -10,10 +11,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cloud_sync.database import create_engine
+from cloud_sync.database import connect_action, create_engine, database_errors, shown_url
 from cloud_sync.errors import CloudSyncError
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,59 @@ def head_revision() -> str:
     return head
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Apply every migration up to `revision`; Alembic logs each step as it runs."""
-    create_engine(url)  # validates the URL and creates a SQLite file's folder
-    command.upgrade(alembic_config(url), revision)
+def _target(script: ScriptDirectory, revision: str) -> str | None:
+    """The revision id `revision` names ("head", "base" or an id), None for base; refuses anything else,
+    relative steps included, before the database is touched."""
+    known = [r.revision for r in script.walk_revisions()]
+    if revision == "base":
+        return None
+    if revision == "head":
+        return head_revision()
+    if revision not in known:
+        choices = ", ".join(reversed(known))
+        raise CloudSyncError(f"unknown revision {revision!r}: give one of {choices}, head or base")
+    return revision
+
+
+def upgrade(url: str, revision: str = "head", *, downgrade: bool = False) -> str | None:
+    """Bring the database to `revision` and return the revision it is at afterwards, read back from it.
+
+    Alembic logs each step as it runs. Going back to an older revision drops what the newer ones added,
+    data included, so it is refused unless `downgrade` is true.
+    """
+    config = alembic_config(url)
+    script = ScriptDirectory.from_config(config)
+    target = _target(script, revision)
+    current = _read_revision(url)  # validates the URL, creates a SQLite file's folder, and connects
+    if current is not None and current not in {r.revision for r in script.walk_revisions()}:
+        raise CloudSyncError(
+            f"the database at {shown_url(url)} is at revision {current}, which this cloud-sync does not "
+            "know: it was migrated by a newer version"
+        )
+    if target == current:
+        return current
+    older = current is not None and (
+        target is None or target in {r.revision for r in script.iterate_revisions(current, "base")}
+    )
+    if older and not downgrade:
+        raise CloudSyncError(
+            f"the database is at revision {current}, newer than {target or 'base'}: cloud-sync migrate "
+            "goes back only with --downgrade, which drops what the newer revisions added, data included"
+        )
+    with database_errors(url, "migrate"):
+        (command.downgrade if older else command.upgrade)(config, target or "base")
+    return _read_revision(url)
+
+
+def _read_revision(url: str) -> str | None:
+    async def read() -> str | None:
+        engine = create_engine(url)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
@@ -52,11 +101,9 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         finally:
             quiet.setLevel(level)
 
-    try:
+    with database_errors(engine.url, connect_action(engine.url)):
         async with engine.connect() as connection:
             return await connection.run_sync(read)
-    except (SQLAlchemyError, OSError) as err:
-        raise CloudSyncError(f"cannot open the database: {err}") from err
 
 
 async def require_current(engine: AsyncEngine, url: str) -> None:
@@ -65,4 +112,4 @@ async def require_current(engine: AsyncEngine, url: str) -> None:
     if current == head:
         return
     state = "not migrated" if current is None else f"at revision {current}, the code needs {head}"
-    raise CloudSyncError(f"the database is {state}: run `cloud-sync migrate --db {url}` first")
+    raise CloudSyncError(f"the database is {state}: run `cloud-sync migrate --db {shown_url(url)}` first")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -14,7 +15,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from models import logformat
+import cv2
+
+from models import console, logformat
 from robot_agent.config import PROVISION_HINT, RobotConfig, load_config
 from robot_agent.errors import ConfigError, RobotAgentError
 from robot_agent.identity import create_key_file, load_key_file, public_key_pem
@@ -99,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "SIGINT (exit 0); refuses a bad configuration, key file or credentials file with exit 1.",
     )
     run.set_defaults(handler=_run)
+    logformat.add_log_arguments_to_commands(parser)
     return parser
 
 
@@ -114,6 +118,18 @@ def _load(args: argparse.Namespace, path: Path | None = None, **options: bool) -
         str(settings.file) if settings.file is not None else None,
     )
     return config
+
+
+def _quiet_opencv() -> None:
+    """Keep OpenCV's own warnings off stderr.
+
+    OpenCV writes them from C++ straight to the stream ("[ WARN:0@0.150] global cap_v4l.cpp:915 open
+    VIDEOIO(V4L2:/dev/video0): can't open camera by index", at every reopening of a missing camera), past
+    logging, so they would break `--log-format json`; the camera logs its own line per outage, naming the
+    source. OPENCV_LOG_LEVEL in the environment still wins, to debug a device.
+    """
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -211,17 +227,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logformat.configure(args.log_level or "INFO", args.log_format or "text")
+    _quiet_opencv()
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()  # a closed pipe fails here, not in the interpreter's exit
     except ConfigError as err:
         for problem in err.problems:
             print(f"{err.path}: {problem}", file=sys.stderr)
         return 1
     except RobotAgentError as err:
         print(f"robot-agent: {err}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        if not console.stdout_reader_gone():
+            raise
+        return console.discard_stdout()  # `robot-agent ... | head`: the reader has all it wanted
+    except OSError as err:  # a file or socket the user named, not translated further in: name it at least
+        print(f"robot-agent: {console.os_error_text(err)}", file=sys.stderr)
         return 1
     return code
 
