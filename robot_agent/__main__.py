@@ -161,18 +161,18 @@ def _keys_init(args: argparse.Namespace) -> int:
     path = config.robot.key_file
     if path.exists():
         key = load_key_file(path)  # a second `keys init` (after `make setup`, say) keeps the identity
-        print(f"robot-agent: {path} already exists: the robot keeps its key", file=sys.stderr)
+        log.info("%s already exists: the robot keeps its key robot=%s", path, config.robot.id)
     else:
         key = create_key_file(path)
         log.info("created the robot's key pair robot=%s file=%s", config.robot.id, path)
     print(public_key_pem(key), end="")
-    # The next step goes to stderr, so that stdout stays the public key alone.
+    # The next step is logged (stderr, a JSON line under --log-format json), so stdout stays the public key.
     show = f'"$(robot-agent --config {shlex.quote(str(args.config))} keys show)"'
-    print(
-        f"robot {config.robot.id}: next, in the cloud, register it by this id and its public key (`keys show`"
-        " prints it), then provision it:\n"
-        f"  cloud-sync robot add {config.robot.id} --model-id MODEL --model-name NAME --public-key {show}",
-        file=sys.stderr,
+    log.info(
+        "next, in the cloud, register the robot by its id and public key (`keys show` prints it), then "
+        "provision it: cloud-sync robot add %s --model-id MODEL --model-name NAME --public-key %s",
+        config.robot.id,
+        show,
     )
     return 0
 
