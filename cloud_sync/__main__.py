@@ -337,8 +337,14 @@ async def _nothing(_session: object) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    async def check_signing(session: AsyncSession) -> None:
+        try:
+            await KeyRing(args.keys_dir).active(session)
+        except CloudSyncError as err:
+            log.warning("tickets cannot be issued (answered 503) until this is fixed: %s", err)
+
     # Checked here, not in the app's start-up, so that an old database is a one-line error before serving.
-    _with_session(args.db, _nothing)
+    _with_session(args.db, check_signing)
     login = _broker_login(args) if args.mqtt else None
     app = create_app(
         args.db, args.keys_dir, check_migrated=False, page_cache_ttl=args.page_cache_ttl, broker=login

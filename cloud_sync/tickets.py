@@ -58,7 +58,9 @@ async def issue_token(
     valid_until: dt.datetime | None,
     holder_key: bytes | None = None,
 ) -> TicketToken:
-    """Sign a token for a ticket with the active key and keep it beside the ticket (not committed)."""
+    """Sign a token for a ticket with the active key and keep it beside the ticket (not committed).
+
+    Raises NoSigningKey when there is no key to sign with."""
     now = utcnow()
     expires = valid_until or ticket.start_date + DEFAULT_VALIDITY
     if expires <= now:
@@ -67,7 +69,9 @@ async def issue_token(
             ["body", field], f"the ticket would have expired already, at {expires.isoformat()}"
         )
     active = await keys.active(session)
-    claims = claims_for(ticket, now, valid_until, holder_key)
+    # Issued after the key was chosen, never before: a key just read from the database was created before
+    # this instant, and one remembered is still in its trust period (KeyRing.active).
+    claims = claims_for(ticket, utcnow(), valid_until, holder_key)
     row = TicketToken(
         ticket_id=ticket.id,
         kid=active.kid.hex(),
