@@ -16,6 +16,7 @@ from sqlalchemy import Row
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from cloud_sync import gaps
 from cloud_sync.context import CloudContext, context
 from cloud_sync.resources import Resource, add_admin_routes, commit_or_409, fetch_page, get_or_404
 from cloud_sync.routing import Api, Call, HTTPError, NoInput
@@ -265,6 +266,19 @@ def register(api: Api) -> None:
                 session.add(TicketRevocation(ticket_id=ticket.id, reason=call.body.reason))
                 await commit_or_409(session, f"revocation of ticket {ticket.id}")
             return await _ticket_out(session, ticket)
+
+    @api.route(
+        "GET",
+        f"{PREFIX}/admin/sync/gaps",
+        summary="Gaps in each robot's sequence numbers",
+        tag=admin_tag,
+        response=schemas.SeqGaps,
+        roles=ADMIN,
+    )
+    async def sync_gaps(call: Call[None, NoInput]) -> BaseModel:
+        """Per robot that has sent a batch: its highest seq, and the seqs below it that never arrived."""
+        async with context(call.app).engine.connect() as conn:
+            return await gaps.report(conn)
 
     public_tag = "Base API: keys"
 
