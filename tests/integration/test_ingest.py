@@ -454,3 +454,43 @@ async def test_batches_out_of_order_in_one_group_and_dead_lettered_ones_count_as
     forged = numbered(world, range(6, 31))
     assert await world.ingest.handle(world.topic, forged.replace(forged[-5:], b"\0" * 5)) is None
     assert await gaps_of(world) == [(35, 25, [[6, 30]])]
+
+
+async def test_two_workers_taking_turns_on_one_robots_batches_leave_no_false_gap(
+    world: World, cloud_db_url: str
+) -> None:
+    """The shared subscription hands one robot's batches to two workers at once: each merges the robot's runs
+    with what the other just wrote, so none is lost and no gap appears that is not one. One worker gets only
+    batches it dead-letters, whose transactions write nothing else about the robot."""
+    refused = cbor2.dumps({"purchase_id": "x"})
+    payloads = [
+        numbered(world, range(n, n + 20))
+        if n % 40 == 1
+        else encode_batch(
+            world.robot,
+            uuid.uuid4(),
+            1,
+            [
+                BatchEvent(uuid.uuid4(), seq, "purchase", 1, 1, uuid.UUID(int=1), refused)
+                for seq in range(n, n + 20)
+            ],
+            world.key,
+        )
+        for n in range(1, 801, 20)
+    ]
+    other_engine = create_engine(cloud_db_url)
+    other = Ingest(other_engine)
+
+    async def work(ingest: Ingest, mine: list[bytes]) -> None:
+        for payload in mine:
+            await ingest.handle(world.topic, payload)
+
+    try:
+        await asyncio.gather(work(world.ingest, payloads[0::2]), work(other, payloads[1::2]))
+    finally:
+        await other.close()
+        await other_engine.dispose()
+    assert await gaps_of(world) == [(800, 0, [])]
+    async with world.engine.connect() as conn:
+        rows = (await conn.execute(select(T["sync_seq_ranges"]))).all()
+    assert [(row.first_seq, row.last_seq) for row in rows] == [(1, 800)]
