@@ -22,7 +22,7 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cloud_sync import broker, changes, migrate, wallet
+from cloud_sync import broker, changes, gaps, migrate, wallet
 from cloud_sync.app import create_app
 from cloud_sync.auth import create_token, list_tokens, revoke_token
 from cloud_sync.base_api import add_robot
@@ -35,7 +35,7 @@ from cloud_sync.schema import METADATA, ddl_statements
 from cloud_sync.signing import DEFAULT_KEYS_DIR, KeyRing
 from cloud_sync.tables import Role
 from models import console, logformat
-from models.base_api import RobotCreate
+from models.base_api import RobotCreate, SeqGaps
 from models.columns import utcnow
 
 log = logging.getLogger("cloud_sync")
@@ -142,6 +142,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep entries from the last DAYS days (0: delete all)",
     )
     compact.set_defaults(handler=_changes_compact)
+
+    sync_parser = commands.add_parser(
+        "sync",
+        help="what ingest has seen of the robots' events",
+        description="What ingest has seen of the robots' events (docs/sync.md).",
+    )
+    sync_commands = sync_parser.add_subparsers(dest="sync_command", metavar="COMMAND", required=True)
+    sync_gaps = sync_commands.add_parser(
+        "gaps",
+        parents=[db],
+        help="per robot, the sequence numbers that never reached ingest",
+        description="Print one line per robot that has sent a batch: its highest seq, how many seqs below it "
+        "never reached ingest, and those as ranges. A gap closes when its events arrive; one that stays open "
+        'is events lost on the way (docs/sync.md, "Gaps").',
+    )
+    sync_gaps.add_argument(
+        "--json", action="store_true", help="print what GET /base_api/admin/sync/gaps answers instead"
+    )
+    sync_gaps.set_defaults(handler=_sync_gaps)
 
     mig = commands.add_parser(
         "migrate",
@@ -392,8 +411,14 @@ async def _nothing(_session: object) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    async def check_signing(session: AsyncSession) -> None:
+        try:
+            await KeyRing(args.keys_dir).active(session)
+        except CloudSyncError as err:
+            log.warning("tickets cannot be issued (answered 503) until this is fixed: %s", err)
+
     # Checked here, not in the app's start-up, so that an old database is a one-line error before serving.
-    _with_session(args.db, _nothing)
+    _with_session(args.db, check_signing)
     login = _broker_login(args) if args.mqtt else None
     app = create_app(
         args.db, args.keys_dir, check_migrated=False, page_cache_ttl=args.page_cache_ttl, broker=login
@@ -481,6 +506,21 @@ def _changes_compact(args: argparse.Namespace) -> int:
     removed, upto = _with_session(args.db, work)
     log.info("change log compacted entries=%d upto=%d", removed, upto)
     print(f"deleted {removed} entries up to change {upto}")
+    return 0
+
+
+def _sync_gaps(args: argparse.Namespace) -> int:
+    async def work(session: AsyncSession) -> SeqGaps:
+        return await gaps.report(await session.connection())
+
+    found = _with_session(args.db, work)
+    if args.json:
+        print(found.model_dump_json(indent=2))
+        return 0
+    print(f"{'robot':<36}  {'last seq':>10}  {'missing':>9}  gaps")
+    for robot in found.robots:
+        runs = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in robot.gaps) or "-"
+        print(f"{robot.robot_id!s:<36}  {robot.last_seq:>10}  {robot.missing:>9}  {runs}")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import uuid
 from typing import Any
 
@@ -16,11 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from cloud_sync import gaps
 from cloud_sync.context import CloudContext, context
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.resources import Resource, add_admin_routes, commit_or_409, fetch_page, get_or_404
 from cloud_sync.routing import Api, Call, HTTPError, NoInput
-from cloud_sync.signing import trust_document
+from cloud_sync.signing import NoSigningKey, trust_document
 from cloud_sync.tables import RobotAssignment, Role, TicketRevocation, TicketToken
 from cloud_sync.tickets import issue_token, verify
 from models import base_api as schemas
@@ -38,6 +40,8 @@ from models.base_server import (
 from models.passwords import hash_password
 from models.store_api import Page, PageQuery, StatusOK
 from models.store_server import Store
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/base_api"
 ADMIN = (Role.ADMIN,)
@@ -200,7 +204,11 @@ def register(api: Api) -> None:
             session.add(ticket)
             await session.flush()
             holder = bytes.fromhex(body.holder_key) if body.holder_key else None
-            await issue_token(session, ctx.keys, ticket, body.valid_until, holder)
+            try:
+                await issue_token(session, ctx.keys, ticket, body.valid_until, holder)
+            except NoSigningKey as err:
+                log.warning("ticket not issued user=%s: %s", body.user_id, err)
+                raise HTTPError(503, str(err)) from err
             await commit_or_409(session, "this ticket")
             await session.refresh(ticket)
             return await _ticket_out(session, ticket)
@@ -283,6 +291,19 @@ def register(api: Api) -> None:
                 session.add(TicketRevocation(ticket_id=ticket.id, reason=call.body.reason))
                 await commit_or_409(session, f"revocation of ticket {ticket.id}")
             return await _ticket_out(session, ticket)
+
+    @api.route(
+        "GET",
+        f"{PREFIX}/admin/sync/gaps",
+        summary="Gaps in each robot's sequence numbers",
+        tag=admin_tag,
+        response=schemas.SeqGaps,
+        roles=ADMIN,
+    )
+    async def sync_gaps(call: Call[None, NoInput]) -> BaseModel:
+        """Per robot that has sent a batch: its highest seq, and the seqs below it that never arrived."""
+        async with context(call.app).engine.connect() as conn:
+            return await gaps.report(conn)
 
     public_tag = "Base API: keys"
 

@@ -21,6 +21,7 @@ a fixed number of statements whatever its size (`cloud_sync.ingest_store`), as t
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import uuid
@@ -34,6 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
+from cloud_sync import gaps
 from cloud_sync.ingest_store import DeadLetter, Reads, Wanted, Writes, store_for
 from models.base_server import BASE_METADATA
 from models.columns import utcnow
@@ -113,6 +115,9 @@ class Ingest:
                 writes.states = _states(group, now)
                 await tx.write(writes, now)
             await tx.dead_letters(letters, now)
+            seen = _seen(group, letters)
+            if seen:
+                await tx.seen(seen)
         for n, done in verified:
             log.info(
                 "batch applied robot=%s batch=%s applied=%d skipped=%d conflicts=%d",
@@ -152,7 +157,8 @@ class Ingest:
                 parsed.append((event, parse_event(event.type, event_data(event))))
             except (EventDataError, BatchRefused) as err:
                 detail = f"event {event.seq} ({event.id}): {err}"
-                return _letter(robot, topic, "bad_event", detail, payload, batch.id)
+                letter = _letter(robot, topic, "bad_event", detail, payload, batch.id)
+                return dataclasses.replace(letter, seqs=tuple(e.seq for e in batch.events))
         return Verified(robot, batch, parsed)
 
     async def _key(self, robot: uuid.UUID) -> bytes | None:
@@ -342,6 +348,18 @@ def _purchase(
     )
 
 
+def _seen(group: Sequence[Verified], letters: Sequence[DeadLetter]) -> dict[uuid.UUID, list[gaps.Run]]:
+    """Per robot, the runs of seqs that arrived in batches that verified, dead-lettered ones included: the
+    robot sets those events aside on the dead-letter ack, so they will never arrive again."""
+    seqs: dict[uuid.UUID, list[int]] = {}
+    for done in group:
+        seqs.setdefault(done.robot, []).extend(event.seq for event in done.batch.events)
+    for letter in letters:
+        if letter.robot is not None and letter.seqs:
+            seqs.setdefault(letter.robot, []).extend(letter.seqs)
+    return {robot: gaps.runs(seqs[robot]) for robot in sorted(seqs)}
+
+
 def _states(group: Sequence[Verified], now: dt.datetime) -> list[dict[str, Any]]:
     """Per robot, its latest seq and clock skew (its `sent` against ours), from its batch with the highest
     seq: telemetry for the operator. The store writes them only over an older last_seq, since a batch sent
@@ -359,5 +377,5 @@ def _states(group: Sequence[Verified], now: dt.datetime) -> list[dict[str, Any]]
             "last_batch_at": now,
             "clock_skew_ms": now_ms - batch.sent_ms,
         }
-        for robot, (last_seq, batch) in latest.items()
+        for robot, (last_seq, batch) in sorted(latest.items())  # rows locked in robot order, as all others
     ]

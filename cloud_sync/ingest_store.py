@@ -18,11 +18,11 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cloud_sync import changes
+from cloud_sync import changes, gaps
 from cloud_sync.tables import CLOUD_METADATA
 from models.base_server import BASE_METADATA
 from models.store_server import STORE_METADATA
@@ -37,6 +37,7 @@ _APPLIED = CLOUD_METADATA.tables["sync_applied_events"]
 _DEAD = CLOUD_METADATA.tables["sync_dead_letters"]
 _CONFLICTS = CLOUD_METADATA.tables["sync_conflicts"]
 _STATE = CLOUD_METADATA.tables["sync_robot_state"]
+_RANGES = CLOUD_METADATA.tables["sync_seq_ranges"]
 
 
 @dataclass
@@ -93,6 +94,7 @@ class DeadLetter:
     reason: str
     detail: str
     payload: bytes
+    seqs: tuple[int, ...] = ()  # of a batch that verified: they arrived, though none is applied
 
 
 class Transaction(Protocol):
@@ -108,6 +110,29 @@ class Transaction(Protocol):
     async def write(self, writes: Writes, now: dt.datetime) -> None: ...
 
     async def dead_letters(self, letters: Sequence[DeadLetter], now: dt.datetime) -> None: ...
+
+    async def seen(self, runs: dict[uuid.UUID, list[gaps.Run]]) -> None:
+        """Add these runs of each robot's seqs to `sync_seq_ranges`, merged with the runs they touch."""
+        ...
+
+
+def _merged(
+    runs: dict[uuid.UUID, list[gaps.Run]], touching: Iterable[tuple[uuid.UUID, int, int]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The `sync_seq_ranges` rows to delete and to insert so that each robot's runs stay merged, given the
+    stored runs that overlap or touch the new ones' span."""
+    stored: dict[uuid.UUID, list[gaps.Run]] = {robot: [] for robot in runs}
+    for robot, first, last in touching:
+        stored[robot].append((first, last))
+    gone: list[dict[str, Any]] = []
+    made: list[dict[str, Any]] = []
+    for robot, new in runs.items():
+        old = sorted(stored[robot])
+        merged = gaps.merge(old + new)
+        if merged != old:
+            gone.extend({"robot_id": robot, "first_seq": first} for first, _ in old)
+            made.extend({"robot_id": robot, "first_seq": f, "last_seq": last} for f, last in merged)
+    return gone, made
 
 
 class Store(Protocol):
@@ -153,6 +178,14 @@ _SQLITE_BALANCE = update(_ITEMS).where(_ITEMS.c.id == bindparam("item_id")).valu
 _SQLITE_USED = update(_TICKETS).where(_TICKETS.c.id.in_(bindparam("ids", expanding=True))).values(used=True)
 _SQLITE_READY = update(_TASKS).where(_TASKS.c.id == bindparam("task_id")).values(is_ready=bindparam("ready"))
 _sqlite_state = sqlite_insert(_STATE)
+_SQLITE_TOUCHING = select(_RANGES.c.robot_id, _RANGES.c.first_seq, _RANGES.c.last_seq).where(
+    _RANGES.c.robot_id == bindparam("robot"),
+    _RANGES.c.last_seq >= bindparam("low"),
+    _RANGES.c.first_seq <= bindparam("high"),
+)
+_SQLITE_UNSEE = delete(_RANGES).where(
+    and_(_RANGES.c.robot_id == bindparam("robot_id"), _RANGES.c.first_seq == bindparam("first_seq"))
+)
 _SQLITE_STATE = _sqlite_state.on_conflict_do_update(
     index_elements=[_STATE.c.robot_id],
     set_={
@@ -286,6 +319,17 @@ class _SqliteTransaction:
         if letters:
             await self._conn.execute(insert(_DEAD), _dead_letter_rows(letters, now))
 
+    async def seen(self, runs: dict[uuid.UUID, list[gaps.Run]]) -> None:
+        touching: list[tuple[uuid.UUID, int, int]] = []
+        for robot, new in runs.items():
+            span = {"robot": robot, "low": new[0][0] - 1, "high": new[-1][1] + 1}
+            touching.extend(tuple(row) for row in await self._conn.execute(_SQLITE_TOUCHING, span))
+        gone, made = _merged(runs, touching)
+        if gone:
+            await self._conn.execute(_SQLITE_UNSEE, gone)
+        if made:
+            await self._conn.execute(insert(_RANGES), made)
+
 
 # PostgreSQL: each step one statement over arrays. Ids are claimed, and rows locked, in id order, so that two
 # workers' transactions always wait for each other in the same order and never deadlock.
@@ -336,6 +380,26 @@ SET last_seq = excluded.last_seq, last_batch_at = excluded.last_batch_at,
 WHERE s.last_seq <= excluded.last_seq
 """
 _PG_LOG: Final = {name: changes.pg_log_statement(name) for name in ("tickets", "store_items")}
+# The robots' runs are merged read-modify-write, so two workers must not merge one robot's at once: each holds
+# an advisory lock per robot (key space "seqs", a robot's hash) until commit, taken in robot order as the last
+# locks of the transaction, after every row lock, so waiting for one never closes a cycle.
+_PG_ROBOT_LOCKS = f"""
+SELECT pg_advisory_xact_lock({0x73657173}, hashtext(r::text))
+FROM (SELECT unnest($1::uuid[]) AS r ORDER BY 1) AS robots
+"""
+_PG_TOUCHING = """
+SELECT s.robot_id, s.first_seq, s.last_seq
+FROM sync_seq_ranges AS s JOIN unnest($1::uuid[], $2::int8[], $3::int8[]) AS w(robot_id, low, high)
+ON s.robot_id = w.robot_id AND s.last_seq >= w.low AND s.first_seq <= w.high
+"""
+_PG_UNSEE = """
+DELETE FROM sync_seq_ranges AS s USING unnest($1::uuid[], $2::int8[]) AS d(robot_id, first_seq)
+WHERE s.robot_id = d.robot_id AND s.first_seq = d.first_seq
+"""
+_PG_SEE = """
+INSERT INTO sync_seq_ranges (robot_id, first_seq, last_seq)
+SELECT * FROM unnest($1::uuid[], $2::int8[], $3::int8[])
+"""
 _PG_DEAD = """
 INSERT INTO sync_dead_letters (id, robot_id, topic, reason, detail, payload, received_at)
 SELECT d.*, $7::timestamptz
@@ -440,3 +504,21 @@ class _PostgresTransaction:
             rows = _dead_letter_rows(letters, now)
             columns = ("id", "robot_id", "topic", "reason", "detail", "payload")
             await self._raw.execute(_PG_DEAD, *(_column(rows, c) for c in columns), now)
+
+    async def seen(self, runs: dict[uuid.UUID, list[gaps.Run]]) -> None:
+        robots = list(runs)
+        await self._raw.execute(_PG_ROBOT_LOCKS, robots)
+        rows = await self._raw.fetch(
+            _PG_TOUCHING,
+            robots,
+            [runs[robot][0][0] - 1 for robot in robots],
+            [runs[robot][-1][1] + 1 for robot in robots],
+        )
+        touching = [(uuid.UUID(bytes=row[0].bytes), row[1], row[2]) for row in rows]
+        gone, made = _merged(runs, touching)
+        if gone:
+            await self._raw.execute(_PG_UNSEE, _column(gone, "robot_id"), _column(gone, "first_seq"))
+        if made:
+            await self._raw.execute(
+                _PG_SEE, _column(made, "robot_id"), _column(made, "first_seq"), _column(made, "last_seq")
+            )

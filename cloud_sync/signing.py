@@ -4,10 +4,13 @@ and the card pepper that turns auth-card UIDs into keyed hashes."""
 from __future__ import annotations
 
 import base64
+import dataclasses
+import datetime as dt
 import hashlib
 import hmac
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +30,17 @@ log = logging.getLogger(__name__)
 
 DEFAULT_KEYS_DIR = Path("var/keys")
 _PEPPER_FILE = "card-pepper"
+
+# Every instance re-reads which key signs at most this often, so it signs with a newly rotated key within
+# ACTIVE_KEY_TTL seconds of the rotation (decisions §25).
+ACTIVE_KEY_TTL = 5.0
+# A retired key stays in its trust period this long after the rotation, so an instance that has not yet
+# re-read (at most ACTIVE_KEY_TTL behind) still signs inside it; twice the TTL leaves room for a slow request.
+RETIREMENT_GRACE = dt.timedelta(seconds=2 * ACTIVE_KEY_TTL)
+
+
+class NoSigningKey(CloudSyncError):
+    """There is no key to sign tickets with: none was ever made, or its private half is not here."""
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -83,13 +97,15 @@ def trust_document(keys: list[TrustedKey]) -> TrustList:
 class ActiveKey:
     kid: bytes
     private_key: Ed25519PrivateKey
+    read_at: float  # time.monotonic() when the database named it active
 
 
 class KeyRing:
     """The keys folder and the signing keys table, together."""
 
-    def __init__(self, keys_dir: Path) -> None:
+    def __init__(self, keys_dir: Path, active_ttl: float = ACTIVE_KEY_TTL) -> None:
         self.keys_dir = keys_dir
+        self._active_ttl = active_ttl
         self._active: ActiveKey | None = None
         self._pepper: bytes | None = None
 
@@ -97,14 +113,18 @@ class KeyRing:
         return self.keys_dir / f"ticket-{kid_hex}.pem"
 
     async def rotate(self, session: AsyncSession) -> SigningKey:
-        """Add a new active key; the previous one stops signing but stays trusted for what it signed."""
+        """Add a new active key; the previous one stops signing but stays trusted for what it signed.
+
+        The previous key's trust period ends RETIREMENT_GRACE after now: other instances go on signing with
+        it until they re-read the active key (at most ACTIVE_KEY_TTL later), and what they sign must verify.
+        """
         private = Ed25519PrivateKey.generate()
         raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         kid_hex = key_id(raw).hex()
         _write_private(self._key_path(kid_hex), ed25519_pem(private))
         now = utcnow()
         for old in (await session.exec(select(SigningKey).where(col(SigningKey.retired_at).is_(None)))).all():
-            old.retired_at = now
+            old.retired_at = now + RETIREMENT_GRACE
             session.add(old)
         row = SigningKey(kid=kid_hex, public_key=raw.hex(), created_at=now)
         session.add(row)
@@ -121,9 +141,14 @@ class KeyRing:
         return await trusted_keys(session)
 
     async def active(self, session: AsyncSession) -> ActiveKey:
-        """The key that signs new tickets now."""
-        if self._active is not None:
+        """The key that signs new tickets now, as the database said at most `active_ttl` seconds ago.
+
+        Take a ticket's issue time after this returns: a key read from the database is in its trust period
+        from then on, and one remembered is so for RETIREMENT_GRACE after another process retires it.
+        """
+        if self._active is not None and time.monotonic() - self._active.read_at < self._active_ttl:
             return self._active
+        read_at = time.monotonic()
         row = (
             await session.exec(
                 select(SigningKey)
@@ -132,11 +157,19 @@ class KeyRing:
             )
         ).first()
         if row is None:
-            raise CloudSyncError("no ticket-signing key yet: run `cloud-sync keys rotate`")
-        loaded = serialization.load_pem_private_key(_read_private(self._key_path(row.kid)), password=None)
+            raise NoSigningKey("no ticket-signing key yet: run `cloud-sync keys rotate`")
+        if self._active is not None and self._active.kid.hex() == row.kid:
+            self._active = dataclasses.replace(self._active, read_at=read_at)
+            return self._active
+        try:
+            pem = _read_private(self._key_path(row.kid))
+        except CloudSyncError as err:
+            raise NoSigningKey(f"ticket-signing key {row.kid}: {err}") from err
+        loaded = serialization.load_pem_private_key(pem, password=None)
         if not isinstance(loaded, Ed25519PrivateKey):
             raise CloudSyncError(f"{self._key_path(row.kid)} is not an Ed25519 key")
-        self._active = ActiveKey(kid=bytes.fromhex(row.kid), private_key=loaded)
+        self._active = ActiveKey(kid=bytes.fromhex(row.kid), private_key=loaded, read_at=read_at)
+        log.info("ticket signing key in use kid=%s", row.kid)
         return self._active
 
     def card_key(self, uid: str) -> str:

@@ -228,3 +228,15 @@ class SyncRobotState(CloudTable, table=True):
     last_seq: int = Field(sa_type=BigInteger)
     last_batch_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
     clock_skew_ms: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
+
+
+class SyncSeqRange(CloudTable, table=True):
+    """A run of one robot's sequence numbers that reached ingest in batches that verified (applied, already
+    applied, or dead-lettered for their contents), `first_seq` to `last_seq` inclusive. Ingest keeps the runs
+    merged, so a robot has one row plus one per gap; what lies between them never arrived (docs/sync.md)."""
+
+    __tablename__ = "sync_seq_ranges"
+
+    robot_id: uuid.UUID = Field(sa_column=_ref("robots", nullable=False, primary_key=True))
+    first_seq: int = Field(sa_type=BigInteger, primary_key=True)
+    last_seq: int = Field(sa_type=BigInteger)

@@ -59,7 +59,9 @@ async def issue_token(
     valid_until: dt.datetime | None,
     holder_key: bytes | None = None,
 ) -> TicketToken:
-    """Sign a token for a ticket with the active key and keep it beside the ticket (not committed)."""
+    """Sign a token for a ticket with the active key and keep it beside the ticket (not committed).
+
+    Raises NoSigningKey when there is no key to sign with."""
     now = utcnow()
     expires = valid_until or ticket.start_date + DEFAULT_VALIDITY
     field = "valid_until" if valid_until is not None else "start_date"
@@ -74,7 +76,9 @@ async def issue_token(
             f"{rfc3339(TICKET_LATEST)}, the last time a ticket can carry: give valid_until",
         )
     active = await keys.active(session)
-    claims = claims_for(ticket, now, valid_until, holder_key)
+    # Issued after the key was chosen, never before: a key just read from the database was created before
+    # this instant, and one remembered is still in its trust period (KeyRing.active).
+    claims = claims_for(ticket, utcnow(), valid_until, holder_key)
     row = TicketToken(
         ticket_id=ticket.id,
         kid=active.kid.hex(),

@@ -261,3 +261,18 @@ class VerifyOut(BaseModel):
     verdict: str
     reason: str
     ticket_id: uuid.UUID | None
+
+
+class RobotSeqGaps(BaseModel):
+    """One robot's sequence numbers as ingest saw them (docs/sync.md, "Gaps")."""
+
+    robot_id: uuid.UUID
+    last_seq: int = Field(description="the highest seq that reached ingest")
+    missing: int = Field(description="how many seqs from 1 to last_seq never reached ingest")
+    gaps: list[Annotated[list[int], Field(min_length=2, max_length=2)]] = Field(
+        description="the missing seqs as [first, last] runs, inclusive, in order"
+    )
+
+
+class SeqGaps(BaseModel):
+    robots: list[RobotSeqGaps]

@@ -6,15 +6,21 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import uuid
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import select
 
+from cloud_sync.app import create_app
+from cloud_sync.auth import create_token
+from cloud_sync.context import CONTEXT
+from cloud_sync.signing import KeyRing
 from cloud_sync.tables import Role
 from models.base_server import AuthCard, Engineer
 from models.passwords import check_password
@@ -451,3 +457,34 @@ async def test_verify_request_checks(cloud: Cloud) -> None:
     ):
         response = await cloud.client.post("/base_api/robot/ticket/verify", headers=cloud.admin, json=body)
         assert response.status == 422, body
+
+
+async def test_a_ticket_without_a_signing_key_is_503_naming_the_fix(
+    cloud_db_url: str, tmp_path: Path
+) -> None:
+    app = create_app(cloud_db_url, tmp_path / "keys")
+    async with TestClient(TestServer(app)) as client:
+        async with app[CONTEXT].sessions() as session:
+            token = await create_token(session, Role.ADMIN)
+        nobody = Cloud(client=client, admin={"Authorization": f"Bearer {token}"})
+        user = await new_user(nobody)
+        response = await client.post(
+            "/base_api/admin/ticket", headers=nobody.admin, json=ticket_body(user["id"])
+        )
+        assert (response.status, await response.json()) == (
+            503,
+            {"detail": "no ticket-signing key yet: run `cloud-sync keys rotate`"},
+        )
+        assert (await nobody.ok("GET", "/base_api/admin/tickets"))["total"] == 0
+
+        async with app[CONTEXT].sessions() as session:  # made elsewhere: the keys folder here lacks it
+            key = await KeyRing(tmp_path / "keys").rotate(session)
+        (tmp_path / "keys" / f"ticket-{key.kid}.pem").unlink()
+        response = await client.post(
+            "/base_api/admin/ticket", headers=nobody.admin, json=ticket_body(user["id"])
+        )
+        assert response.status == 503
+        assert (await response.json())["detail"] == (
+            f"ticket-signing key {key.kid}: {tmp_path / 'keys' / f'ticket-{key.kid}.pem'} is missing: "
+            "the keys folder does not hold this key"
+        )

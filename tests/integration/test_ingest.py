@@ -5,21 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cbor2
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cloud_sync import gaps
+from cloud_sync.app import create_app
+from cloud_sync.auth import create_token
+from cloud_sync.context import CONTEXT
 from cloud_sync.database import create_engine
 from cloud_sync.ingest import Ingest
-from cloud_sync.tables import CLOUD_METADATA
+from cloud_sync.tables import CLOUD_METADATA, Role
 from models.base_server import BASE_METADATA
 from models.columns import utcnow
 from models.store_api import PurchaseLine
@@ -365,3 +372,125 @@ async def test_what_ingest_changes_that_robots_copy_goes_to_the_change_log(world
             )
         )
     )
+
+
+def numbered(world: World, seqs: range) -> bytes:
+    """A signed batch of purchases with these sequence numbers."""
+    events = []
+    for seq in seqs:
+        kind, values = event_payload(purchase(world, (world.cake, 1)))
+        events.append(
+            BatchEvent(uuid.uuid4(), seq, kind, 1_796_000_000_000, seq, uuid.UUID(int=1), cbor2.dumps(values))
+        )
+    return encode_batch(world.robot, uuid.uuid4(), 1_796_000_000_000, events, world.key)
+
+
+async def gaps_of(world: World) -> list[tuple[int, int, list[list[int]]]]:
+    async with world.engine.connect() as conn:
+        report = await gaps.report(conn)
+    return [
+        (robot.last_seq, robot.missing, robot.gaps)
+        for robot in report.robots
+        if robot.robot_id == world.robot
+    ]
+
+
+async def test_a_gap_in_a_robots_seqs_is_reported_until_its_events_arrive(
+    world: World, cloud_db_url: str, tmp_path: Path
+) -> None:
+    for seqs in (range(1, 11), range(15, 21), range(15, 21)):  # the second 15-20 is a resend
+        ack = await world.ingest.handle(world.topic, numbered(world, seqs))
+        assert ack is not None
+        assert ack["status"] == "committed"
+    assert await gaps_of(world) == [(20, 4, [[11, 14]])]
+
+    # The operator's views: the admin endpoint and the command.
+    app = create_app(cloud_db_url, tmp_path / "keys")
+    async with TestClient(TestServer(app)) as client:
+        async with app[CONTEXT].sessions() as session:
+            admin = await create_token(session, Role.ADMIN)
+        response = await client.get("/base_api/admin/sync/gaps", headers={"Authorization": f"Bearer {admin}"})
+        assert (response.status, await response.json()) == (
+            200,
+            {"robots": [{"robot_id": str(world.robot), "last_seq": 20, "missing": 4, "gaps": [[11, 14]]}]},
+        )
+        assert (await client.get("/base_api/admin/sync/gaps")).status == 401
+    command = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "cloud-sync"), "sync", "gaps", "--db", cloud_db_url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(command.communicate(), 60)
+    assert command.returncode == 0, err.decode()
+    assert out.decode().splitlines()[1].split() == [str(world.robot), "20", "4", "11-14"]
+
+    ack = await world.ingest.handle(world.topic, numbered(world, range(11, 15)))
+    assert ack is not None
+    assert ack["applied"] == 4
+    assert await gaps_of(world) == [(20, 0, [])]
+    async with world.engine.connect() as conn:  # merged as it goes: one run, one row
+        rows = (await conn.execute(select(T["sync_seq_ranges"]))).all()
+    assert [(row.first_seq, row.last_seq) for row in rows] == [(1, 20)]
+
+
+async def test_batches_out_of_order_in_one_group_and_dead_lettered_ones_count_as_arrived(
+    world: World,
+) -> None:
+    acks = await world.ingest.handle_group(
+        [(world.topic, numbered(world, range(31, 36))), (world.topic, numbered(world, range(1, 4)))]
+    )
+    assert [ack["status"] for ack in acks if ack is not None] == ["committed", "committed"]
+    assert await gaps_of(world) == [(35, 27, [[4, 30]])]
+    # A batch the robot sent whose event does not fit its type: the robot sets it aside on the dead-letter
+    # ack and will never send it again, so its seqs arrived.
+    bad = BatchEvent(uuid.uuid4(), 4, "purchase", 1, 1, uuid.UUID(int=1), cbor2.dumps({"purchase_id": "x"}))
+    also = BatchEvent(uuid.uuid4(), 5, "purchase", 1, 1, uuid.UUID(int=1), cbor2.dumps({"purchase_id": "x"}))
+    ack = await world.ingest.handle(
+        world.topic, encode_batch(world.robot, uuid.uuid4(), 1, [bad, also], world.key)
+    )
+    assert ack is not None
+    assert ack["status"] == "dead_letter"
+    assert await gaps_of(world) == [(35, 25, [[6, 30]])]
+    # A forged batch is not the robot's: what it claims proves nothing.
+    forged = numbered(world, range(6, 31))
+    assert await world.ingest.handle(world.topic, forged.replace(forged[-5:], b"\0" * 5)) is None
+    assert await gaps_of(world) == [(35, 25, [[6, 30]])]
+
+
+async def test_two_workers_taking_turns_on_one_robots_batches_leave_no_false_gap(
+    world: World, cloud_db_url: str
+) -> None:
+    """The shared subscription hands one robot's batches to two workers at once: each merges the robot's runs
+    with what the other just wrote, so none is lost and no gap appears that is not one. One worker gets only
+    batches it dead-letters, whose transactions write nothing else about the robot."""
+    refused = cbor2.dumps({"purchase_id": "x"})
+    payloads = [
+        numbered(world, range(n, n + 20))
+        if n % 40 == 1
+        else encode_batch(
+            world.robot,
+            uuid.uuid4(),
+            1,
+            [
+                BatchEvent(uuid.uuid4(), seq, "purchase", 1, 1, uuid.UUID(int=1), refused)
+                for seq in range(n, n + 20)
+            ],
+            world.key,
+        )
+        for n in range(1, 801, 20)
+    ]
+    other_engine = create_engine(cloud_db_url)
+    other = Ingest(other_engine)
+
+    async def work(ingest: Ingest, mine: list[bytes]) -> None:
+        for payload in mine:
+            await ingest.handle(world.topic, payload)
+
+    try:
+        await asyncio.gather(work(world.ingest, payloads[0::2]), work(other, payloads[1::2]))
+    finally:
+        await other.close()
+        await other_engine.dispose()
+    assert await gaps_of(world) == [(800, 0, [])]
+    async with world.engine.connect() as conn:
+        rows = (await conn.execute(select(T["sync_seq_ranges"]))).all()
+    assert [(row.first_seq, row.last_seq) for row in rows] == [(1, 800)]

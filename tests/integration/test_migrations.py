@@ -3,19 +3,26 @@ refuses a database that is behind."""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect, text
 from sqlalchemy.engine import Connection
 
+from cloud_sync import gaps
 from cloud_sync.database import SCHEMA, create_engine
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.migrate import alembic_config, head_revision, require_current
+from cloud_sync.tables import CLOUD_METADATA
+from models.base_server import BASE_METADATA
 from tests.support.cloud import in_thread, migrated
+
+AT = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.UTC)
 
 
 def _differences(connection: Connection) -> list[Any]:
@@ -64,3 +71,32 @@ async def test_a_database_behind_the_code_is_refused(cloud_db_url: str) -> None:
             await require_current(engine, cloud_db_url)
     finally:
         await engine.dispose()
+
+
+async def test_0004_fills_the_seq_runs_from_the_events_already_applied(cloud_db_url: str) -> None:
+    in_thread(lambda: command.downgrade(alembic_config(cloud_db_url), "0003"))
+    robot = uuid.uuid4()
+    engine = create_engine(cloud_db_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(BASE_METADATA.tables["robots"]).values(
+                    id=robot, robot_model_id="rb2", robot_model_name="R"
+                )
+            )
+            await connection.execute(
+                insert(CLOUD_METADATA.tables["sync_applied_events"]),
+                [
+                    {"event_id": uuid.uuid4(), "robot_id": robot, "seq": seq, "batch_id": uuid.uuid4(),
+                     "type": "purchase", "data": {}, "robot_time": AT, "applied_at": AT}
+                    for seq in (1, 2, 3, 7, 8, 12)
+                ],
+            )  # fmt: skip
+        migrated(cloud_db_url)
+        async with engine.connect() as connection:
+            report = await gaps.report(connection)
+    finally:
+        await engine.dispose()
+    assert [(r.robot_id, r.last_seq, r.missing, r.gaps) for r in report.robots] == [
+        (robot, 12, 6, [[4, 6], [9, 11]])
+    ]
