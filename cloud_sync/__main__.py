@@ -411,26 +411,29 @@ async def _nothing(_session: object) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    async def check_signing(session: AsyncSession) -> None:
+    async def check_signing(session: AsyncSession) -> list[str]:
         try:
             await KeyRing(args.keys_dir).active(session)
         except CloudSyncError as err:
-            log.warning("tickets cannot be issued (answered 503) until this is fixed: %s", err)
+            return [f"tickets cannot be issued (answered 503) until this is fixed: {err}"]
+        return []
 
     # Checked here, not in the app's start-up, so that an old database is a one-line error before serving.
-    _with_session(args.db, check_signing)
+    warnings = _with_session(args.db, check_signing)
     login = _broker_login(args) if args.mqtt else None
     app = create_app(
         args.db, args.keys_dir, check_migrated=False, page_cache_ttl=args.page_cache_ttl, broker=login
     )
     access_log = logging.getLogger("aiohttp.access") if args.access_log else None
-    asyncio.run(_run_site(app, args.host, args.port, access_log))
+    asyncio.run(_run_site(app, args.host, args.port, access_log, warnings))
     return 0
 
 
-async def _run_site(app: web.Application, host: str, port: int, access_log: logging.Logger | None) -> None:
-    """Serve `app` until SIGTERM or SIGINT. "serving" is logged once the port is bound and the app started;
-    a port that cannot be bound is one CloudSyncError naming it."""
+async def _run_site(
+    app: web.Application, host: str, port: int, access_log: logging.Logger | None, warnings: list[str]
+) -> None:
+    """Serve `app` until SIGTERM or SIGINT. "serving" is logged once the port is bound and the app started,
+    then the `warnings`; a port that cannot be bound is one CloudSyncError naming it, and nothing else."""
     # web.run_app's keep-alive and shutdown timeouts, which serve had before it bound the port itself.
     runner = web.AppRunner(app, access_log=access_log, keepalive_timeout=75.0, shutdown_timeout=60.0)
     await runner.setup()
@@ -440,6 +443,8 @@ async def _run_site(app: web.Application, host: str, port: int, access_log: logg
         except OSError as err:
             raise CloudSyncError(f"cannot listen on {host}:{port}: {reason(err)}") from err
         log.info("serving host=%s port=%d", host, runner.addresses[0][1])
+        for warning in warnings:
+            log.warning("%s", warning)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -86,11 +86,11 @@ def test_check_config_then_keys_init_then_check_config(robot_dir: Path) -> None:
     )
     assert created.returncode == 0, created.stderr
     assert created.stdout.startswith("-----BEGIN PUBLIC KEY-----")
-    log_line, *next_step = created.stderr.strip().splitlines()
-    assert json.loads(log_line)["level"] == "INFO"
-    assert "created the robot's key pair" in json.loads(log_line)["message"]
-    # The next step, on stderr so that stdout stays the key: register the robot under robot.toml's id.
-    assert next_step[-1].strip().startswith("cloud-sync robot add 6f1c1a9e-3d2b-4f0e-9a51-7a0b5f3c2d10 ")
+    created_line, next_step = (json.loads(line) for line in created.stderr.strip().splitlines())
+    assert created_line["level"] == "INFO"
+    assert "created the robot's key pair" in created_line["message"]
+    # The next step, logged so that stdout stays the key: register the robot under robot.toml's id.
+    assert "cloud-sync robot add 6f1c1a9e-3d2b-4f0e-9a51-7a0b5f3c2d10 " in next_step["message"]
     assert (robot_dir / "var" / "robot.key").stat().st_mode & 0o777 == 0o600
     assert "PRIVATE" not in created.stdout + created.stderr
 
@@ -131,10 +131,10 @@ def test_logging_follows_the_config_unless_a_flag_overrides_it(robot_dir: Path) 
         "robot-agent", "--config", "robot.toml", "--log-format", "text", "keys", "init", cwd=robot_dir
     )
     assert flagged.returncode == 0, flagged.stderr
-    assert flagged.stderr.startswith("robot 6f1c1a9e-3d2b-4f0e-9a51-7a0b5f3c2d10: ")  # the next step, no log
-    assert "INFO" not in flagged.stderr
-    [line] = (robot_dir / "var" / "robot-agent.log").read_text().splitlines()
-    assert " INFO robot_agent: created the robot's key pair" in line
+    assert flagged.stderr == ""  # the log goes to the file, the next step with it
+    created_line, next_step = (robot_dir / "var" / "robot-agent.log").read_text().splitlines()
+    assert " INFO robot_agent: created the robot's key pair" in created_line
+    assert " INFO robot_agent: next, in the cloud, register the robot" in next_step
 
 
 def test_check_config_names_every_bad_key_and_the_file(robot_dir: Path) -> None:

@@ -115,9 +115,8 @@ def test_serve_without_a_key_warns_and_answers_503_until_one_is_made(
     admin = cloud("token", "create", "--db", db_url, "--role", "admin", cwd=tmp_path)
     serve = Serve(db_url, keys, tmp_path, processes)
     message = "no ticket-signing key yet: run `cloud-sync keys rotate`"
-    assert f"WARNING cloud_sync: tickets cannot be issued (answered 503) until this is fixed: {message}" in (
-        serve.log.read_text()
-    )
+    warning = f"WARNING cloud_sync: tickets cannot be issued (answered 503) until this is fixed: {message}"
+    wait_until(lambda: warning in serve.log.read_text(), 10, "serve's warning")  # logged once it listens
     _, user = call(serve.port, "/base_api/admin/user", admin, {"name": "Анна"})
     assert serve.issue(admin, user["id"], 1) == (503, {"detail": message})
 

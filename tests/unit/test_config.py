@@ -15,16 +15,9 @@ from hypothesis import strategies as st
 from robot_agent.config import FolderSource, RobotConfig, load_config, parse_config
 from robot_agent.errors import ConfigError
 from robot_agent.identity import create_key_file
+from tests.support.provisioned import write_provisioned_files
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "robot.toml"
-
-
-def provision(folder: Path) -> None:
-    """The files `cloud-sync robot provision --out var` writes, where the example names them."""
-    credentials = folder / "var" / "mqtt-credentials"
-    credentials.write_text("robot-x:secret\n")
-    credentials.chmod(0o600)
-    (folder / "var" / "trust.json").write_text('{"keys": []}\n')
 
 
 @pytest.fixture
@@ -32,7 +25,7 @@ def robot_dir(tmp_path: Path) -> Path:
     """A folder holding a copy of the example robot.toml, the key it names and its provisioned files."""
     shutil.copy(EXAMPLE, tmp_path / "robot.toml")
     create_key_file(tmp_path / "var" / "robot.key")
-    provision(tmp_path)
+    write_provisioned_files(tmp_path)
     return tmp_path
 
 
