@@ -59,11 +59,7 @@ def upgrade(url: str, revision: str = "head", *, downgrade: bool = False) -> str
     script = ScriptDirectory.from_config(config)
     target = _target(script, revision)
     current = _read_revision(url)  # validates the URL, creates a SQLite file's folder, and connects
-    if current is not None and current not in {r.revision for r in script.walk_revisions()}:
-        raise CloudSyncError(
-            f"the database at {shown_url(url)} is at revision {current}, which this cloud-sync does not "
-            "know: it was migrated by a newer version"
-        )
+    _refuse_unknown(current, url)
     if target == current:
         return current
     older = current is not None and (
@@ -106,10 +102,22 @@ async def current_revision(engine: AsyncEngine) -> str | None:
             return await connection.run_sync(read)
 
 
+def _refuse_unknown(current: str | None, url: str) -> None:
+    """Refuse a database at a revision these migrations do not hold: a newer cloud-sync migrated it, and
+    neither migrating nor serving it with this one can be right."""
+    script = ScriptDirectory.from_config(alembic_config(url))
+    if current is not None and current not in {r.revision for r in script.walk_revisions()}:
+        raise CloudSyncError(
+            f"the database at {shown_url(url)} is at revision {current}, which this cloud-sync does not "
+            "know: it was migrated by a newer version; run that version"
+        )
+
+
 async def require_current(engine: AsyncEngine, url: str) -> None:
     """Refuse a database that is not migrated to the newest revision, saying what to run."""
     current, head = await current_revision(engine), head_revision()
     if current == head:
         return
+    _refuse_unknown(current, url)
     state = "not migrated" if current is None else f"at revision {current}, the code needs {head}"
     raise CloudSyncError(f"the database is {state}: run `cloud-sync migrate --db {shown_url(url)}` first")

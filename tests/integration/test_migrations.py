@@ -65,10 +65,25 @@ async def test_a_database_behind_the_code_is_refused(cloud_db_url: str) -> None:
     engine = create_engine(cloud_db_url)
     try:
         async with engine.begin() as connection:
-            await connection.execute(text("UPDATE alembic_version SET version_num = '0000'"))
-        expected = rf"at revision 0000, the code needs {head_revision()}: run `cloud-sync migrate"
+            await connection.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+        expected = rf"at revision 0001, the code needs {head_revision()}: run `cloud-sync migrate"
         with pytest.raises(CloudSyncError, match=expected):
             await require_current(engine, cloud_db_url)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_database_ahead_of_the_code_is_refused_without_sending_to_migrate(cloud_db_url: str) -> None:
+    engine = create_engine(cloud_db_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        # `cloud-sync migrate` refuses such a database too: sending the user to it would go round in circles.
+        with pytest.raises(
+            CloudSyncError, match=r"at revision 9999, which this cloud-sync does not know"
+        ) as err:
+            await require_current(engine, cloud_db_url)
+        assert "cloud-sync migrate" not in str(err.value)
     finally:
         await engine.dispose()
 
