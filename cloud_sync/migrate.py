@@ -58,7 +58,7 @@ def upgrade(url: str, revision: str = "head", *, downgrade: bool = False) -> str
     config = alembic_config(url)
     script = ScriptDirectory.from_config(config)
     target = _target(script, revision)
-    current = _read_revision(url)  # validates the URL, creates a SQLite file's folder, and connects
+    current = read_revision(url)  # validates the URL, creates a SQLite file's folder, and connects
     _refuse_unknown(current, url)
     if target == current:
         return current
@@ -72,10 +72,12 @@ def upgrade(url: str, revision: str = "head", *, downgrade: bool = False) -> str
         )
     with database_errors(url, "migrate"):
         (command.downgrade if older else command.upgrade)(config, target or "base")
-    return _read_revision(url)
+    return read_revision(url)
 
 
-def _read_revision(url: str) -> str | None:
+def read_revision(url: str) -> str | None:
+    """The revision the database at `url` is at (None: not migrated), from a blocking caller."""
+
     async def read() -> str | None:
         engine = create_engine(url)
         try:

@@ -4,7 +4,6 @@ line naming the problem and a non-zero exit, never a traceback; and the logs sta
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -17,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync.database import create_engine
-from cloud_sync.migrate import current_revision, head_revision
+from cloud_sync.migrate import head_revision, read_revision
 from tests.support.ports import accepts_connections, free_port, wait_until
 from tests.support.postgres import ThrowawayDatabase
 from tests.support.provisioned import write_provisioned_files
@@ -46,17 +44,6 @@ def one_line_error(result: subprocess.CompletedProcess[str], program: str = "clo
     [line] = result.stderr.splitlines()
     assert line.startswith(f"{program}: ")
     return line
-
-
-def revision_of(url: str) -> str | None:
-    async def read() -> str | None:
-        engine = create_engine(url)
-        try:
-            return await current_revision(engine)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(read())
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -123,18 +110,18 @@ def test_migrate_refuses_a_downgrade_by_name_and_performs_it_with_the_flag(empty
         f"cloud-sync: the database is at revision {head}, newer than 0001: cloud-sync migrate goes back only "
         "with --downgrade, which drops what the newer revisions added, data included"
     )
-    assert revision_of(empty_db_url) == head
+    assert read_revision(empty_db_url) == head
 
     downgraded = run("cloud-sync", "migrate", "--db", empty_db_url, "--revision", "0001", "--downgrade")
     assert downgraded.returncode == 0, downgraded.stderr
     assert downgraded.stderr.splitlines()[-1].endswith("INFO cloud_sync: database at revision=0001")
-    assert revision_of(empty_db_url) == "0001"
+    assert read_revision(empty_db_url) == "0001"
 
     upgraded = run("cloud-sync", "migrate", "--db", empty_db_url, "--log-format", "json")
     assert upgraded.returncode == 0, upgraded.stderr
     last = json.loads(upgraded.stderr.splitlines()[-1])
     assert (last["message"], last["revision"]) == (f"database at revision={head}", head)
-    assert revision_of(empty_db_url) == head
+    assert read_revision(empty_db_url) == head
 
 
 @pytest.fixture
