@@ -26,9 +26,10 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -38,6 +39,7 @@ from cloud_sync.tables import RobotCredential
 from models.base_api import TrustList
 from models.base_server import Robot
 from models.credentials import parse_credentials
+from models.link_outage import LinkOutage, disconnected, refused, unreachable
 from models.sync_batch import TOPIC_ROOT
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,23 @@ def parse_mqtt_url(url: str) -> str:
 BROKER_MAX_INFLIGHT: Final = 20
 # How long the broker keeps a cloud client's session (its subscriptions, messages handed to it) after it goes.
 CLOUD_SESSION_EXPIRY_S: Final = 24 * 3600
+# The cloud's clients' reconnect backoff, in seconds (paho doubles the wait from the first to the second).
+RECONNECT_MIN_S: Final = 1
+RECONNECT_MAX_S: Final = 5
+
+
+class BrokerClient(mqtt.Client):
+    """paho's client, remembering why its last connection attempt failed: paho's `on_connect_fail` is told
+    nothing, and the reason (refused, unresolvable, unreachable, timed out) is what an engineer needs."""
+
+    connect_error: OSError | None = None
+
+    def reconnect(self) -> MQTTErrorCode:
+        try:
+            return super().reconnect()
+        except OSError as err:
+            self.connect_error = err
+            raise
 
 
 @dataclass(frozen=True)
@@ -101,10 +120,11 @@ class BrokerLogin:
     def address(self) -> tuple[str, int]:
         return mqtt_address(self.url)
 
-    def client(self, *, manual_ack: bool = False) -> mqtt.Client:
+    def client(self, *, manual_ack: bool = False) -> BrokerClient:
         """A paho MQTT v5 client for this login: its credentials, the broker's in-flight window, a 1-5 s
-        reconnect backoff. Not connected yet (`connect_properties` gives the session's CONNECT properties)."""
-        client = mqtt.Client(
+        reconnect backoff. Not connected yet (`connect_properties` gives the session's CONNECT properties;
+        `ConnectionLog` logs its outages)."""
+        client = BrokerClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
@@ -113,7 +133,7 @@ class BrokerLogin:
         if self.username is not None:
             client.username_pw_set(self.username, self.password)
         client.max_inflight_messages_set(BROKER_MAX_INFLIGHT)
-        client.reconnect_delay_set(1, 5)
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         return client
 
 
@@ -122,6 +142,78 @@ def connect_properties(session_expiry_s: int) -> Properties:
     properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it untyped
     properties.SessionExpiryInterval = session_expiry_s
     return properties
+
+
+class ConnectionLog:
+    """Logs one cloud client's broker connection as the robot's link does (models.link_outage): a WARNING with
+    the reason when the broker cannot be reached or refuses the client, once per outage (again only if the
+    reason changes), not once per reconnect attempt; an INFO when it is back, saying how long it was down;
+    an INFO when a connection that was up drops. State on paho's thread only.
+
+    `attach` takes paho's connect-failure and disconnect callbacks; the client's own `on_connect` calls
+    `accepted` first and goes on only if it is True."""
+
+    def __init__(self, logger: logging.Logger, role: str, login: BrokerLogin) -> None:
+        self._log = logger
+        self._role = role
+        self._client_id = login.client_id
+        self._host, self._port = login.address
+        self._outage = LinkOutage()
+
+    def attach(self, client: mqtt.Client) -> None:
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+
+    def accepted(self, reason: ReasonCode) -> bool:
+        """The broker's CONNACK: False (and a WARNING once) if it refused; True if connected, saying how long
+        the connection was down if it was."""
+        if reason.is_failure:
+            self._failed(refused(reason))
+            return False
+        down_s = self._outage.connected()
+        if down_s is not None:
+            self._log.info(
+                "%s client=%s back on the broker at %s:%d after %.1f s down",
+                self._role,
+                self._client_id,
+                self._host,
+                self._port,
+                down_s,
+            )
+        return True
+
+    def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
+        err = client.connect_error if isinstance(client, BrokerClient) else None
+        self._failed(unreachable(err) if err is not None else "cannot connect")
+
+    def _on_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        _props: Any,
+    ) -> None:
+        why = disconnected(reason, from_server=flags.is_disconnect_packet_from_server)
+        if self._outage.dropped():
+            self._log.info("%s client=%s %s", self._role, self._client_id, why)
+        else:  # a refused CONNECT ends this way too, on every attempt; already said once
+            self._log.debug("%s client=%s %s", self._role, self._client_id, why)
+
+    def _failed(self, reason: str) -> None:
+        if not self._outage.failed(reason):
+            self._log.debug("%s client=%s still not connected: %s", self._role, self._client_id, reason)
+            return
+        self._log.warning(
+            "%s client=%s cannot connect to the broker at %s:%d: %s (retrying every %d-%d s)",
+            self._role,
+            self._client_id,
+            self._host,
+            self._port,
+            reason,
+            RECONNECT_MIN_S,
+            RECONNECT_MAX_S,
+        )
 
 
 def mqtt_address(url: str) -> tuple[str, int]:

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
 from cloud_sync import changes
-from cloud_sync.broker import CLOUD_SESSION_EXPIRY_S, BrokerLogin, connect_properties
+from cloud_sync.broker import CLOUD_SESSION_EXPIRY_S, BrokerLogin, ConnectionLog, connect_properties
 from cloud_sync.tables import CLOUD_METADATA
 from models.sync_batch import TOPIC_ROOT, robot_in_topic
 from models.sync_changes import (
@@ -110,6 +110,8 @@ class DownSyncService:
         self._host, self._port = login.address
         self._poll_s = poll_s
         client = login.client()
+        self._connection = ConnectionLog(log, "down-sync", login)
+        self._connection.attach(client)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         self._client = client
@@ -246,10 +248,11 @@ class DownSyncService:
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
-        if reason.is_failure:
-            log.warning("broker refused down-sync: %s", reason)
+        if not self._connection.accepted(reason):
             return
-        client.subscribe([(f"{TOPIC_ROOT}/+/up/sync", 1), (f"{TOPIC_ROOT}/+/up/status", 1)])
+        topics = [f"{TOPIC_ROOT}/+/up/sync", f"{TOPIC_ROOT}/+/up/status"]
+        client.subscribe([(topic, 1) for topic in topics])
+        log.info("down-sync connected, subscribing to %s", ", ".join(topics))
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.subscribed.set)
 

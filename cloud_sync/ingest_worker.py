@@ -19,7 +19,13 @@ from typing import Any, Final
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud_sync.broker import CLOUD_SESSION_EXPIRY_S, INGEST_SUBSCRIPTION, BrokerLogin, connect_properties
+from cloud_sync.broker import (
+    CLOUD_SESSION_EXPIRY_S,
+    INGEST_SUBSCRIPTION,
+    BrokerLogin,
+    ConnectionLog,
+    connect_properties,
+)
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.ingest import Ingest
 from models.sync_batch import TOPIC_ROOT, robot_in_topic
@@ -43,6 +49,8 @@ class IngestWorker:
         self._ingest = ingest
         self._host, self._port = login.address
         self._client = login.client(manual_ack=True)
+        self._connection = ConnectionLog(log, "ingest", login)
+        self._connection.attach(self._client)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._queue: asyncio.Queue[mqtt.MQTTMessage] = asyncio.Queue()
@@ -92,8 +100,7 @@ class IngestWorker:
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
-        if reason.is_failure:
-            log.warning("broker refused ingest: %s", reason)
+        if not self._connection.accepted(reason):
             return
         client.subscribe(SUBSCRIPTION, qos=1)
         log.info("ingest connected, subscribing to %s", SUBSCRIPTION)

@@ -24,8 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -39,6 +37,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from models.link_outage import LinkOutage, describe, disconnected, refused, unreachable
 from models.sync_batch import TOPIC_ROOT
 from robot_agent.errors import RobotAgentError
 
@@ -89,22 +88,6 @@ class LinkError(RobotAgentError):
 
 class LinkDownError(LinkError):
     """Not connected, or the connection dropped before the broker answered: keep the data, send it later."""
-
-
-def describe(reason: ReasonCode) -> str:
-    """A reason code as a person reads it: "not authorized (0x87)"."""
-    return f"{reason.getName().lower()} (0x{reason.value:02x})"
-
-
-def unreachable(err: OSError) -> str:
-    """Why a TCP connection to the broker failed, as a person reads it."""
-    if isinstance(err, ConnectionRefusedError):
-        return "connection refused (no broker listening)"
-    if isinstance(err, socket.gaierror):
-        return f"cannot resolve the host name: {err.strerror or err}"
-    if isinstance(err, TimeoutError):
-        return "timed out connecting"
-    return f"unreachable: {err.strerror or err}"
 
 
 class _Client(mqtt.Client):
@@ -171,11 +154,7 @@ class RobotLink:
         client.on_message = self._on_message
         self._client = client
         self._subscribe_mid: int | None = None  # paho's thread only
-        # The current outage, paho's thread only: since when (monotonic; None while connected) and the reason
-        # last logged as a WARNING (None until one is).
-        self._down_since: float | None = time.monotonic()
-        self._down_reason: str | None = None
-        self._ever_connected = False
+        self._outage = LinkOutage()  # paho's thread only
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = False
@@ -348,15 +327,15 @@ class RobotLink:
         _properties: Properties | None,
     ) -> None:
         if reason.is_failure:
-            self._outage(f"refused the connection: {describe(reason)}")
+            self._failed(refused(reason))
             return
         # Queued before the link reports itself connected, so "online" precedes anything the agent publishes.
         # The link counts as connected at the SUBACK: from then on no down/ message can miss it, even when
         # the broker had lost the session (a crash before its autosave).
         _, self._subscribe_mid = client.subscribe(f"{self._down_prefix}#", qos=1)
         client.publish(self.status_topic, status_payload("online"), qos=1, retain=True)
-        down_s = time.monotonic() - self._down_since if self._down_since is not None else 0.0
-        if self._ever_connected or self._down_reason is not None:
+        down_s = self._outage.connected()
+        if down_s is not None:
             log.info(
                 "robot=%s link back after %.1f s down (session present: %s)",
                 self.robot_id,
@@ -365,20 +344,16 @@ class RobotLink:
             )
         else:
             log.info("robot=%s connected (session present: %s)", self.robot_id, flags.session_present)
-        self._down_since, self._down_reason, self._ever_connected = None, None, True
 
     def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
         err = client.connect_error if isinstance(client, _Client) else None
-        self._outage(unreachable(err) if err is not None else "cannot connect")
+        self._failed(unreachable(err) if err is not None else "cannot connect")
 
-    def _outage(self, reason: str) -> None:
+    def _failed(self, reason: str) -> None:
         """One WARNING per outage and reason, however many reconnect attempts fail the same way."""
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-        if reason == self._down_reason:
+        if not self._outage.failed(reason):
             log.debug("robot=%s still offline: %s", self.robot_id, reason)
             return
-        self._down_reason = reason
         log.warning(
             "robot=%s cannot connect to the broker at %s:%d: %s (retrying every %d-%d s)",
             self.robot_id,
@@ -399,10 +374,12 @@ class RobotLink:
     ) -> None:
         if mid != self._subscribe_mid:
             return
-        refused = [describe(reason) for reason in reasons if reason.is_failure]
-        if refused:
+        refused_codes = [describe(reason) for reason in reasons if reason.is_failure]
+        if refused_codes:
             # Publishing still works; say loudly that nothing will come down, but do not hold the link back.
-            log.error("robot=%s broker refused the down/ subscription: %s", self.robot_id, ", ".join(refused))
+            log.error(
+                "robot=%s broker refused the down/ subscription: %s", self.robot_id, ", ".join(refused_codes)
+            )
         self._to_loop(self._set_connected)
 
     def _on_disconnect(
@@ -413,15 +390,8 @@ class RobotLink:
         reason: ReasonCode,
         _properties: Properties | None,
     ) -> None:
-        # paho reports a connection that just ended as 0x80 "unspecified error"; only a DISCONNECT packet from
-        # the broker carries a reason of its own.
-        why = (
-            f"broker disconnected: {describe(reason)}"
-            if flags.is_disconnect_packet_from_server
-            else ("connection lost" if reason.is_failure else "disconnected")
-        )
-        if self._down_since is None:  # a connection that was up has dropped: the outage starts now
-            self._down_since = time.monotonic()
+        why = disconnected(reason, from_server=flags.is_disconnect_packet_from_server)
+        if self._outage.dropped():  # a connection that was up has dropped: the outage starts now
             log.info("robot=%s %s", self.robot_id, why)
         else:  # a refused CONNECT ends this way too, on every attempt; already said once
             log.debug("robot=%s %s", self.robot_id, why)
