@@ -37,9 +37,9 @@ from models.store_api import PurchaseLine
 from models.store_server import STORE_METADATA
 from models.sync_batch import encode_batch
 from models.sync_events import PurchaseMade, event_payload
+from robot_agent.clock import Clock
 from robot_agent.store import outbox
 from robot_agent.store.database import open_store
-from robot_agent.store.outbox import Clock
 from robot_agent.store.tables import OutboxRow
 from robot_agent.sync.mqtt import RobotLink
 from robot_agent.sync.sender import Sender

@@ -16,11 +16,11 @@ import logging
 from pathlib import Path
 
 from models.credentials import parse_credentials
+from robot_agent.clock import Clock
 from robot_agent.config import RobotConfig
 from robot_agent.errors import RobotAgentError
 from robot_agent.identity import load_key_file
 from robot_agent.store.database import open_store
-from robot_agent.store.outbox import Clock
 from robot_agent.sync import telemetry
 from robot_agent.sync.downsync import DownSync
 from robot_agent.sync.mqtt import RobotLink

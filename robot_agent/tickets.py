@@ -33,10 +33,10 @@ from models.tickets import (
     split_code,
     verify_ticket,
 )
+from robot_agent.clock import Clock
 from robot_agent.config import RobotConfig
 from robot_agent.errors import ConfigError, ConfigProblem
 from robot_agent.store import activity
-from robot_agent.store.outbox import Clock
 from robot_agent.store.tables import (
     ReplicaAssignment,
     ReplicaRevocation,

@@ -20,8 +20,8 @@ from models.sync_events import (
     TicketChecked,
     event_payload,
 )
+from robot_agent.clock import Clock
 from robot_agent.store import outbox, replica
-from robot_agent.store.outbox import Clock
 from robot_agent.store.tables import (
     EngineerActionRecord,
     RobotPurchase,

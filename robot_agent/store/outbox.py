@@ -8,10 +8,9 @@ change it records commit together or not at all. The sender takes the oldest uns
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import cbor2
@@ -19,25 +18,12 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from uuid_utils.compat import uuid7
 
 from models.sync_batch import EVENT_TYPE_MAX, BatchEvent
+from robot_agent.clock import Clock
 from robot_agent.store.tables import OutboxRow, RejectedEvent
 
 MAX_BATCH_EVENTS: Final = 500
 _OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
 _REJECTED = RejectedEvent.__table__  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class Clock:
-    """Where an event's times come from: the wall clock (may be hours off), a monotonic clock, and the id of
-    this boot (monotonic time means nothing across a restart)."""
-
-    boot: uuid.UUID = field(default_factory=uuid7)
-
-    def wall_ms(self) -> int:
-        return time.time_ns() // 1_000_000
-
-    def mono_ms(self) -> int:
-        return time.monotonic_ns() // 1_000_000
 
 
 @dataclass(frozen=True)

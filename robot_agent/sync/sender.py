@@ -29,8 +29,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
 from models.sync_batch import encode_batch
+from robot_agent.clock import Clock
 from robot_agent.store import outbox
-from robot_agent.store.outbox import Backlog, Batch, Clock
+from robot_agent.store.outbox import Backlog, Batch
 from robot_agent.sync.ack_timeout import AckTimeout
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,10 @@ from typing import Any, Final, Protocol
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from robot_agent.clock import Clock
 from robot_agent.errors import RobotAgentError
 from robot_agent.store import outbox, replica
-from robot_agent.store.outbox import Backlog, Clock
+from robot_agent.store.outbox import Backlog
 from robot_agent.store.tables import OutboxRow
 
 log = logging.getLogger(__name__)

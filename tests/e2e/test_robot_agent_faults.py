@@ -20,10 +20,11 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from robot_agent.clock import Clock
 from robot_agent.identity import create_key_file
 from robot_agent.store import outbox
 from robot_agent.store.database import open_store
-from robot_agent.store.outbox import Backlog, Clock
+from robot_agent.store.outbox import Backlog
 from tests.conftest import MosquittoFactory
 from tests.e2e.test_sync_faults import start_ingest, stored_purchases
 from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT, Watcher, state_is, topic, watch

@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 
 from cloud_sync.database import create_engine
 from models.store_server import STORE_METADATA
+from robot_agent.clock import Clock
 from robot_agent.store.database import open_store
-from robot_agent.store.outbox import Clock
 from robot_agent.sync.mqtt import RobotLink
 from robot_agent.sync.sender import MAX_IN_FLIGHT, Sender
 from tests.conftest import MosquittoFactory

@@ -13,9 +13,9 @@ from models.columns import utcnow
 from models.store_api import PurchaseLine
 from models.sync_changes import Change, Changes
 from models.sync_events import EngineerAction, PurchaseMade, TaskUpdated, TicketChecked
+from robot_agent.clock import Clock
 from robot_agent.store import activity, outbox, replica
 from robot_agent.store.database import open_store
-from robot_agent.store.outbox import Clock
 from robot_agent.store.tables import ROBOT_METADATA
 
 COUNTED, UNCOUNTED = uuid.uuid4(), uuid.uuid4()

@@ -15,9 +15,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, text
 
 from models.sync_batch import decode_batch, encode_batch, event_data
+from robot_agent.clock import Clock
 from robot_agent.store import outbox
 from robot_agent.store.database import open_store
-from robot_agent.store.outbox import Clock, OutboxError
+from robot_agent.store.outbox import OutboxError
 
 
 @pytest.fixture
@@ -109,9 +110,10 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
+    from robot_agent.clock import Clock
     from robot_agent.store import outbox
     from robot_agent.store.database import open_store
-    store, clock = open_store(Path(sys.argv[1])), outbox.Clock()
+    store, clock = open_store(Path(sys.argv[1])), Clock()
     while True:
         with store.begin() as conn:
             seq = outbox.append(conn, "purchase", {"item": "tea"}, clock)

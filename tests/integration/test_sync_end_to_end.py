@@ -19,8 +19,8 @@ from cloud_sync.database import create_engine
 from cloud_sync.ingest import Ingest
 from cloud_sync.ingest_worker import IngestWorker
 from models.store_server import STORE_METADATA
+from robot_agent.clock import Clock
 from robot_agent.store.database import open_store
-from robot_agent.store.outbox import Clock
 from robot_agent.sync.mqtt import RobotLink
 from robot_agent.sync.sender import Sender
 from tests.conftest import MosquittoFactory

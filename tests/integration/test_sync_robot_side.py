@@ -22,9 +22,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import Engine
 
 from models.sync_batch import decode_batch
+from robot_agent.clock import Clock
 from robot_agent.store import outbox
 from robot_agent.store.database import open_store
-from robot_agent.store.outbox import Clock
 from robot_agent.sync.mqtt import RobotLink
 from robot_agent.sync.sender import Sender
 from tests.conftest import MosquittoFactory

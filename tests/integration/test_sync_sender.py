@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, text
 
 from models.sync_batch import Batch, decode_batch
+from robot_agent.clock import Clock
 from robot_agent.store import outbox
 from robot_agent.store.database import open_store
-from robot_agent.store.outbox import Clock
 from robot_agent.sync.sender import Sender, parse_ack
 from tests.support.tasks import eventually, stop
 

@@ -18,8 +18,8 @@ from models.columns import utcnow
 from models.store_api import PurchaseLine
 from models.store_server import STORE_METADATA
 from models.sync_events import PurchaseMade
+from robot_agent.clock import Clock
 from robot_agent.store import activity
-from robot_agent.store.outbox import Clock
 
 
 async def seed_cloud(db_url: str, robot: uuid.UUID, key: Ed25519PrivateKey) -> tuple[uuid.UUID, uuid.UUID]:
