@@ -32,8 +32,7 @@ from firmware_bridge.host import (
     Replied,
     Status,
 )
-from firmware_bridge.mcu import Fields
-from firmware_bridge.schema import ReplyResult
+from firmware_bridge.schema import Fields, ReplyResult
 from firmware_bridge.transport import SerialTransport
 
 log = logging.getLogger(__name__)

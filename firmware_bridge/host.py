@@ -26,6 +26,7 @@ from firmware_bridge.schema import (
     SCHEMA_HASH,
     Delivery,
     Direction,
+    Fields,
     PayloadError,
     ReplyResult,
     decode_payload,
@@ -40,7 +41,6 @@ _RESULTS: Final = {int(r): r for r in ReplyResult}
 HEARTBEAT_S: Final = 0.100
 SILENCE_S: Final = 0.500
 HELLO_TRIES: Final = 10
-Fields = dict[str, int | bytes]
 
 
 class LinkState(enum.Enum):

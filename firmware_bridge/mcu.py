@@ -25,6 +25,7 @@ from firmware_bridge.schema import (
     SCHEMA_HASH,
     Delivery,
     Direction,
+    Fields,
     PayloadError,
     ReplyResult,
     decode_payload,
@@ -37,7 +38,6 @@ HEARTBEAT_TIMEOUT_S: Final = 0.500
 STATUS_PERIOD_S: Final = 0.100
 EVENT_QUEUE: Final = 64
 FAULT_EVENT_QUEUE_FULL: Final = 0x0001
-Fields = dict[str, int | bytes]
 _REPLY: Final = BY_NAME["REPLY"]
 _HELLO_ID: Final = BY_NAME["HELLO"].type_id
 _NAK_ID: Final = BY_NAME["NAK"].type_id

@@ -23,6 +23,9 @@ from firmware_bridge.framing import MAX_PAYLOAD_BYTES
 PROTO_MAJOR: Final = 1
 PROTO_MINOR: Final = 0
 
+# A message's payload by field name, as `decode_payload` gives it and the host and MCU ends pass it on.
+Fields = dict[str, int | bytes]
+
 
 class Direction(enum.StrEnum):
     HOST_TO_MCU = "host_to_mcu"
@@ -274,7 +277,7 @@ def encode_payload(message: Message, values: Mapping[str, int | bytes]) -> bytes
     return payload
 
 
-def decode_payload(message: Message, payload: bytes) -> dict[str, int | bytes]:
+def decode_payload(message: Message, payload: bytes) -> Fields:
     """Unpack a payload and check every field's bounds; raises `PayloadError` naming the first problem."""
     fixed = message.fixed.size
     tail = message.tail
@@ -283,7 +286,7 @@ def decode_payload(message: Message, payload: bytes) -> dict[str, int | bytes]:
     if tail is not None and len(payload) < fixed + 1:
         raise PayloadError(f"{message.name}: payload of {len(payload)} bytes, expected at least {fixed + 1}")
     numbers = message.fixed.unpack_from(payload)
-    values: dict[str, int | bytes] = {}
+    values: Fields = {}
     for field, number in zip(message.fixed_fields, numbers, strict=True):
         _check(message, field, number)
         values[field.name] = number

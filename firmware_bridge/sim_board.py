@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from typing import Final
 
 from firmware_bridge.errors import FirmwareBridgeError
-from firmware_bridge.mcu import Fields, Snapshot
+from firmware_bridge.mcu import Snapshot
 from firmware_bridge.schema import (
     BY_NAME,
     CARD_UID_BYTES,
     COMPARTMENTS,
     CompartmentState,
+    Fields,
     GateState,
     LightPattern,
     Output,

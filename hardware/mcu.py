@@ -23,8 +23,14 @@ from typing import Final
 from firmware_bridge.client import McuClient
 from firmware_bridge.errors import FirmwareBridgeError, IncompatibleFirmwareError
 from firmware_bridge.host import Event
-from firmware_bridge.mcu import Fields
-from firmware_bridge.schema import COMPARTMENTS, CompartmentState, GateState, LightPattern, ReplyResult
+from firmware_bridge.schema import (
+    COMPARTMENTS,
+    CompartmentState,
+    Fields,
+    GateState,
+    LightPattern,
+    ReplyResult,
+)
 from hardware.devices import CardTap, CardUid, check_arguments, check_compartment
 from hardware.errors import DeviceError, DeviceUnavailableError, EStopPressedError
 from hardware.state import EStopLatch, TapBuffer

@@ -19,7 +19,6 @@ import serial
 
 from firmware_bridge.arq import Receiver, Take, next_seq
 from firmware_bridge.framing import Frame, FrameDecoder, encode_frame
-from firmware_bridge.mcu import Fields
 from firmware_bridge.schema import (
     BY_ID,
     BY_NAME,
@@ -27,6 +26,7 @@ from firmware_bridge.schema import (
     PROTO_MINOR,
     SCHEMA_HASH,
     Cap,
+    Fields,
     GateState,
     Output,
     ReplyResult,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from firmware_bridge.mcu import Fields, Snapshot
-from firmware_bridge.schema import ReplyResult
+from firmware_bridge.mcu import Snapshot
+from firmware_bridge.schema import Fields, ReplyResult
 
 
 @dataclass

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from firmware_bridge.host import Event
-from firmware_bridge.mcu import Fields
+from firmware_bridge.schema import Fields
 from hardware.devices import CardTap, CardUid, CompartmentState, GateState
 from hardware.mcu import McuState
 

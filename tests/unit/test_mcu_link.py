@@ -22,8 +22,8 @@ from firmware_bridge.host import (
     Refused,
     Replied,
 )
-from firmware_bridge.mcu import Fields, Identity, McuProtocol
-from firmware_bridge.schema import BY_NAME, SCHEMA_HASH, ReplyResult, decode_payload, encode_payload
+from firmware_bridge.mcu import Identity, McuProtocol
+from firmware_bridge.schema import BY_NAME, SCHEMA_HASH, Fields, ReplyResult, decode_payload, encode_payload
 from tests.support.boards import RecordingBoard
 
 STEP = 0.005

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from firmware_bridge.mcu import Board, Fields
-from firmware_bridge.schema import CompartmentState, GateState, LightPattern, Output, ReplyResult
+from firmware_bridge.mcu import Board
+from firmware_bridge.schema import CompartmentState, Fields, GateState, LightPattern, Output, ReplyResult
 from firmware_bridge.sim_board import EXECUTED_KEPT, GATE_TRAVEL_S, SimBoard, SimulationError
 
 Event = tuple[str, Fields]
