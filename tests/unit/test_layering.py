@@ -1,4 +1,8 @@
-"""Dependencies point one way: models ← firmware_bridge ← hardware ← robot_agent; cloud_sync → models only."""
+"""Dependencies point one way: models ← firmware_bridge ← hardware ← robot_agent; cloud_sync → models only.
+
+Each package imports only the next one down (and models): the agent reaches the MCU only through hardware/,
+never through firmware_bridge itself.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ ALLOWED = {
     "models": set(),
     "firmware_bridge": {"models"},
     "hardware": {"models", "firmware_bridge"},
-    "robot_agent": {"models", "firmware_bridge", "hardware"},
+    "robot_agent": {"models", "hardware"},
     "cloud_sync": {"models"},
 }
 
