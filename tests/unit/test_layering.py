@@ -40,3 +40,23 @@ def test_package_imports_only_what_it_may(package: str) -> None:
 def test_the_checker_sees_imports() -> None:
     # Guard against a checker that passes because it finds nothing.
     assert imported_packages(ROOT / "robot_agent" / "__main__.py") >= {"models", "robot_agent"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_sync_messages_do_not_depend_on_tickets() -> None:
+    # The batch, the ack and the changes share COSE and CBOR with the tickets (models.cose, models.cbor),
+    # not the ticket format itself: a change to tickets must not reach the sync wire.
+    sync = sorted((ROOT / "models").glob("sync_*.py"))
+    assert sync, "no sync modules in models"
+    for path in sync:
+        tickets = {name for name in imported_modules(path) if name.startswith("models.ticket")}
+        assert not tickets, f"{path.relative_to(ROOT)} imports {sorted(tickets)}"
