@@ -39,6 +39,7 @@ from cloud_sync import gaps
 from cloud_sync.ingest_store import DeadLetter, Reads, Wanted, Writes, store_for
 from models.base_server import BASE_METADATA
 from models.columns import utcnow
+from models.sync_ack import AckStatus, BatchAck
 from models.sync_batch import Batch, BatchEvent, BatchRefused, decode_batch, event_data, robot_in_topic
 from models.sync_events import (
     EngineerAction,
@@ -54,8 +55,6 @@ log = logging.getLogger(__name__)
 
 DEAD_LETTER_PAYLOAD_BYTES: Final = 64 * 1024
 _ROBOTS = BASE_METADATA.tables["robots"]
-
-Ack = dict[str, Any]
 
 
 @dataclass
@@ -81,14 +80,14 @@ class Ingest:
         self._store = store_for(engine)
         self._keys: dict[uuid.UUID, bytes] = {}
 
-    async def handle(self, topic: str, payload: bytes) -> Ack | None:
+    async def handle(self, topic: str, payload: bytes) -> BatchAck | None:
         """Apply one message from `up/batch`; returns the ack to publish, or None (nothing to ack)."""
         return (await self.handle_group([(topic, payload)]))[0]
 
-    async def handle_group(self, messages: Sequence[tuple[str, bytes]]) -> list[Ack | None]:
+    async def handle_group(self, messages: Sequence[tuple[str, bytes]]) -> list[BatchAck | None]:
         """Apply several messages from `up/batch` in one transaction; returns each one's ack (or None), in
         order. Raises (and stores nothing) if the transaction fails."""
-        acks: list[Ack | None] = [None] * len(messages)
+        acks: list[BatchAck | None] = [None] * len(messages)
         letters: list[DeadLetter] = []
         verified: list[tuple[int, Verified]] = []
         for n, (topic, payload) in enumerate(messages):
@@ -98,11 +97,9 @@ class Ingest:
                 continue
             letters.append(outcome)
             if outcome.robot is not None and outcome.batch is not None:
-                acks[n] = {
-                    "batch": str(outcome.batch),
-                    "status": "dead_letter",
-                    "reason": f"{outcome.reason}: {outcome.detail}",
-                }
+                acks[n] = BatchAck(
+                    outcome.batch, AckStatus.DEAD_LETTER, reason=f"{outcome.reason}: {outcome.detail}"
+                )
         group = [v for _, v in verified]
         now = utcnow()
         async with self._store.transaction() as tx:
@@ -127,14 +124,14 @@ class Ingest:
                 len(done.batch.events) - done.applied,
                 done.conflicts,
             )
-            acks[n] = {
-                "batch": str(done.batch.id),
-                "status": "committed",
-                "applied": done.applied,
-                "skipped": len(done.batch.events) - done.applied,
-                "first_seq": done.batch.events[0].seq,
-                "last_seq": done.batch.events[-1].seq,
-            }
+            acks[n] = BatchAck(
+                done.batch.id,
+                AckStatus.COMMITTED,
+                applied=done.applied,
+                skipped=len(done.batch.events) - done.applied,
+                first_seq=done.batch.events[0].seq,
+                last_seq=done.batch.events[-1].seq,
+            )
         return acks
 
     async def close(self) -> None:

@@ -11,7 +11,6 @@ applied together as the next group: one transaction and one commit for all of th
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any, Final
@@ -28,6 +27,7 @@ from cloud_sync.broker import (
 )
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.ingest import Ingest
+from models.sync_ack import encode_ack
 from models.sync_batch import TOPIC_ROOT, robot_in_topic
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class IngestWorker:
         for message, ack in zip(group, acks, strict=True):
             if ack is not None:
                 robot = robot_in_topic(message.topic, "batch")
-                info = self._client.publish(f"{TOPIC_ROOT}/{robot}/down/ack", _json(ack), qos=1)
+                info = self._client.publish(f"{TOPIC_ROOT}/{robot}/down/ack", encode_ack(ack), qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     log.warning("ack not sent robot=%s: %s", robot, mqtt.error_string(info.rc))
             self._client.ack(message.mid, message.qos)
@@ -110,10 +110,6 @@ class IngestWorker:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, message)
-
-
-def _json(ack: dict[str, Any]) -> bytes:
-    return json.dumps(ack, separators=(",", ":")).encode()
 
 
 def retire_session(login: BrokerLogin) -> None:

@@ -12,8 +12,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from models.errors import ModelsError
 
-class KeyFileProblem(ValueError):
+
+class KeyFileProblem(ModelsError, ValueError):
     """A key file that cannot be written or read, or holds no usable key."""
 
 

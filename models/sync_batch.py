@@ -1,7 +1,7 @@
 """A robot's sync batch (docs/sync.md, "A batch"): events in a CBOR map, in a COSE_Sign1 signed by the robot.
 
 Pure functions, shared by the robot (which encodes) and the cloud's ingest (which decodes and verifies). The
-envelope is the tickets' (`models.ticket_codec`): EdDSA, the robot key's kid in the protected header. Each
+envelope is the tickets' (`models.cose`): EdDSA, the robot key's kid in the protected header. Each
 event's data travels as it sits in the robot's outbox, already CBOR, wrapped in tag 24 ("encoded CBOR data
 item", RFC 8949 §3.4.5.1), so batching never re-encodes it. `decode_batch` refuses anything else with a
 `BatchRefused` whose `reason` is a short code for the dead-letter table and whose message names the problem.
@@ -18,7 +18,9 @@ import cbor2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from models.ticket_codec import TicketFormatError, cose_open, cose_sign, key_id, load_cbor
+from models.cbor import load_cbor
+from models.cose import CoseError, cose_open, cose_sign, key_id
+from models.errors import ModelsError
 
 # Every sync topic is {TOPIC_ROOT}/{robot}/up/... or .../down/... (docs/sync.md, "Topics").
 TOPIC_ROOT: Final = "railbot/v1/robots"
@@ -63,7 +65,7 @@ class Batch:
     events: tuple[BatchEvent, ...]
 
 
-class BatchRefused(Exception):
+class BatchRefused(ModelsError):
     """A payload ingest will not apply: `reason` is a short code (bad_signature, unknown_key, malformed,
     wrong_version, oversized, wrong_robot), the message says what exactly."""
 
@@ -112,7 +114,7 @@ def decode_batch(data: bytes, robot: uuid.UUID, public_key: bytes) -> Batch:
         raise BatchRefused("oversized", f"{len(data)} bytes, over {MAX_BATCH_BYTES}")
     try:
         envelope = cose_open(data)
-    except TicketFormatError as err:
+    except CoseError as err:
         raise BatchRefused("malformed", f"COSE_Sign1: {err.reason}") from err
     if envelope.kid != key_id(public_key):
         raise BatchRefused("unknown_key", f"signed by key {envelope.kid.hex()}, not robot {robot}'s")

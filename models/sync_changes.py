@@ -16,6 +16,8 @@ from typing import Any, Final, Literal
 
 import cbor2
 
+from models.errors import ModelsError
+
 CHANGES_VERSION: Final = 1
 # Rows per `down/changes` message: 500 tickets are ~120 KiB of CBOR, well inside the broker's limits.
 CHANGES_PER_MESSAGE: Final = 500
@@ -141,7 +143,7 @@ class SyncRequest:
     request: str | None = None
 
 
-class ChangesRefused(Exception):
+class ChangesRefused(ModelsError):
     """A down-sync message or request that does not fit the format; the message names the problem."""
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
+from models.errors import ModelsError
 from models.instants import STORED
 from models.store_api import NO_NUL, PurchaseLine
 
@@ -96,7 +97,7 @@ EVENT_TYPES: Final[dict[str, type[EventData]]] = {
 }
 
 
-class EventDataError(ValueError):
+class EventDataError(ModelsError, ValueError):
     """Event data that does not fit its type; the message names the type and the first field at fault."""
 
 

@@ -14,19 +14,8 @@ from typing import Final, Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from models.ticket_codec import (
-    TicketEnvelope,
-    TicketFormatError,
-    Verdict,
-    cbor_head,
-    cbor_int,
-    cbor_text,
-    decode_envelope,
-    describe_cbor,
-    load_cbor,
-    seal,
-    show_int,
-)
+from models.cbor import cbor_head, cbor_int, cbor_text, describe_cbor, load_cbor, show_int
+from models.ticket_codec import TicketEnvelope, TicketFormatError, Verdict, decode_envelope, seal
 
 # NumericDates are unsigned 32-bit seconds, 1970-01-01 .. 2106-02-07T06:28:15Z: five CBOR bytes at most, and
 # far enough from datetime's limits that adding a tolerance or changing the timezone can never overflow.

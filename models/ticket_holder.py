@@ -22,8 +22,8 @@ from typing import Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from models.base45 import base45_decode, base45_encode
+from models.cose import ED25519_SIGNATURE_BYTES
 from models.ticket_codec import (
-    ED25519_SIGNATURE_BYTES,
     MAX_TOKEN_CHARS,
     PREFIX,
     TicketFormatError,

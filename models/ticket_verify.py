@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from models.cose import key_id
 from models.ticket_claims import TicketClaims, decode_claims
-from models.ticket_codec import TicketEnvelope, TicketFormatError, Verdict, decode_envelope, key_id
+from models.ticket_codec import TicketEnvelope, TicketFormatError, Verdict, decode_envelope
 from models.ticket_holder import DEFAULT_HOLDER_WINDOW, HolderProof, holder_message, split_code
 
 

@@ -1,4 +1,4 @@
-"""Signed ticket tokens (RB1): the public surface of `models.base45`, `models.ticket_codec`,
+"""Signed ticket tokens (RB1): the public surface of `models.base45`, `models.cose`, `models.ticket_codec`,
 `models.ticket_claims`, `models.ticket_holder` and `models.ticket_verify`.
 
 A ticket is `"RB1:" + base45(zlib(COSE_Sign1(CWT claims)))`, signed with Ed25519 and verified offline on the
@@ -9,6 +9,7 @@ is described byte by byte in `docs/tickets.md`.
 from __future__ import annotations
 
 from models.base45 import BASE45_ALPHABET, base45_decode, base45_encode
+from models.cose import key_id, sig_structure
 from models.ticket_claims import (
     CLAIMS,
     ClaimSpec,
@@ -29,8 +30,6 @@ from models.ticket_codec import (
     TicketFormatError,
     Verdict,
     decode_envelope,
-    key_id,
-    sig_structure,
 )
 from models.ticket_holder import (
     DEFAULT_HOLDER_WINDOW,

@@ -19,6 +19,7 @@ from uuid_utils.compat import uuid7
 
 from models.sync_batch import EVENT_TYPE_MAX, BatchEvent
 from robot_agent.clock import Clock
+from robot_agent.errors import RobotAgentError
 from robot_agent.store.tables import OutboxRow, RejectedEvent
 
 MAX_BATCH_EVENTS: Final = 500
@@ -52,7 +53,7 @@ class Backlog:
     oldest_age_ms: int | None
 
 
-class OutboxError(Exception):
+class OutboxError(RobotAgentError):
     """An event that cannot go into the outbox (its type or data), named."""
 
 

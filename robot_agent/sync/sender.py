@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -28,8 +27,10 @@ from typing import Final, Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
+from models.sync_ack import AckRefused, BatchAck, decode_ack
 from models.sync_batch import encode_batch
 from robot_agent.clock import Clock
+from robot_agent.errors import RobotAgentError
 from robot_agent.store import outbox
 from robot_agent.store.outbox import Backlog, Batch
 from robot_agent.sync.ack_timeout import AckTimeout
@@ -71,27 +72,16 @@ class _InFlight:
     ambiguous: bool = False  # sent on an earlier connection too: its ack says nothing of this round trip
 
 
-@dataclass(frozen=True)
-class Ack:
-    batch: uuid.UUID
-    committed: bool
-    reason: str
-
-
-class AckError(ValueError):
+class AckError(RobotAgentError, ValueError):
     """A `down/ack` message that is not one (the sender logs it and carries on)."""
 
 
-def parse_ack(payload: bytes) -> Ack:
+def parse_ack(payload: bytes) -> BatchAck:
+    """The ack in a `down/ack` payload; raises `AckError`."""
     try:
-        message = json.loads(payload)
-        batch = uuid.UUID(message["batch"])
-        status = message["status"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise AckError(f"not an ack: {err}") from err
-    if status not in ("committed", "dead_letter"):
-        raise AckError(f"ack status {status!r}")
-    return Ack(batch, status == "committed", str(message.get("reason", "")))
+        return decode_ack(payload)
+    except AckRefused as err:
+        raise AckError(str(err)) from err
 
 
 class Sender:
@@ -251,7 +241,7 @@ class Sender:
         with self._store.begin() as conn:
             return outbox.unacknowledged(conn)
 
-    def _settle(self, ack: Ack) -> int:
+    def _settle(self, ack: BatchAck) -> int:
         with self._store.begin() as conn:
             if ack.committed:
                 return outbox.acknowledge(conn, ack.batch)

@@ -27,6 +27,7 @@ from robot_agent.config import (
     FolderSource,
     RtspSource,
 )
+from robot_agent.errors import RobotAgentError
 
 Image = NDArray[np.uint8]
 
@@ -34,11 +35,11 @@ Image = NDArray[np.uint8]
 RTSP_TIMEOUT_MS = 5000
 
 
-class SourceLost(Exception):
+class SourceLost(RobotAgentError):
     """The source cannot be opened or read now; the camera will reopen it."""
 
 
-class SourceEnded(Exception):
+class SourceEnded(RobotAgentError):
     """A non-looping source has no more frames."""
 
 

@@ -164,10 +164,10 @@ async def test_a_batch_is_applied_once_however_often_it_comes(world: World) -> N
     )
     first = await world.ingest.handle(world.topic, payload)
     assert first is not None
-    assert (first["status"], first["applied"], first["skipped"]) == ("committed", 2, 0)
+    assert (first.status, first.applied, first.skipped) == ("committed", 2, 0)
     again = await world.ingest.handle(world.topic, payload)  # the ack was lost: the robot sent it again
     assert again is not None
-    assert (again["status"], again["applied"], again["skipped"]) == ("committed", 0, 2)
+    assert (again.status, again.applied, again.skipped) == ("committed", 0, 2)
     assert await world.count("purchases", id=bought.purchase_id) == 1
     assert await world.count("tasks", purchase_id=bought.purchase_id) == 1
     assert await world.count("purchase_items", purchase_id=bought.purchase_id) == 2
@@ -183,7 +183,7 @@ async def test_conflicts_are_recorded_and_the_passengers_purchase_stands(world: 
     twice = TicketChecked(ticket_id=world.ticket, verdict="valid", train_number=742, at=AT)
     ack = await world.ingest.handle(world.topic, world.batch(oversold, unknown, twice, twice.model_copy()))
     assert ack is not None
-    assert ack["applied"] == 4
+    assert ack.applied == 4
     assert await world.count("purchases", id=oversold.purchase_id) == 1  # recorded: the passenger has it
     assert await world.value("store_items", "balance", world.tea) == 0  # not below zero
     assert await world.count("purchases", id=unknown.purchase_id) == 0
@@ -216,9 +216,9 @@ async def test_events_that_do_not_fit_their_type_dead_letter_the_batch_with_an_a
     payload = encode_batch(world.robot, uuid.UUID(int=9), 1, [bad], world.key)
     ack = await world.ingest.handle(world.topic, payload)
     assert ack is not None
-    assert ack["status"] == "dead_letter"
-    assert ack["batch"] == str(uuid.UUID(int=9))
-    assert "event 1" in ack["reason"]
+    assert ack.status == "dead_letter"
+    assert ack.batch == uuid.UUID(int=9)
+    assert "event 1" in ack.reason
     assert await world.count("sync_dead_letters", reason="bad_event") == 1
     assert await world.count("sync_applied_events") == 0
 
@@ -237,7 +237,7 @@ async def test_a_robot_clock_hours_off_loses_nothing_and_its_skew_is_recorded(wo
     payload = encode_batch(world.robot, uuid.uuid4(), now_ms - hours_behind, events, world.key)
     ack = await world.ingest.handle(world.topic, payload)
     assert ack is not None
-    assert ack["applied"] == 3
+    assert ack.applied == 3
     state = CLOUD_METADATA.tables["sync_robot_state"]
     async with world.engine.connect() as conn:
         row = (await conn.execute(select(state.c.last_seq, state.c.clock_skew_ms))).one()
@@ -256,8 +256,8 @@ async def test_an_event_id_twice_in_a_batch_or_in_a_group_is_applied_once(world:
     assert acks[1] is None  # dead-lettered, not acked, and the others committed with it
     assert acks[0] is not None
     assert acks[2] is not None
-    assert (acks[0]["applied"], acks[0]["skipped"], acks[0]["first_seq"], acks[0]["last_seq"]) == (2, 1, 1, 1)
-    assert (acks[2]["applied"], acks[2]["skipped"]) == (1, 1)
+    assert (acks[0].applied, acks[0].skipped, acks[0].first_seq, acks[0].last_seq) == (2, 1, 1, 1)
+    assert (acks[2].applied, acks[2].skipped) == (1, 1)
     assert await world.count("purchases") == 3
     assert await world.count("tasks") == 3
     assert await world.count("sync_applied_events") == 3
@@ -285,9 +285,9 @@ async def test_two_workers_applying_the_same_batches_at_once_apply_each_event_on
         await other_engine.dispose()
     acks = [ack for ack in [*mine, *theirs] if ack is not None]
     assert len(acks) == 2 * len(payloads)
-    assert all(ack["status"] == "committed" for ack in acks)
-    assert sum(ack["applied"] for ack in acks) == len(bought)
-    assert sum(ack["skipped"] for ack in acks) == len(bought)
+    assert all(ack.status == "committed" for ack in acks)
+    assert sum(ack.applied or 0 for ack in acks) == len(bought)
+    assert sum(ack.skipped or 0 for ack in acks) == len(bought)
     assert await world.count("purchases") == len(bought)
     assert await world.count("tasks") == len(bought)
     assert await world.count("sync_applied_events") == len(bought)
@@ -313,7 +313,7 @@ async def test_tickets_and_tasks_the_cloud_does_not_know_are_conflicts(world: Wo
         ),
     )
     assert ack is not None
-    assert (ack["applied"], ack["skipped"]) == (5, 0)
+    assert (ack.applied, ack.skipped) == (5, 0)
     assert await world.value("tasks", "is_ready", task.id) is False
     assert await world.value("tickets", "used", world.ticket) is False  # a refusal changes nothing
     assert await world.count("sync_conflicts", kind="unknown_task") == 1
@@ -344,7 +344,7 @@ async def test_what_ingest_changes_that_robots_copy_goes_to_the_change_log(world
         world.topic, world.batch(purchase(world, (world.tea, 2), (world.cake, 1)), checked)
     )
     assert ack is not None
-    assert ack["status"] == "committed"
+    assert ack.status == "committed"
     changes = T["sync_changes"]
     async with world.engine.connect() as conn:
         logged = (
@@ -401,7 +401,7 @@ async def test_a_gap_in_a_robots_seqs_is_reported_until_its_events_arrive(
     for seqs in (range(1, 11), range(15, 21), range(15, 21)):  # the second 15-20 is a resend
         ack = await world.ingest.handle(world.topic, numbered(world, seqs))
         assert ack is not None
-        assert ack["status"] == "committed"
+        assert ack.status == "committed"
     assert await gaps_of(world) == [(20, 4, [[11, 14]])]
 
     # The operator's views: the admin endpoint and the command.
@@ -425,7 +425,7 @@ async def test_a_gap_in_a_robots_seqs_is_reported_until_its_events_arrive(
 
     ack = await world.ingest.handle(world.topic, numbered(world, range(11, 15)))
     assert ack is not None
-    assert ack["applied"] == 4
+    assert ack.applied == 4
     assert await gaps_of(world) == [(20, 0, [])]
     async with world.engine.connect() as conn:  # merged as it goes: one run, one row
         rows = (await conn.execute(select(T["sync_seq_ranges"]))).all()
@@ -438,7 +438,7 @@ async def test_batches_out_of_order_in_one_group_and_dead_lettered_ones_count_as
     acks = await world.ingest.handle_group(
         [(world.topic, numbered(world, range(31, 36))), (world.topic, numbered(world, range(1, 4)))]
     )
-    assert [ack["status"] for ack in acks if ack is not None] == ["committed", "committed"]
+    assert [ack.status for ack in acks if ack is not None] == ["committed", "committed"]
     assert await gaps_of(world) == [(35, 27, [[4, 30]])]
     # A batch the robot sent whose event does not fit its type: the robot sets it aside on the dead-letter
     # ack and will never send it again, so its seqs arrived.
@@ -448,7 +448,7 @@ async def test_batches_out_of_order_in_one_group_and_dead_lettered_ones_count_as
         world.topic, encode_batch(world.robot, uuid.uuid4(), 1, [bad, also], world.key)
     )
     assert ack is not None
-    assert ack["status"] == "dead_letter"
+    assert ack.status == "dead_letter"
     assert await gaps_of(world) == [(35, 25, [[6, 30]])]
     # A forged batch is not the robot's: what it claims proves nothing.
     forged = numbered(world, range(6, 31))

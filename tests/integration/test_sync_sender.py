@@ -17,9 +17,10 @@ from sqlalchemy import Engine, text
 
 from models.sync_batch import Batch, decode_batch
 from robot_agent.clock import Clock
+from robot_agent.errors import RobotAgentError
 from robot_agent.store import outbox
 from robot_agent.store.database import open_store
-from robot_agent.sync.sender import Sender, parse_ack
+from robot_agent.sync.sender import AckError, Sender, parse_ack
 from tests.support.tasks import eventually, stop
 
 ROBOT = uuid.UUID(int=42)
@@ -163,3 +164,11 @@ def test_bad_acks_are_named() -> None:
         parse_ack(b"{}")
     with pytest.raises(ValueError, match="ack status 'maybe'"):
         parse_ack(json.dumps({"batch": str(uuid.uuid4()), "status": "maybe"}).encode())
+
+
+def test_an_ack_whose_batch_is_not_text_is_named_not_raised() -> None:
+    # Before the typed ack, uuid.UUID(5) raised AttributeError out of parse_ack, past the sender's
+    # `except AckError`, and ended the sender's task group.
+    with pytest.raises(AckError, match="not an ack: batch 5 is not a UUID"):
+        parse_ack(json.dumps({"batch": 5, "status": "committed"}).encode())
+    assert issubclass(AckError, RobotAgentError)

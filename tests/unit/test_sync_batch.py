@@ -13,6 +13,7 @@ from pycose.keys.curves import Ed25519
 from pycose.keys.okp import OKPKey
 from pycose.messages.sign1message import Sign1Message
 
+from models.cose import cose_sign
 from models.sync_batch import (
     MAX_BATCH_BYTES,
     MAX_EVENTS,
@@ -23,7 +24,6 @@ from models.sync_batch import (
     encode_batch,
     event_data,
 )
-from models.ticket_codec import cose_sign
 
 ROBOT = uuid.UUID("6f1c1a9e-3d2b-4f0e-9a51-7a0b5f3c2d10")
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
