@@ -19,14 +19,15 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
+from cloud_sync import sales
 from cloud_sync.database import sqlite_sync_engine
 from cloud_sync.routing import HTTPError
 from models.columns import utcnow
@@ -36,38 +37,14 @@ from models.store_server import STORE_METADATA
 log = logging.getLogger(__name__)
 
 _ITEMS = STORE_METADATA.tables["store_items"]
-_PURCHASES = STORE_METADATA.tables["purchases"]
-_PURCHASE_ITEMS = STORE_METADATA.tables["purchase_items"]
-_TASKS = STORE_METADATA.tables["tasks"]
 
-# SQLite: the same steps as SQLAlchemy statements, built once (the write lock is taken before them).
+# SQLite: the stock of a group, read once the write lock is taken.
 _STOCK = select(_ITEMS.c.id, _ITEMS.c.store_id, _ITEMS.c.name, _ITEMS.c.balance).where(
     _ITEMS.c.id.in_(bindparam("ids", expanding=True))
 )
-_SET_BALANCE = update(_ITEMS).where(_ITEMS.c.id == bindparam("item_id")).values(balance=bindparam("left"))
-_INSERT_PURCHASES = insert(_PURCHASES)
-_INSERT_LINES = insert(_PURCHASE_ITEMS)
-_INSERT_TASKS = insert(_TASKS)
-
 # PostgreSQL: the stock of a group, locked until its commit, so the plan made from it stays true.
 _PG_STOCK = """
 SELECT id, store_id, name, balance FROM store_items WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE
-"""
-# PostgreSQL: a whole group's writes in one statement and one round trip (arrays, one element per row).
-_PG_WRITE = """
-WITH stock AS (
-    UPDATE store_items SET balance = sold.balance
-    FROM unnest($1::uuid[], $2::int[]) AS sold(id, balance)
-    WHERE store_items.id = sold.id
-), bought AS (
-    INSERT INTO purchases (id, store_id, user_id, created_at)
-    SELECT * FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::timestamptz[])
-), lines AS (
-    INSERT INTO purchase_items (id, purchase_id, store_item_id, count)
-    SELECT * FROM unnest($7::uuid[], $8::uuid[], $9::uuid[], $10::int[])
-)
-INSERT INTO tasks (id, store_id, user_id, purchase_id, is_ready, created_at)
-SELECT * FROM unnest($11::uuid[], $4::uuid[], $5::uuid[], $3::uuid[], $12::bool[], $6::timestamptz[])
 """
 
 
@@ -235,9 +212,9 @@ class _PostgresWriter:
                 async with raw.transaction():
                     rows = await raw.fetch(_PG_STOCK, ids)
                     stock = {row["id"]: Stock(row["store_id"], row["name"], row["balance"]) for row in rows}
-                    plan = plan_group(group, stock, utcnow())
-                    if plan.sold:
-                        await raw.execute(_PG_WRITE, *_pg_write_arguments(plan))
+                    now = utcnow()
+                    plan = plan_group(group, stock, now)
+                    await sales.write_postgres(raw, _sales(plan), now)
             except BaseException:
                 # SQLAlchemy did not see what failed on its connection: have the pool open a new one rather
                 # than lend this one again, perhaps closed or mid-transaction (a rare, cheap reconnect).
@@ -249,23 +226,30 @@ class _PostgresWriter:
         pass
 
 
-def _pg_write_arguments(plan: GroupPlan) -> tuple[list[Any], ...]:
-    """The arrays `_PG_WRITE` takes, $1 to $12."""
-    sold = [bought for _, bought in plan.sold]
-    lines = [(bought.id, line) for bought in sold for line in bought.items]
-    return (
-        list(plan.balances),
-        list(plan.balances.values()),
-        [bought.id for bought in sold],
-        [bought.store_id for bought in sold],
-        [bought.user_id for bought in sold],
-        [bought.date for bought in sold],
-        [uuid7() for _ in lines],
-        [purchase_id for purchase_id, _ in lines],
-        [line.item_id for _, line in lines],
-        [line.count for _, line in lines],
-        [uuid7() for _ in sold],
-        [order.body.is_default_ready for order, _ in plan.sold],
+def _sales(plan: GroupPlan) -> sales.Sales:
+    """What the sale writer records for a group's plan."""
+    sold = plan.sold
+    return sales.Sales(
+        purchases=[
+            {"id": p.id, "store_id": p.store_id, "user_id": p.user_id, "created_at": p.date} for _, p in sold
+        ],
+        lines=[
+            {"id": uuid7(), "purchase_id": p.id, "store_item_id": line.item_id, "count": line.count}
+            for _, p in sold
+            for line in p.items
+        ],
+        tasks=[
+            {
+                "id": uuid7(),
+                "store_id": p.store_id,
+                "user_id": p.user_id,
+                "purchase_id": p.id,
+                "is_ready": order.body.is_default_ready,
+                "created_at": p.date,
+            }
+            for order, p in sold
+        ],
+        balances=plan.balances,
     )
 
 
@@ -324,38 +308,5 @@ class _SqliteWriter:
             row.id: Stock(row.store_id, row.name, row.balance) for row in conn.execute(_STOCK, {"ids": ids})
         }
         plan = plan_group(group, stock, utcnow())
-        if plan.balances:
-            conn.execute(_SET_BALANCE, [{"item_id": i, "left": left} for i, left in plan.balances.items()])
-        if not plan.sold:
-            return plan
-        sold = plan.sold
-        conn.execute(
-            _INSERT_PURCHASES,
-            [
-                {"id": p.id, "store_id": p.store_id, "user_id": p.user_id, "created_at": p.date}
-                for _, p in sold
-            ],
-        )
-        conn.execute(
-            _INSERT_LINES,
-            [
-                {"id": uuid7(), "purchase_id": p.id, "store_item_id": line.item_id, "count": line.count}
-                for _, p in sold
-                for line in p.items
-            ],
-        )
-        conn.execute(
-            _INSERT_TASKS,
-            [
-                {
-                    "id": uuid7(),
-                    "store_id": p.store_id,
-                    "user_id": p.user_id,
-                    "purchase_id": p.id,
-                    "is_ready": order.body.is_default_ready,
-                    "created_at": p.date,
-                }
-                for order, p in sold
-            ],
-        )
+        sales.write_sqlite(conn, _sales(plan))
         return plan
