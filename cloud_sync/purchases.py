@@ -29,7 +29,7 @@ from uuid_utils.compat import uuid7
 
 from cloud_sync import sales
 from cloud_sync.database import sqlite_sync_engine
-from cloud_sync.routing import HTTPError
+from cloud_sync.errors import Conflict, NotFound, Unavailable
 from models.columns import utcnow
 from models.store_api import PurchaseCreate, PurchaseOut
 from models.store_server import STORE_METADATA
@@ -71,13 +71,14 @@ class GroupPlan:
     """What a group does: the purchases sold, those refused (with why), and the new counted balances."""
 
     sold: list[tuple[Order, PurchaseOut]] = field(default_factory=list)
-    refused: list[tuple[Order, HTTPError]] = field(default_factory=list)
+    refused: list[tuple[Order, NotFound | Conflict]] = field(default_factory=list)
     balances: dict[uuid.UUID, int] = field(default_factory=dict)
 
 
 def plan_group(orders: Sequence[Order], stock: Mapping[uuid.UUID, Stock], now: dt.datetime) -> GroupPlan:
-    """Decide each purchase in order against `stock`: 404 if an item is unknown or another store's, 409 if a
-    counted item has too little left; otherwise it is sold and its counted items are decremented."""
+    """Decide each purchase in order against `stock`: NotFound if an item is unknown or another store's,
+    Conflict if a counted item has too little left; otherwise it is sold and its counted items are
+    decremented."""
     plan = GroupPlan()
     balances = {item_id: s.balance for item_id, s in stock.items() if s.balance is not None}
     for order in orders:
@@ -105,21 +106,21 @@ def _refusal(
     wanted: Counter[uuid.UUID],
     stock: Mapping[uuid.UUID, Stock],
     balances: dict[uuid.UUID, int],
-) -> HTTPError | None:
+) -> NotFound | Conflict | None:
     for item_id in sorted(wanted):
         if item_id not in stock or stock[item_id].store_id != store_id:
-            return HTTPError(404, f"item {item_id} not found")
+            return NotFound(f"item {item_id} not found")
     for item_id, count in sorted(wanted.items()):
         if item_id in balances and balances[item_id] < count:
             name = stock[item_id].name
-            return HTTPError(409, f"item {item_id} ({name}): {count} wanted, {balances[item_id]} in stock")
+            return Conflict(f"item {item_id} ({name}): {count} wanted, {balances[item_id]} in stock")
     return None
 
 
 def _refuse(orders: Sequence[Order], why: str) -> None:
     for order in orders:
         if not order.answer.done():
-            order.answer.set_exception(HTTPError(503, why, {"Retry-After": "1"}))
+            order.answer.set_exception(Unavailable(why))
 
 
 class PurchaseDesk:
@@ -141,7 +142,8 @@ class PurchaseDesk:
         ]
 
     async def stop(self) -> None:
-        """Stop taking purchases; those still waiting are answered 503 (nothing of theirs was stored)."""
+        """Stop taking purchases; those still waiting are answered Unavailable (nothing of theirs was
+        stored)."""
         for worker in self._workers:
             worker.cancel()
         for worker in self._workers:
@@ -152,7 +154,8 @@ class PurchaseDesk:
         await self._writer.close()
 
     async def buy(self, store_id: uuid.UUID, body: PurchaseCreate) -> PurchaseOut:
-        """Sell a purchase; raises HTTPError 404 (unknown item) or 409 (beyond the balance)."""
+        """Sell a purchase; raises NotFound (an unknown item), Conflict (beyond the balance) or Unavailable
+        (not stored: the database failed, or the service is stopping)."""
         answer: asyncio.Future[PurchaseOut] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(Order(store_id, body, answer))
         return await answer
