@@ -26,9 +26,6 @@ from cloud_sync import changes
 from models.store_server import STORE_METADATA
 
 _ITEMS = STORE_METADATA.tables["store_items"]
-_PURCHASES = STORE_METADATA.tables["purchases"]
-_PURCHASE_ITEMS = STORE_METADATA.tables["purchase_items"]
-_TASKS = STORE_METADATA.tables["tasks"]
 
 
 @dataclass
@@ -79,9 +76,9 @@ _SQLITE_BALANCE: Final = (
     update(_ITEMS).where(_ITEMS.c.id == bindparam("item_id")).values(balance=bindparam("left"))
 )
 _SQLITE_INSERTS: Final = (
-    ("purchases", SqliteInsert(_PURCHASES)),
-    ("lines", SqliteInsert(_PURCHASE_ITEMS)),
-    ("tasks", SqliteInsert(_TASKS)),
+    ("purchases", SqliteInsert(STORE_METADATA.tables["purchases"])),
+    ("lines", SqliteInsert(STORE_METADATA.tables["purchase_items"])),
+    ("tasks", SqliteInsert(STORE_METADATA.tables["tasks"])),
 )
 
 
