@@ -19,3 +19,30 @@ def reason(err: BaseException) -> str:
     else:
         text = str(err)
     return text.strip().splitlines()[0] if text.strip() else type(err).__name__
+
+
+# What the cloud's domain code refuses, each answered with one HTTP status by the routing layer
+# (`cloud_sync.routing.json_errors`); the domain knows nothing of HTTP.
+
+
+class NotFound(CloudSyncError):
+    """Something the request names does not exist (404)."""
+
+
+class Conflict(CloudSyncError):
+    """The request contradicts what is stored, e.g. more wanted than is in stock (409)."""
+
+
+class Unavailable(CloudSyncError):
+    """Nothing was done and nothing stored, for now: worth trying again in a second (503, Retry-After)."""
+
+
+class InvalidInput(CloudSyncError):
+    """A value the request's models let through but the domain refuses (422, in FastAPI's body shape):
+    `loc` names it as FastAPI would (`["body", "valid_until"]`)."""
+
+    def __init__(self, loc: list[str | int], msg: str, kind: str = "value_error") -> None:
+        super().__init__(msg)
+        self.loc = loc
+        self.msg = msg
+        self.kind = kind

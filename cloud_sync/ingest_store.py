@@ -18,11 +18,11 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from sqlalchemy import Table, and_, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cloud_sync import changes, gaps
+from cloud_sync import changes, gaps, sales
 from cloud_sync.tables import CLOUD_METADATA
 from models.base_server import BASE_METADATA
 from models.store_server import STORE_METADATA
@@ -31,7 +31,6 @@ _TICKETS = BASE_METADATA.tables["tickets"]
 _STORES = STORE_METADATA.tables["stores"]
 _ITEMS = STORE_METADATA.tables["store_items"]
 _PURCHASES = STORE_METADATA.tables["purchases"]
-_PURCHASE_ITEMS = STORE_METADATA.tables["purchase_items"]
 _TASKS = STORE_METADATA.tables["tasks"]
 _APPLIED = CLOUD_METADATA.tables["sync_applied_events"]
 _DEAD = CLOUD_METADATA.tables["sync_dead_letters"]
@@ -69,15 +68,12 @@ class Reads:
 
 
 @dataclass
-class Writes:
-    """A group's outcome: rows to insert (as column dicts), new balances, tickets used, tasks' readiness, and
-    each robot's state (written only over an older `last_seq`)."""
+class Writes(sales.Sales):
+    """A group's outcome: its sales (purchases, lines, tasks, balances: written by `cloud_sync.sales`), and
+    conflicts, tickets used, tasks' readiness, and each robot's state (written only over an older
+    `last_seq`)."""
 
-    purchases: list[dict[str, Any]] = field(default_factory=list)
-    lines: list[dict[str, Any]] = field(default_factory=list)
-    tasks: list[dict[str, Any]] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
-    balances: dict[uuid.UUID, int] = field(default_factory=dict)
     tickets_used: list[uuid.UUID] = field(default_factory=list)
     tasks_ready: dict[uuid.UUID, bool] = field(default_factory=dict)
     states: list[dict[str, Any]] = field(default_factory=list)
@@ -174,7 +170,6 @@ _SQLITE_TICKETS = select(_TICKETS.c.id, _TICKETS.c.used).where(
     _TICKETS.c.id.in_(bindparam("ids", expanding=True))
 )
 _SQLITE_TASKS = select(_TASKS.c.id).where(_TASKS.c.id.in_(bindparam("ids", expanding=True)))
-_SQLITE_BALANCE = update(_ITEMS).where(_ITEMS.c.id == bindparam("item_id")).values(balance=bindparam("left"))
 _SQLITE_USED = update(_TICKETS).where(_TICKETS.c.id.in_(bindparam("ids", expanding=True))).values(used=True)
 _SQLITE_READY = update(_TASKS).where(_TASKS.c.id == bindparam("task_id")).values(is_ready=bindparam("ready"))
 _sqlite_state = sqlite_insert(_STATE)
@@ -197,45 +192,8 @@ _SQLITE_STATE = _sqlite_state.on_conflict_do_update(
 )
 
 
-class _SqliteInsert:
-    """An INSERT of many rows on sqlite3's own executemany, each value converted by SQLAlchemy's own bind
-    processor for its column (so stored exactly as SQLAlchemy stores it), without SQLAlchemy's per-row
-    machinery, which took as long as everything else ingest does with a row (py-spy, 500-event batches)."""
-
-    def __init__(self, table: Table, text: frozenset[str] = frozenset()) -> None:
-        self._table = table
-        self._text = text  # columns whose values are already what is stored (JSON text)
-        self._prepared: dict[tuple[str, ...], tuple[str, list[Any]]] = {}
-
-    async def run(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-        columns = tuple(rows[0])
-        if columns not in self._prepared:
-            dialect = conn.dialect
-            names = ", ".join(columns)
-            sql = f"INSERT INTO {self._table.name} ({names}) VALUES ({', '.join('?' * len(columns))})"
-            self._prepared[columns] = (
-                sql,
-                [
-                    None
-                    if c in self._text
-                    else self._table.c[c].type.dialect_impl(dialect).bind_processor(dialect)
-                    for c in columns
-                ],
-            )
-        sql, processors = self._prepared[columns]
-        pairs = list(zip(columns, processors, strict=True))
-        await conn.exec_driver_sql(
-            sql, [tuple(row[c] if p is None else p(row[c]) for c, p in pairs) for row in rows]
-        )
-
-
-_SQLITE_INSERTS: Final = {
-    "applied": _SqliteInsert(_APPLIED, frozenset({"data"})),
-    "purchases": _SqliteInsert(_PURCHASES),
-    "lines": _SqliteInsert(_PURCHASE_ITEMS),
-    "tasks": _SqliteInsert(_TASKS),
-    "conflicts": _SqliteInsert(_CONFLICTS),
-}
+_SQLITE_APPLIED_INSERT: Final = sales.SqliteInsert(_APPLIED, frozenset({"data"}))
+_SQLITE_CONFLICTS: Final = sales.SqliteInsert(_CONFLICTS)
 
 
 def _chunks(ids: Iterable[uuid.UUID]) -> Iterable[list[uuid.UUID]]:
@@ -273,7 +231,7 @@ class _SqliteTransaction:
         before = {row.event_id for row in await self._rows(_SQLITE_APPLIED, (a["event_id"] for a in applied))}
         new = [row for row in applied if row["event_id"] not in before]
         if new:
-            await _SQLITE_INSERTS["applied"].run(self._conn, new)
+            await self._conn.run_sync(_SQLITE_APPLIED_INSERT.run, new)
         return {row["event_id"] for row in new}
 
     async def read(self, wanted: Wanted) -> Reads:
@@ -289,18 +247,9 @@ class _SqliteTransaction:
 
     async def write(self, writes: Writes, now: dt.datetime) -> None:
         conn = self._conn
-        if writes.balances:
-            await conn.execute(
-                _SQLITE_BALANCE, [{"item_id": i, "left": n} for i, n in writes.balances.items()]
-            )
-        for name, rows in (
-            ("purchases", writes.purchases),
-            ("lines", writes.lines),
-            ("tasks", writes.tasks),
-            ("conflicts", writes.conflicts),
-        ):
-            if rows:
-                await _SQLITE_INSERTS[name].run(conn, rows)
+        await conn.run_sync(sales.write_sqlite, writes)
+        if writes.conflicts:
+            await conn.run_sync(_SQLITE_CONFLICTS.run, writes.conflicts)
         for chunk in _chunks(writes.tickets_used):
             await conn.execute(_SQLITE_USED, {"ids": chunk})
         if writes.tasks_ready:
@@ -309,11 +258,9 @@ class _SqliteTransaction:
             )
         if writes.states:
             await conn.execute(_SQLITE_STATE, writes.states)
-        # What robots copy changed too: a ticket used, an item's stock (docs/sync.md, "Down-sync").
+        # A ticket used is copied by robots too (docs/sync.md, "Down-sync"); the sale writer logs the stock.
         if writes.tickets_used:
             await conn.run_sync(changes.log_upserts, "tickets", writes.tickets_used)
-        if writes.balances:
-            await conn.run_sync(changes.log_upserts, "store_items", list(writes.balances))
 
     async def dead_letters(self, letters: Sequence[DeadLetter], now: dt.datetime) -> None:
         if letters:
@@ -346,40 +293,28 @@ _PG_ITEMS = "SELECT id, store_id, balance FROM store_items WHERE id = ANY($1::uu
 _PG_PURCHASES = "SELECT id FROM purchases WHERE id = ANY($1::uuid[])"
 _PG_TICKETS = "SELECT id, used FROM tickets WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
 _PG_TASKS = "SELECT id FROM tasks WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
+# Everything but the sales (`cloud_sync.sales` writes those) in one statement.
 _PG_WRITE = """
-WITH stock AS (
-    UPDATE store_items SET balance = sold.balance
-    FROM unnest($1::uuid[], $2::int[]) AS sold(id, balance)
-    WHERE store_items.id = sold.id
-), bought AS (
-    INSERT INTO purchases (id, store_id, user_id, created_at)
-    SELECT * FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::timestamptz[])
-), lines AS (
-    INSERT INTO purchase_items (id, purchase_id, store_item_id, count)
-    SELECT * FROM unnest($7::uuid[], $8::uuid[], $9::uuid[], $10::int[])
-), made AS (
-    INSERT INTO tasks (id, store_id, user_id, purchase_id, is_ready, created_at)
-    SELECT * FROM unnest($11::uuid[], $4::uuid[], $5::uuid[], $3::uuid[], $12::bool[], $6::timestamptz[])
-), used AS (
-    UPDATE tickets SET used = true WHERE id = ANY($13::uuid[])
+WITH used AS (
+    UPDATE tickets SET used = true WHERE id = ANY($1::uuid[])
 ), ready AS (
     UPDATE tasks SET is_ready = r.is_ready
-    FROM unnest($14::uuid[], $15::bool[]) AS r(id, is_ready)
+    FROM unnest($2::uuid[], $3::bool[]) AS r(id, is_ready)
     WHERE tasks.id = r.id
 ), conflicts AS (
     INSERT INTO sync_conflicts (id, robot_id, event_id, kind, detail, recorded_at)
-    SELECT c.*, $21::timestamptz
-    FROM unnest($16::uuid[], $17::uuid[], $18::uuid[], $19::text[], $20::text[]) AS c
+    SELECT c.*, $9::timestamptz
+    FROM unnest($4::uuid[], $5::uuid[], $6::uuid[], $7::text[], $8::text[]) AS c
 )
 INSERT INTO sync_robot_state AS s (robot_id, last_seq, last_batch_at, clock_skew_ms)
-SELECT r.robot_id, r.last_seq, $21::timestamptz, r.skew
-FROM unnest($22::uuid[], $23::int8[], $24::int8[]) AS r(robot_id, last_seq, skew)
+SELECT r.robot_id, r.last_seq, $9::timestamptz, r.skew
+FROM unnest($10::uuid[], $11::int8[], $12::int8[]) AS r(robot_id, last_seq, skew)
 ON CONFLICT (robot_id) DO UPDATE
 SET last_seq = excluded.last_seq, last_batch_at = excluded.last_batch_at,
     clock_skew_ms = excluded.clock_skew_ms
 WHERE s.last_seq <= excluded.last_seq
 """
-_PG_LOG: Final = {name: changes.pg_log_statement(name) for name in ("tickets", "store_items")}
+_PG_LOG_TICKETS: Final = changes.pg_log_statement("tickets")
 # The robots' runs are merged read-modify-write, so two workers must not merge one robot's at once: each holds
 # an advisory lock per robot (key space "seqs", a robot's hash) until commit, taken in robot order as the last
 # locks of the transaction, after every row lock, so waiting for one never closes a cycle.
@@ -463,21 +398,10 @@ class _PostgresTransaction:
         return reads
 
     async def write(self, writes: Writes, now: dt.datetime) -> None:
-        purchases, lines, tasks, conflicts = writes.purchases, writes.lines, writes.tasks, writes.conflicts
+        await sales.write_postgres(self._raw, writes, now)
+        conflicts = writes.conflicts
         await self._raw.execute(
             _PG_WRITE,
-            list(writes.balances),
-            list(writes.balances.values()),
-            _column(purchases, "id"),
-            _column(purchases, "store_id"),
-            _column(purchases, "user_id"),
-            _column(purchases, "created_at"),
-            _column(lines, "id"),
-            _column(lines, "purchase_id"),
-            _column(lines, "store_item_id"),
-            _column(lines, "count"),
-            _column(tasks, "id"),
-            _column(tasks, "is_ready"),
             writes.tickets_used,
             list(writes.tasks_ready),
             list(writes.tasks_ready.values()),
@@ -491,13 +415,10 @@ class _PostgresTransaction:
             _column(writes.states, "last_seq"),
             _column(writes.states, "clock_skew_ms"),
         )
-        # What robots copy changed too: a ticket used, an item's stock (docs/sync.md, "Down-sync").
-        logged = [("tickets", writes.tickets_used), ("store_items", list(writes.balances))]
-        if any(keys for _, keys in logged):
+        # A ticket used is copied by robots too (docs/sync.md, "Down-sync"); the sale writer logs the stock.
+        if writes.tickets_used:
             await self._raw.execute(changes.PG_LOG_LOCK)
-            for name, keys in logged:
-                if keys:
-                    await self._raw.execute(_PG_LOG[name], keys, now)
+            await self._raw.execute(_PG_LOG_TICKETS, writes.tickets_used, now)
 
     async def dead_letters(self, letters: Sequence[DeadLetter], now: dt.datetime) -> None:
         if letters:

@@ -3,7 +3,8 @@
 A commit (its log writes and fsync) and each statement's round trip cost more than a purchase's own rows.
 So a worker takes every purchase waiting at that moment, reads (and locks) the stock the group touches,
 decides each purchase in order in plain Python (`plan_group`: each one all or nothing), writes the outcome
-in a few statements, commits once, and then answers each. Under light load a group is one purchase and
+with the sale writer (`cloud_sync.sales`: a few statements, and the changed stock logged for the robots),
+commits once, and then answers each. Under light load a group is one purchase and
 adds no wait. Each database has its own writer: asyncpg's connection directly on PostgreSQL, a blocking
 SQLite connection on the event loop's thread (see `_SqliteWriter` for why).
 """
@@ -19,16 +20,17 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
+from cloud_sync import sales
 from cloud_sync.database import sqlite_sync_engine
-from cloud_sync.routing import HTTPError
+from cloud_sync.errors import Conflict, NotFound, Unavailable
 from models.columns import utcnow
 from models.store_api import PurchaseCreate, PurchaseOut
 from models.store_server import STORE_METADATA
@@ -36,38 +38,14 @@ from models.store_server import STORE_METADATA
 log = logging.getLogger(__name__)
 
 _ITEMS = STORE_METADATA.tables["store_items"]
-_PURCHASES = STORE_METADATA.tables["purchases"]
-_PURCHASE_ITEMS = STORE_METADATA.tables["purchase_items"]
-_TASKS = STORE_METADATA.tables["tasks"]
 
-# SQLite: the same steps as SQLAlchemy statements, built once (the write lock is taken before them).
+# SQLite: the stock of a group, read once the write lock is taken.
 _STOCK = select(_ITEMS.c.id, _ITEMS.c.store_id, _ITEMS.c.name, _ITEMS.c.balance).where(
     _ITEMS.c.id.in_(bindparam("ids", expanding=True))
 )
-_SET_BALANCE = update(_ITEMS).where(_ITEMS.c.id == bindparam("item_id")).values(balance=bindparam("left"))
-_INSERT_PURCHASES = insert(_PURCHASES)
-_INSERT_LINES = insert(_PURCHASE_ITEMS)
-_INSERT_TASKS = insert(_TASKS)
-
 # PostgreSQL: the stock of a group, locked until its commit, so the plan made from it stays true.
 _PG_STOCK = """
 SELECT id, store_id, name, balance FROM store_items WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE
-"""
-# PostgreSQL: a whole group's writes in one statement and one round trip (arrays, one element per row).
-_PG_WRITE = """
-WITH stock AS (
-    UPDATE store_items SET balance = sold.balance
-    FROM unnest($1::uuid[], $2::int[]) AS sold(id, balance)
-    WHERE store_items.id = sold.id
-), bought AS (
-    INSERT INTO purchases (id, store_id, user_id, created_at)
-    SELECT * FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::timestamptz[])
-), lines AS (
-    INSERT INTO purchase_items (id, purchase_id, store_item_id, count)
-    SELECT * FROM unnest($7::uuid[], $8::uuid[], $9::uuid[], $10::int[])
-)
-INSERT INTO tasks (id, store_id, user_id, purchase_id, is_ready, created_at)
-SELECT * FROM unnest($11::uuid[], $4::uuid[], $5::uuid[], $3::uuid[], $12::bool[], $6::timestamptz[])
 """
 
 
@@ -94,13 +72,14 @@ class GroupPlan:
     """What a group does: the purchases sold, those refused (with why), and the new counted balances."""
 
     sold: list[tuple[Order, PurchaseOut]] = field(default_factory=list)
-    refused: list[tuple[Order, HTTPError]] = field(default_factory=list)
+    refused: list[tuple[Order, NotFound | Conflict]] = field(default_factory=list)
     balances: dict[uuid.UUID, int] = field(default_factory=dict)
 
 
 def plan_group(orders: Sequence[Order], stock: Mapping[uuid.UUID, Stock], now: dt.datetime) -> GroupPlan:
-    """Decide each purchase in order against `stock`: 404 if an item is unknown or another store's, 409 if a
-    counted item has too little left; otherwise it is sold and its counted items are decremented."""
+    """Decide each purchase in order against `stock`: NotFound if an item is unknown or another store's,
+    Conflict if a counted item has too little left; otherwise it is sold and its counted items are
+    decremented."""
     plan = GroupPlan()
     balances = {item_id: s.balance for item_id, s in stock.items() if s.balance is not None}
     for order in orders:
@@ -128,21 +107,21 @@ def _refusal(
     wanted: Counter[uuid.UUID],
     stock: Mapping[uuid.UUID, Stock],
     balances: dict[uuid.UUID, int],
-) -> HTTPError | None:
+) -> NotFound | Conflict | None:
     for item_id in sorted(wanted):
         if item_id not in stock or stock[item_id].store_id != store_id:
-            return HTTPError(404, f"item {item_id} not found")
+            return NotFound(f"item {item_id} not found")
     for item_id, count in sorted(wanted.items()):
         if item_id in balances and balances[item_id] < count:
             name = stock[item_id].name
-            return HTTPError(409, f"item {item_id} ({name}): {count} wanted, {balances[item_id]} in stock")
+            return Conflict(f"item {item_id} ({name}): {count} wanted, {balances[item_id]} in stock")
     return None
 
 
 def _refuse(orders: Sequence[Order], why: str) -> None:
     for order in orders:
         if not order.answer.done():
-            order.answer.set_exception(HTTPError(503, why, {"Retry-After": "1"}))
+            order.answer.set_exception(Unavailable(why))
 
 
 class PurchaseDesk:
@@ -164,7 +143,8 @@ class PurchaseDesk:
         ]
 
     async def stop(self) -> None:
-        """Stop taking purchases; those still waiting are answered 503 (nothing of theirs was stored)."""
+        """Stop taking purchases; those still waiting are answered Unavailable (nothing of theirs was
+        stored)."""
         for worker in self._workers:
             worker.cancel()
         for worker in self._workers:
@@ -175,7 +155,8 @@ class PurchaseDesk:
         await self._writer.close()
 
     async def buy(self, store_id: uuid.UUID, body: PurchaseCreate) -> PurchaseOut:
-        """Sell a purchase; raises HTTPError 404 (unknown item) or 409 (beyond the balance)."""
+        """Sell a purchase; raises NotFound (an unknown item), Conflict (beyond the balance) or Unavailable
+        (not stored: the database failed, or the service is stopping)."""
         answer: asyncio.Future[PurchaseOut] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(Order(store_id, body, answer))
         return await answer
@@ -235,9 +216,9 @@ class _PostgresWriter:
                 async with raw.transaction():
                     rows = await raw.fetch(_PG_STOCK, ids)
                     stock = {row["id"]: Stock(row["store_id"], row["name"], row["balance"]) for row in rows}
-                    plan = plan_group(group, stock, utcnow())
-                    if plan.sold:
-                        await raw.execute(_PG_WRITE, *_pg_write_arguments(plan))
+                    now = utcnow()
+                    plan = plan_group(group, stock, now)
+                    await sales.write_postgres(raw, _sales(plan), now)
             except BaseException:
                 # SQLAlchemy did not see what failed on its connection: have the pool open a new one rather
                 # than lend this one again, perhaps closed or mid-transaction (a rare, cheap reconnect).
@@ -249,23 +230,30 @@ class _PostgresWriter:
         pass
 
 
-def _pg_write_arguments(plan: GroupPlan) -> tuple[list[Any], ...]:
-    """The arrays `_PG_WRITE` takes, $1 to $12."""
-    sold = [bought for _, bought in plan.sold]
-    lines = [(bought.id, line) for bought in sold for line in bought.items]
-    return (
-        list(plan.balances),
-        list(plan.balances.values()),
-        [bought.id for bought in sold],
-        [bought.store_id for bought in sold],
-        [bought.user_id for bought in sold],
-        [bought.date for bought in sold],
-        [uuid7() for _ in lines],
-        [purchase_id for purchase_id, _ in lines],
-        [line.item_id for _, line in lines],
-        [line.count for _, line in lines],
-        [uuid7() for _ in sold],
-        [order.body.is_default_ready for order, _ in plan.sold],
+def _sales(plan: GroupPlan) -> sales.Sales:
+    """What the sale writer records for a group's plan."""
+    sold = plan.sold
+    return sales.Sales(
+        purchases=[
+            {"id": p.id, "store_id": p.store_id, "user_id": p.user_id, "created_at": p.date} for _, p in sold
+        ],
+        lines=[
+            {"id": uuid7(), "purchase_id": p.id, "store_item_id": line.item_id, "count": line.count}
+            for _, p in sold
+            for line in p.items
+        ],
+        tasks=[
+            {
+                "id": uuid7(),
+                "store_id": p.store_id,
+                "user_id": p.user_id,
+                "purchase_id": p.id,
+                "is_ready": order.body.is_default_ready,
+                "created_at": p.date,
+            }
+            for order, p in sold
+        ],
+        balances=plan.balances,
     )
 
 
@@ -324,38 +312,5 @@ class _SqliteWriter:
             row.id: Stock(row.store_id, row.name, row.balance) for row in conn.execute(_STOCK, {"ids": ids})
         }
         plan = plan_group(group, stock, utcnow())
-        if plan.balances:
-            conn.execute(_SET_BALANCE, [{"item_id": i, "left": left} for i, left in plan.balances.items()])
-        if not plan.sold:
-            return plan
-        sold = plan.sold
-        conn.execute(
-            _INSERT_PURCHASES,
-            [
-                {"id": p.id, "store_id": p.store_id, "user_id": p.user_id, "created_at": p.date}
-                for _, p in sold
-            ],
-        )
-        conn.execute(
-            _INSERT_LINES,
-            [
-                {"id": uuid7(), "purchase_id": p.id, "store_item_id": line.item_id, "count": line.count}
-                for _, p in sold
-                for line in p.items
-            ],
-        )
-        conn.execute(
-            _INSERT_TASKS,
-            [
-                {
-                    "id": uuid7(),
-                    "store_id": p.store_id,
-                    "user_id": p.user_id,
-                    "purchase_id": p.id,
-                    "is_ready": order.body.is_default_ready,
-                    "created_at": p.date,
-                }
-                for order, p in sold
-            ],
-        )
+        sales.write_sqlite(conn, _sales(plan))
         return plan

@@ -18,6 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from cloud_sync.errors import Conflict, InvalidInput, NotFound, Unavailable
 from cloud_sync.tables import Role
 from models.store_api import NO_NUL
 
@@ -49,6 +50,24 @@ class InvalidRequest(HTTPError):
     def __init__(self, loc: list[str | int], msg: str, kind: str = "value_error") -> None:
         super().__init__(422, msg)
         self.items = [{"loc": loc, "msg": msg, "type": kind}]
+
+
+# The domain's refusals (cloud_sync.errors) as HTTP statuses: the one place they are mapped.
+DOMAIN_STATUS: dict[type[Exception], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    Unavailable: 503,
+    InvalidInput: 422,
+}
+
+
+def domain_response(err: NotFound | Conflict | Unavailable | InvalidInput) -> web.Response:
+    """The answer to a domain refusal: `{"detail": ...}` with its status; FastAPI's 422 body for bad input; a
+    503 says when to try again."""
+    if isinstance(err, InvalidInput):
+        return web.json_response({"detail": [{"loc": err.loc, "msg": err.msg, "type": err.kind}]}, status=422)
+    headers = {"Retry-After": "1"} if isinstance(err, Unavailable) else None
+    return web.json_response({"detail": str(err)}, status=DOMAIN_STATUS[type(err)], headers=headers)
 
 
 class NoInput(BaseModel):
@@ -248,6 +267,8 @@ async def json_errors(
         return web.json_response({"detail": err.items}, status=422)
     except HTTPError as err:
         return web.json_response({"detail": err.detail}, status=err.status, headers=err.headers)
+    except (NotFound, Conflict, Unavailable, InvalidInput) as err:
+        return domain_response(err)
     except web.HTTPException as err:
         if err.status < 400:
             raise

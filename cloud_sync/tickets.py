@@ -7,7 +7,7 @@ import uuid
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cloud_sync.routing import InvalidRequest
+from cloud_sync.errors import InvalidInput
 from cloud_sync.signing import KeyRing
 from cloud_sync.tables import TicketRevocation, TicketToken
 from models.base_api import TICKET_LATEST, VerifyOut, VerifyRequest
@@ -61,16 +61,17 @@ async def issue_token(
 ) -> TicketToken:
     """Sign a token for a ticket with the active key and keep it beside the ticket (not committed).
 
-    Raises NoSigningKey when there is no key to sign with."""
+    Raises InvalidInput when the token would be expired or outlast what a ticket can carry, NoSigningKey
+    when there is no key to sign with."""
     now = utcnow()
     expires = valid_until or ticket.start_date + DEFAULT_VALIDITY
     field = "valid_until" if valid_until is not None else "start_date"
     if expires <= now:
-        raise InvalidRequest(
+        raise InvalidInput(
             ["body", field], f"the ticket would have expired already, at {expires.isoformat()}"
         )
     if expires > TICKET_LATEST:  # only the default can: valid_until is bounded by its type
-        raise InvalidRequest(
+        raise InvalidInput(
             ["body", "start_date"],
             f"the default validity (start_date + {DEFAULT_VALIDITY.days} days) would end after "
             f"{rfc3339(TICKET_LATEST)}, the last time a ticket can carry: give valid_until",
