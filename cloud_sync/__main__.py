@@ -694,20 +694,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    try:
-        code: int = args.handler(args)
-        sys.stdout.flush()  # a closed pipe fails here, not in the interpreter's exit
-    except CloudSyncError as err:
-        print(f"cloud-sync: {err}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:
-        if not console.stdout_reader_gone():
-            raise
-        return console.discard_stdout()  # `cloud-sync ... | head`: the reader has all it wanted
-    except OSError as err:  # a file or socket the user named, not translated further in: name it at least
-        print(f"cloud-sync: {console.os_error_text(err)}", file=sys.stderr)
-        return 1
-    return code
+    return console.run_command(
+        "cloud-sync", lambda: int(args.handler(args)), CloudSyncError, lambda err: [f"cloud-sync: {err}"]
+    )
 
 
 if __name__ == "__main__":

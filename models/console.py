@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import select
 import sys
+from collections.abc import Callable
 
 # The status a shell shows for a program that SIGPIPE ended (`yes | head`): 128 + 13.
 STDOUT_CLOSED = 141
@@ -41,3 +42,29 @@ def discard_stdout() -> int:
     os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ is not None else 1)
     os.close(devnull)
     return STDOUT_CLOSED
+
+
+def run_command(
+    program: str,
+    handler: Callable[[], int],
+    known: type[Exception] | tuple[type[Exception], ...],
+    lines: Callable[[Exception], list[str]] = lambda err: [str(err)],
+) -> int:
+    """Run a command's handler and turn how it ends into an exit status: `known` errors as their `lines`
+    (each prefixed with `program: ` unless it names its own place) on stderr and 1; any other OSError as one
+    line naming it and 1; a reader of standard output that has gone as STDOUT_CLOSED, quietly."""
+    try:
+        code = handler()
+        sys.stdout.flush()  # a closed pipe fails here, not in the interpreter's exit
+    except known as err:
+        for line in lines(err):
+            print(line, file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        if not stdout_reader_gone():
+            raise
+        return discard_stdout()  # `program ... | head`: the reader has all it wanted
+    except OSError as err:  # a file or socket the user named, not translated further in: name it at least
+        print(f"{program}: {os_error_text(err)}", file=sys.stderr)
+        return 1
+    return code

@@ -319,24 +319,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    try:
-        code: int = args.handler(args)
-        sys.stdout.flush()  # a closed pipe fails here, not in the interpreter's exit
-    except ConfigError as err:
-        for problem in err.problems:
-            print(f"{err.path}: {problem}", file=sys.stderr)
-        return 1
-    except RobotAgentError as err:
-        print(f"robot-agent: {err}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:
-        if not console.stdout_reader_gone():
-            raise
-        return console.discard_stdout()  # `robot-agent ... | head`: the reader has all it wanted
-    except OSError as err:  # a file or socket the user named, not translated further in: name it at least
-        print(f"robot-agent: {console.os_error_text(err)}", file=sys.stderr)
-        return 1
-    return code
+    return console.run_command("robot-agent", lambda: int(args.handler(args)), RobotAgentError, _error_lines)
+
+
+def _error_lines(err: Exception) -> list[str]:
+    """A configuration's problems each name the file and the key; any other error is one line."""
+    if isinstance(err, ConfigError):
+        return [f"{err.path}: {problem}" for problem in err.problems]
+    return [f"robot-agent: {err}"]
 
 
 if __name__ == "__main__":
