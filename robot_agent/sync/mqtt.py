@@ -37,7 +37,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from models.link_outage import LinkOutage, describe, disconnected, refused, unreachable
+from models.link_outage import KeepsConnectError, LinkOutage, connect_failed, describe, disconnected, refused
 from models.sync_batch import TOPIC_ROOT
 from robot_agent.errors import RobotAgentError
 
@@ -90,18 +90,8 @@ class LinkDownError(LinkError):
     """Not connected, or the connection dropped before the broker answered: keep the data, send it later."""
 
 
-class _Client(mqtt.Client):
-    """paho's client, remembering why its last connection attempt failed: paho's `on_connect_fail` is told
-    nothing, and the reason (refused, unresolvable, unreachable, timed out) is what an engineer needs."""
-
-    connect_error: OSError | None = None
-
-    def reconnect(self) -> MQTTErrorCode:
-        try:
-            return super().reconnect()
-        except OSError as err:
-            self.connect_error = err
-            raise
+class _Client(KeepsConnectError, mqtt.Client):
+    """paho's client, remembering why its last connection attempt failed."""
 
 
 def status_payload(state: str) -> bytes:
@@ -346,8 +336,7 @@ class RobotLink:
             log.info("robot=%s connected (session present: %s)", self.robot_id, flags.session_present)
 
     def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
-        err = client.connect_error if isinstance(client, _Client) else None
-        self._failed(unreachable(err) if err is not None else "cannot connect")
+        self._failed(connect_failed(client))
 
     def _failed(self, reason: str) -> None:
         """One WARNING per outage and reason, however many reconnect attempts fail the same way."""
