@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Self, TypeVarTuple
+from typing import Any, Final, Self
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -41,14 +41,13 @@ from models.link_outage import (
     disconnected,
     refused,
 )
+from models.loop_handoff import LoopHandoff
 
 # How long the broker keeps a cloud client's session (its subscriptions, messages handed to it) after it goes.
 CLOUD_SESSION_EXPIRY_S: Final = 24 * 3600
 # The cloud's clients' reconnect backoff, in seconds (paho doubles the wait from the first to the second).
 RECONNECT_MIN_S: Final = 1
 RECONNECT_MAX_S: Final = 5
-
-_Ts = TypeVarTuple("_Ts")
 
 
 class BrokerClient(KeepsConnectError, mqtt.Client):
@@ -119,7 +118,7 @@ class CloudLink:
         self._outage = LinkOutage()  # paho's thread only
         self._subscribe_mid: int | None = None  # paho's thread only
 
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._to_loop = LoopHandoff()  # paho's callbacks -> this event loop
         self._inbox: asyncio.Queue[Received] = asyncio.Queue()
         self._pending: dict[int, str] = {}  # mid -> topic of a publish waiting for its PUBACK
         self.subscribed = asyncio.Event()
@@ -132,9 +131,7 @@ class CloudLink:
 
     async def start(self) -> None:
         """Start connecting in the background; paho retries until the broker answers, and after every drop."""
-        if self._loop is not None:
-            raise RuntimeError("CloudLink.start() called twice")
-        self._loop = asyncio.get_running_loop()
+        self._to_loop.bind("CloudLink")
         properties = connect_properties(CLOUD_SESSION_EXPIRY_S)
         self._client.connect_async(self._host, self._port, clean_start=False, properties=properties)
         self._client.loop_start()
@@ -189,17 +186,6 @@ class CloudLink:
         return True
 
     # -- paho's thread ------------------------------------------------------------------------------------
-
-    def _to_loop(self, callback: Callable[[*_Ts], object], *args: *_Ts) -> None:
-        if self._loop is None:
-            return
-        try:
-            self._loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:
-            # The event loop is closed (shutdown): nobody is left to tell. Raising would kill paho's thread.
-            self._log.debug(
-                "%s client=%s event loop closed; dropped a link event", self._role, self._login.client_id
-            )
 
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
@@ -261,7 +247,7 @@ class CloudLink:
                 ", ".join(refusals),
             )
             return
-        self._to_loop(self.subscribed.set)
+        self._to_loop.call(self.subscribed.set)
 
     def _on_disconnect(
         self,
@@ -276,18 +262,18 @@ class CloudLink:
             self._log.info("%s client=%s %s", self._role, self._login.client_id, why)
         else:  # a refused CONNECT ends this way too, on every attempt; already said once
             self._log.debug("%s client=%s %s", self._role, self._login.client_id, why)
-        self._to_loop(self._link_lost)
+        self._to_loop.call(self._link_lost)
 
     def _on_publish(
         self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode, _props: Any
     ) -> None:
-        self._to_loop(self._acked, mid, reason)
+        self._to_loop.call(self._acked, mid, reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         received = Received(
             message.topic, bytes(message.payload), bool(message.retain), message.mid, message.qos
         )
-        self._to_loop(self._inbox.put_nowait, received)
+        self._to_loop.call(self._inbox.put_nowait, received)
 
     # -- the event loop's side ----------------------------------------------------------------------------
 
