@@ -29,7 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import Engine
 
 from bench.report import Figure
-from cloud_sync.broker import BrokerLogin
+from cloud_sync.broker_login import BrokerLogin
 from cloud_sync.database import create_engine, session_factory
 from cloud_sync.downsync import DownSyncService, messages_for
 from cloud_sync.migrate import upgrade

@@ -22,11 +22,11 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cloud_sync import broker, changes, gaps, migrate, wallet
+from cloud_sync import broker_files, broker_login, changes, gaps, migrate, provisioning, wallet
 from cloud_sync.app import create_app
 from cloud_sync.auth import create_token, list_tokens, revoke_token
 from cloud_sync.base_api import add_robot
-from cloud_sync.broker import BrokerLogin
+from cloud_sync.broker_login import BrokerLogin
 from cloud_sync.database import DEFAULT_DB_URL, create_engine, database_errors, session_factory
 from cloud_sync.errors import CloudSyncError, reason
 from cloud_sync.ingest import Ingest
@@ -319,11 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     broker_config.add_argument("--out", required=True, type=Path, metavar="DIR", help="the broker's folder")
     broker_config.add_argument(
         "--ingest-user",
-        default=broker.DEFAULT_INGEST_USER,
+        default=broker_files.DEFAULT_INGEST_USER,
         metavar="NAME",
-        help=f"the broker user of the cloud's ingest (default: {broker.DEFAULT_INGEST_USER})",
+        help=f"the broker user of the cloud's ingest (default: {broker_files.DEFAULT_INGEST_USER})",
     )
-    default_listen = ":".join(map(str, broker.DEFAULT_LISTEN))
+    default_listen = ":".join(map(str, broker_files.DEFAULT_LISTEN))
     broker_config.add_argument(
         "--listen",
         default=default_listen,
@@ -385,8 +385,10 @@ def _broker_login_arguments(command: argparse.ArgumentParser, role: str) -> None
 
 
 def _broker_login(args: argparse.Namespace) -> BrokerLogin:
-    username, password = broker.read_credentials(args.credentials) if args.credentials else (None, None)
-    broker.mqtt_address(args.mqtt)  # a bad URL is a one-line error now, not a failure inside the service
+    username, password = broker_login.read_credentials(args.credentials) if args.credentials else (None, None)
+    broker_login.mqtt_address(
+        args.mqtt
+    )  # a bad URL is a one-line error now, not a failure inside the service
     return BrokerLogin(args.mqtt, username, password, args.client_id)
 
 
@@ -640,9 +642,9 @@ def _robot_add(args: argparse.Namespace) -> int:
 
 
 def _robot_provision(args: argparse.Namespace) -> int:
-    url = broker.parse_mqtt_url(args.mqtt_url)
-    credential = _with_session(args.db, lambda session: broker.provision_robot(session, args.robot_id))
-    written = broker.write_robot_files(credential, args.out)
+    url = broker_login.parse_mqtt_url(args.mqtt_url)
+    credential = _with_session(args.db, lambda session: provisioning.provision_robot(session, args.robot_id))
+    written = provisioning.write_robot_files(credential, args.out)
     print(f"robot        {written.robot_id}")
     print(f"broker       {url}")
     print(f"username     {written.username}")
@@ -659,9 +661,9 @@ def _robot_provision(args: argparse.Namespace) -> int:
 
 
 def _broker_config(args: argparse.Namespace) -> int:
-    listen = broker.parse_listen(args.listen)
-    credentials = _with_session(args.db, broker.robot_credentials)
-    files = broker.write_broker_config(
+    listen = broker_files.parse_listen(args.listen)
+    credentials = _with_session(args.db, provisioning.robot_credentials)
+    files = broker_files.write_broker_config(
         credentials, args.out, ingest_user=args.ingest_user, listen=listen, plugin=args.dynsec_plugin
     )
     print(f"config       {files.config}")
@@ -670,9 +672,9 @@ def _broker_config(args: argparse.Namespace) -> int:
     print("restart the broker for a change to take effect (SIGHUP does not reload the users)")
     if files.unreachable is not None:
         print(
-            f"cloud-sync: warning: user {broker.BROKER_ACCOUNT} cannot enter {files.unreachable}: a broker "
-            f"started as root switches to that user and will not open {files.config.parent}'s files; "
-            "use a folder it can reach",
+            f"cloud-sync: warning: user {broker_files.BROKER_ACCOUNT} cannot enter {files.unreachable}: "
+            f"a broker started as root switches to that user and will not open {files.config.parent}'s "
+            "files; use a folder it can reach",
             file=sys.stderr,
         )
     return 0

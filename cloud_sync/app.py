@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cloud_sync import base_api, store_api
 from cloud_sync.auth import TokenAuthenticator
-from cloud_sync.broker import BrokerLogin
+from cloud_sync.broker_login import BrokerLogin
 from cloud_sync.context import CONTEXT, CloudContext
 from cloud_sync.database import create_engine, session_factory
 from cloud_sync.downsync import DownSyncService

@@ -25,16 +25,15 @@ import datetime as dt
 import json
 import logging
 import uuid
-from typing import Any, Final
+from typing import Final
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
 from cloud_sync import changes
-from cloud_sync.broker import CLOUD_SESSION_EXPIRY_S, BrokerLogin, ConnectionLog, connect_properties
+from cloud_sync.broker_login import BrokerLogin
+from cloud_sync.mqtt_link import CloudLink
 from cloud_sync.tables import CLOUD_METADATA
 from models.sync_batch import TOPIC_ROOT, robot_in_topic
 from models.sync_changes import (
@@ -61,6 +60,8 @@ READ_MESSAGES: Final = 20
 # Assignments from yesterday on still count: a night train's robot keeps yesterday's tickets until it arrives.
 ASSIGNMENT_GRACE: Final = dt.timedelta(days=1)
 _ASSIGNMENTS = CLOUD_METADATA.tables["robot_assignments"]
+# Robots' requests, and their statuses (retained: the broker hands every robot's when this subscribes).
+SUBSCRIPTIONS: Final = (f"{TOPIC_ROOT}/+/up/sync", f"{TOPIC_ROOT}/+/up/status")
 
 
 def scopes_for(conn: Connection, robot: uuid.UUID, today: dt.date) -> set[str]:
@@ -107,44 +108,33 @@ class DownSyncService:
 
     def __init__(self, engine: AsyncEngine, login: BrokerLogin, *, poll_s: float = POLL_S) -> None:
         self._engine = engine
-        self._host, self._port = login.address
         self._poll_s = poll_s
-        client = login.client()
-        self._connection = ConnectionLog(log, "down-sync", login)
-        self._connection.attach(client)
-        client.on_connect = self._on_connect
-        client.on_message = self._on_message
-        self._client = client
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._inbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue()  # topic, payload, retained
+        # A kept session (the link's): requests robots make while this is down wait for it.
+        self._link = CloudLink(login, role="down-sync", logger=log, subscriptions=SUBSCRIPTIONS)
         self._pushed: dict[uuid.UUID, dict[str, int]] = {}  # online robots: scope -> change_id sent up to
         self._seen = 0  # the newest change_id the last poll found
-        self.subscribed = asyncio.Event()
         self.sent_messages = 0
         self.sent_changes = 0
 
+    @property
+    def subscribed(self) -> asyncio.Event:
+        """Set once the broker has granted the subscriptions (again after each reconnect)."""
+        return self._link.subscribed
+
     async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        # A kept session: requests robots make while this is down wait for it.
-        properties = connect_properties(CLOUD_SESSION_EXPIRY_S)
-        self._client.connect_async(self._host, self._port, clean_start=False, properties=properties)
-        self._client.loop_start()
-        try:
+        async with self._link:
             async with self._engine.connect() as conn:
                 self._seen = await conn.run_sync(changes.last_change_id)
             while True:
                 try:
                     async with asyncio.timeout(self._poll_s):
-                        topic, payload, retained = await self._inbox.get()
-                    await self._handle(topic, payload, retained)
+                        message = await self._link.receive()
+                    await self._handle(message.topic, message.payload, message.retained)
                 except TimeoutError:
                     await self._poll()
                 except Exception:
                     log.exception("down-sync step failed; carrying on")
                     await asyncio.sleep(1.0)
-        finally:
-            self._client.disconnect()
-            self._client.loop_stop()
 
     async def _handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
         if (robot := robot_in_topic(topic, "status")) is not None:
@@ -223,11 +213,8 @@ class DownSyncService:
         return True
 
     def _publish_bytes(self, robot: uuid.UUID, payload: bytes) -> bool:
-        info = self._client.publish(f"{TOPIC_ROOT}/{robot}/down/changes", payload, qos=1)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            log.warning("down-sync robot=%s not sent: %s", robot, mqtt.error_string(info.rc))
-            return False  # no answer follows: the robot asks again
-        return True
+        # Not sent (logged by the link): no answer follows, and the robot asks again.
+        return self._link.publish(f"{TOPIC_ROOT}/{robot}/down/changes", payload)
 
     async def _push(self, robot: uuid.UUID) -> bool:
         """Send `robot` everything after what it was last sent, scope by scope; False if a message could not
@@ -244,19 +231,3 @@ class DownSyncService:
                         return False
                     pushed[scope] = message.upto
         return True
-
-    def _on_connect(
-        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
-    ) -> None:
-        if not self._connection.accepted(reason):
-            return
-        topics = [f"{TOPIC_ROOT}/+/up/sync", f"{TOPIC_ROOT}/+/up/status"]
-        client.subscribe([(topic, 1) for topic in topics])
-        log.info("down-sync connected, subscribing to %s", ", ".join(topics))
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.subscribed.set)
-
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        if self._loop is not None:
-            item = (message.topic, bytes(message.payload), bool(message.retain))
-            self._loop.call_soon_threadsafe(self._inbox.put_nowait, item)

@@ -13,20 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Final
+from typing import Final
 
-import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud_sync.broker import (
-    CLOUD_SESSION_EXPIRY_S,
-    INGEST_SUBSCRIPTION,
-    BrokerLogin,
-    ConnectionLog,
-    connect_properties,
-)
+from cloud_sync.broker_files import INGEST_SUBSCRIPTION
+from cloud_sync.broker_login import BrokerLogin
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.ingest import Ingest
+from cloud_sync.mqtt_link import CloudLink, Received, connect_properties, paho_client
 from models.sync_ack import encode_ack
 from models.sync_batch import TOPIC_ROOT, robot_in_topic
 
@@ -47,35 +42,27 @@ class IngestWorker:
         """`login.client_id` must stay the same across restarts of one worker: its session in the broker holds
         the messages handed to it and not yet acknowledged, and only a worker with that id gets them."""
         self._ingest = ingest
-        self._host, self._port = login.address
-        self._client = login.client(manual_ack=True)
-        self._connection = ConnectionLog(log, "ingest", login)
-        self._connection.attach(self._client)
-        self._client.on_connect = self._on_connect
-        self._client.on_message = self._on_message
-        self._queue: asyncio.Queue[mqtt.MQTTMessage] = asyncio.Queue()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.subscribed = asyncio.Event()
+        self._client = CloudLink(
+            login, role="ingest", logger=log, subscriptions=[SUBSCRIPTION], manual_ack=True
+        )
         self.handled = 0
 
-    async def run(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        properties = connect_properties(CLOUD_SESSION_EXPIRY_S)
-        self._client.connect_async(self._host, self._port, clean_start=False, properties=properties)
-        self._client.loop_start()
-        try:
-            while True:
-                group = [await self._queue.get()]
-                while len(group) < MAX_GROUP and not self._queue.empty():
-                    group.append(self._queue.get_nowait())
-                await self._handle(group)
-        finally:
-            self._client.disconnect()
-            self._client.loop_stop()
+    @property
+    def subscribed(self) -> asyncio.Event:
+        """Set once the broker has granted the shared subscription (again after each reconnect)."""
+        return self._client.subscribed
 
-    async def _handle(self, group: list[mqtt.MQTTMessage]) -> None:
+    async def run(self) -> None:
+        async with self._client:
+            while True:
+                group = [await self._client.receive()]
+                while len(group) < MAX_GROUP and (message := self._client.receive_nowait()) is not None:
+                    group.append(message)
+                await self._handle(group)
+
+    async def _handle(self, group: list[Received]) -> None:
         try:
-            acks = await self._ingest.handle_group([(m.topic, bytes(m.payload)) for m in group])
+            acks = await self._ingest.handle_group([(m.topic, m.payload) for m in group])
         except Exception:
             if len(group) == 1:
                 # The database is away (or worse): leave the message unacknowledged to the broker, so that
@@ -91,25 +78,9 @@ class IngestWorker:
         for message, ack in zip(group, acks, strict=True):
             if ack is not None:
                 robot = robot_in_topic(message.topic, "batch")
-                info = self._client.publish(f"{TOPIC_ROOT}/{robot}/down/ack", encode_ack(ack), qos=1)
-                if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    log.warning("ack not sent robot=%s: %s", robot, mqtt.error_string(info.rc))
-            self._client.ack(message.mid, message.qos)
+                self._client.publish(f"{TOPIC_ROOT}/{robot}/down/ack", encode_ack(ack), qos=1)
+            self._client.ack(message)
             self.handled += 1
-
-    def _on_connect(
-        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
-    ) -> None:
-        if not self._connection.accepted(reason):
-            return
-        client.subscribe(SUBSCRIPTION, qos=1)
-        log.info("ingest connected, subscribing to %s", SUBSCRIPTION)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.subscribed.set)
-
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, message)
 
 
 def retire_session(login: BrokerLogin) -> None:
@@ -119,7 +90,7 @@ def retire_session(login: BrokerLogin) -> None:
     same client id and a clean start discards that session; disconnecting with no expiry leaves none behind.
     Batches the session held and never acknowledged come to the other workers again."""
     host, port = login.address
-    client = login.client()
+    client = paho_client(login)
     answered: list[ReasonCode] = []
     client.on_connect = lambda _c, _u, _f, reason, _p: answered.append(reason)
     try:

@@ -25,10 +25,10 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self, TypeVarTuple
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -37,7 +37,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from models.link_outage import LinkOutage, describe, disconnected, refused, unreachable
+from models.link_outage import KeepsConnectError, LinkOutage, connect_failed, describe, disconnected, refused
+from models.loop_handoff import LoopHandoff
 from models.sync_batch import TOPIC_ROOT
 from robot_agent.errors import RobotAgentError
 
@@ -61,8 +62,6 @@ RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 2
 # How long `close` waits for the broker to take the "offline" status before disconnecting anyway.
 CLOSE_TIMEOUT_S = 5.0
-
-_Ts = TypeVarTuple("_Ts")
 
 
 def _offline_is_not_an_error(record: logging.LogRecord) -> bool:
@@ -90,18 +89,8 @@ class LinkDownError(LinkError):
     """Not connected, or the connection dropped before the broker answered: keep the data, send it later."""
 
 
-class _Client(mqtt.Client):
-    """paho's client, remembering why its last connection attempt failed: paho's `on_connect_fail` is told
-    nothing, and the reason (refused, unresolvable, unreachable, timed out) is what an engineer needs."""
-
-    connect_error: OSError | None = None
-
-    def reconnect(self) -> MQTTErrorCode:
-        try:
-            return super().reconnect()
-        except OSError as err:
-            self.connect_error = err
-            raise
+class _Client(KeepsConnectError, mqtt.Client):
+    """paho's client, remembering why its last connection attempt failed."""
 
 
 def status_payload(state: str) -> bytes:
@@ -156,7 +145,7 @@ class RobotLink:
         self._subscribe_mid: int | None = None  # paho's thread only
         self._outage = LinkOutage()  # paho's thread only
 
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._to_loop = LoopHandoff()  # paho's callbacks -> this event loop
         self._connected = False
         self._connected_event = asyncio.Event()
         self._pending: dict[int, tuple[asyncio.Future[None], str]] = {}
@@ -176,9 +165,7 @@ class RobotLink:
 
     async def start(self) -> None:
         """Start connecting in the background; paho retries until the broker answers, and after every drop."""
-        if self._loop is not None:
-            raise RuntimeError("RobotLink.start() called twice")
-        self._loop = asyncio.get_running_loop()
+        self._to_loop.bind("RobotLink")
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it untyped
         properties.SessionExpiryInterval = self._session_expiry_s
         self._client.connect_async(
@@ -200,7 +187,7 @@ class RobotLink:
                     "robot=%s could not publish offline status: %s", self.robot_id, str(err) or "timeout"
                 )
         self._closed = True
-        if self._loop is not None:
+        if self._to_loop.bound:
             await asyncio.to_thread(self._stop_paho)
         self._link_lost("link closed")
         for inbox in self._inboxes.values():
@@ -305,15 +292,6 @@ class RobotLink:
 
     # -- paho's thread: hand everything to the event loop -------------------------------------------------
 
-    def _to_loop(self, callback: Callable[[*_Ts], object], *args: *_Ts) -> None:
-        if self._loop is None:
-            return
-        try:
-            self._loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:
-            # The event loop is closed (shutdown): nobody is left to tell. Raising would kill paho's thread.
-            log.debug("robot=%s event loop closed; dropped a link event", self.robot_id)
-
     def _on_pre_connect(self, client: mqtt.Client, _userdata: Any) -> None:
         # Set before every CONNECT (paho reads it when building the packet): "at" is this connection's start.
         client.will_set(self.status_topic, status_payload("offline"), qos=1, retain=True)
@@ -346,8 +324,7 @@ class RobotLink:
             log.info("robot=%s connected (session present: %s)", self.robot_id, flags.session_present)
 
     def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
-        err = client.connect_error if isinstance(client, _Client) else None
-        self._failed(unreachable(err) if err is not None else "cannot connect")
+        self._failed(connect_failed(client))
 
     def _failed(self, reason: str) -> None:
         """One WARNING per outage and reason, however many reconnect attempts fail the same way."""
@@ -380,7 +357,7 @@ class RobotLink:
             log.error(
                 "robot=%s broker refused the down/ subscription: %s", self.robot_id, ", ".join(refused_codes)
             )
-        self._to_loop(self._set_connected)
+        self._to_loop.call(self._set_connected)
 
     def _on_disconnect(
         self,
@@ -395,19 +372,19 @@ class RobotLink:
             log.info("robot=%s %s", self.robot_id, why)
         else:  # a refused CONNECT ends this way too, on every attempt; already said once
             log.debug("robot=%s %s", self.robot_id, why)
-        self._to_loop(self._link_lost, why)
+        self._to_loop.call(self._link_lost, why)
 
     def _on_publish(
         self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode, _properties: Properties
     ) -> None:
-        self._to_loop(self._acked, mid, reason)
+        self._to_loop.call(self._acked, mid, reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         topic = message.topic
         if not topic.startswith(self._down_prefix):
             log.warning("robot=%s message on unexpected topic %s ignored", self.robot_id, topic)
             return
-        self._to_loop(self._received, topic.removeprefix(self._down_prefix), bytes(message.payload))
+        self._to_loop.call(self._received, topic.removeprefix(self._down_prefix), bytes(message.payload))
 
     # -- the event loop's side ----------------------------------------------------------------------------
 

@@ -27,9 +27,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlmodel import select
 
-from cloud_sync.broker import mosquitto_hash
 from cloud_sync.database import create_engine, session_factory
 from cloud_sync.ingest_worker import SUBSCRIPTION as INGEST_SUBSCRIPTION
+from cloud_sync.provisioning import mosquitto_hash
 from models.base_server import Robot
 from robot_agent.identity import create_key_file, public_key_pem
 from robot_agent.sync.mqtt import RobotLink

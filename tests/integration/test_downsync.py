@@ -19,7 +19,7 @@ from sqlmodel import col
 from sqlmodel import select as sqlmodel_select
 
 from cloud_sync import changes
-from cloud_sync.broker import BrokerLogin
+from cloud_sync.broker_login import BrokerLogin
 from cloud_sync.database import create_engine, session_factory
 from cloud_sync.downsync import DownSyncService
 from cloud_sync.signing import KeyRing

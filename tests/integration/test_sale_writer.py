@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from cloud_sync.broker import BrokerLogin
+from cloud_sync.broker_login import BrokerLogin
 from cloud_sync.downsync import DownSyncService
 from cloud_sync.tables import RobotAssignment
 from models.base_server import Robot

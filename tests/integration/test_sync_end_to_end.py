@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
-from cloud_sync.broker import BrokerLogin
+from cloud_sync.broker_login import BrokerLogin
 from cloud_sync.database import create_engine
 from cloud_sync.ingest import Ingest
 from cloud_sync.ingest_worker import IngestWorker

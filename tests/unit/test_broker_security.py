@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync import broker
-from cloud_sync.broker import dynsec_password, mosquitto_hash, write_broker_config
+from cloud_sync import broker_files
+from cloud_sync.broker_files import dynsec_password, write_broker_config
 from cloud_sync.errors import CloudSyncError
+from cloud_sync.provisioning import mosquitto_hash
 from cloud_sync.tables import RobotCredential
 
 
@@ -58,7 +59,7 @@ def test_broker_config_names_a_robot_whose_hash_is_unusable_and_writes_nothing(t
 def test_broker_config_says_when_the_plugin_is_not_installed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(broker, "DYNSEC_PLUGIN_PATHS", (str(tmp_path / "nowhere" / "*.so"),))
+    monkeypatch.setattr(broker_files, "DYNSEC_PLUGIN_PATHS", (str(tmp_path / "nowhere" / "*.so"),))
     with pytest.raises(
         CloudSyncError, match=r"dynamic-security plugin .* is not installed here: .*--dynsec-plugin"
     ):
