@@ -91,9 +91,10 @@ def test_sync_messages_do_not_depend_on_tickets() -> None:
 
 
 # `models` does no I/O, but for the process edge both programs share and `cloud_sync` can reach only here:
-# writing and reading key files, installing the log handlers, the console's standard output (decision 31).
-# Everything else in `models` is pure, and no pure module imports these three.
-MODELS_IO = {"keyfiles.py", "logformat.py", "console.py"}
+# writing and reading key files, installing the log handlers, the console's standard output (decision 31), and
+# handing a client library's thread's calls to the asyncio loop for both MQTT links (decision 32).
+# Everything else in `models` is pure, and no pure module imports these.
+MODELS_IO = {"keyfiles.py", "logformat.py", "console.py", "loop_handoff.py"}
 IO_MODULES = {
     "os",
     "sys",
