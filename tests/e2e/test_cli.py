@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync.__main__ import build_parser as cloud_parser
+from cloud_sync.cli import build_parser as cloud_parser
 from robot_agent.__main__ import build_parser as robot_parser
 
 BIN = Path(sys.executable).parent
