@@ -6,14 +6,11 @@ stop cleanly on SIGTERM."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import signal
 import subprocess
-import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 
@@ -29,22 +26,12 @@ from tests.conftest import MosquittoFactory
 from tests.e2e.test_robot_agent_faults import BIN, start_agent, write_robot_toml
 from tests.e2e.test_sync_faults import stored_purchases, until_stored
 from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT
+from tests.support.http import request
 from tests.support.ports import accepts_connections, free_port
 from tests.support.sync import make_purchases, seed_cloud
 from tests.support.tasks import eventually
 
 PURCHASES = 60
-
-
-def request(port: int, method: str, path: str, token: str, body: dict[str, Any] | None = None) -> Any:
-    call = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}",
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(call, timeout=10) as response:
-        return json.loads(response.read())
 
 
 def start_cloud(

@@ -9,8 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from cloud_sync.signing import ACTIVE_KEY_TTL
 from models.columns import utcnow
 from models.tickets import decode_envelope, decode_ticket, split_code, verify_ticket
 from robot_agent.tickets import load_trust_file
+from tests.support.http import call
 from tests.support.ports import accepts_connections, free_port, wait_until
 from tests.support.postgres import ThrowawayDatabase
 
@@ -41,19 +40,6 @@ def cloud(*args: str, cwd: Path) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
-
-
-def call(port: int, path: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
 
 
 class Serve:

@@ -15,14 +15,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from robot_agent.config import load_config
+from tests.support.http import request
 from tests.support.ports import accepts_connections, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,17 +108,6 @@ def test_the_first_cloud_session_works_pasted_whole(folder: Path, sessions: list
     store = json.loads(last)
     assert (store["name"], store["store_type"]) == ("Buffet", "SHOP")
     assert accepts_connections("127.0.0.1", port), "serve is still running"
-
-
-def request(port: int, method: str, path: str, token: str, body: dict[str, Any] | None = None) -> Any:
-    call = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}",
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(call, timeout=10) as response:
-        return json.loads(response.read())
 
 
 def robot_trusts(database: Path, kid: str) -> bool:
