@@ -29,11 +29,11 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import Engine
 
 from bench.report import Figure
-from cloud_sync.broker_login import BrokerLogin
-from cloud_sync.database import create_engine, session_factory
-from cloud_sync.downsync import DownSyncService, messages_for
-from cloud_sync.migrate import upgrade
-from cloud_sync.tables import RobotAssignment
+from cloud_sync.db.database import create_engine, session_factory
+from cloud_sync.db.migrate import upgrade
+from cloud_sync.db.tables import RobotAssignment
+from cloud_sync.sync.broker_login import BrokerLogin
+from cloud_sync.sync.downsync import DownSyncService, messages_for
 from models.base_server import Robot
 from models.sync_changes import ALL_SCOPE, encode_changes, robot_scope, train_scope
 from robot_agent.identity import create_key_file

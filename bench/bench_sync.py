@@ -46,7 +46,7 @@ from bench.sync_rig import (
     stop_ingest,
     stored_purchases,
 )
-from cloud_sync.migrate import upgrade
+from cloud_sync.db.migrate import upgrade
 from tests.support.mosquitto import MosquittoBroker
 
 ONE_ROBOT_EVENTS = 20_000

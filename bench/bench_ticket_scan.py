@@ -30,7 +30,7 @@ from sqlalchemy import text
 
 from bench.bench_tickets import ticket_claims
 from bench.report import Figure
-from cloud_sync.signing import trust_document
+from cloud_sync.desks.signing import trust_document
 from models.tickets import TrustedKey, encode_ticket
 from robot_agent.config import RobotConfig, parse_config
 from robot_agent.identity import create_key_file

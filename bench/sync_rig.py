@@ -29,8 +29,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import func, insert, select
 from uuid_utils.compat import uuid7
 
-from cloud_sync.database import create_engine
-from cloud_sync.ingest_worker import SUBSCRIPTION
+from cloud_sync.db.database import create_engine
+from cloud_sync.sync.ingest_worker import SUBSCRIPTION
 from models.base_server import BASE_METADATA
 from models.columns import utcnow
 from models.store_api import PurchaseLine

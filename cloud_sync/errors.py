@@ -22,7 +22,7 @@ def reason(err: BaseException) -> str:
 
 
 # What the cloud's domain code refuses, each answered with one HTTP status by the routing layer
-# (`cloud_sync.routing.json_errors`); the domain knows nothing of HTTP.
+# (`cloud_sync.web.routing.json_errors`); the domain knows nothing of HTTP.
 
 
 class NotFound(CloudSyncError):

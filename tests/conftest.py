@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from cloud_sync.app import create_app
-from cloud_sync.auth import create_token
-from cloud_sync.context import CONTEXT
-from cloud_sync.tables import Role
+from cloud_sync.db.tables import Role
+from cloud_sync.web.app import create_app
+from cloud_sync.web.auth import create_token
+from cloud_sync.web.context import CONTEXT
 from tests.support.cloud import Cloud, migrated
 from tests.support.mosquitto import MosquittoBroker
 from tests.support.postgres import ThrowawayDatabase, create_database, drop_database

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias, TypeVar
 
-from cloud_sync import broker_login, migrate
-from cloud_sync.broker_login import BrokerLogin
-from cloud_sync.database import DEFAULT_DB_URL, create_engine, database_errors, session_factory
-from cloud_sync.signing import DEFAULT_KEYS_DIR
+from cloud_sync.db import migrate
+from cloud_sync.db.database import DEFAULT_DB_URL, create_engine, database_errors, session_factory
+from cloud_sync.desks.signing import DEFAULT_KEYS_DIR
+from cloud_sync.sync import broker_login
+from cloud_sync.sync.broker_login import BrokerLogin
 
 T = TypeVar("T")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from cloud_sync import migrate
 from cloud_sync.cli.common import Commands, Parents
-from cloud_sync.schema import METADATA, ddl_statements
+from cloud_sync.db import migrate
+from cloud_sync.db.schema import METADATA, ddl_statements
 
 log = logging.getLogger("cloud_sync")
 

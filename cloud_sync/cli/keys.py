@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cloud_sync.cli.common import Commands, Parents, with_session
-from cloud_sync.signing import KeyRing
+from cloud_sync.desks.signing import KeyRing
 
 
 def register(commands: Commands, parents: Parents) -> None:

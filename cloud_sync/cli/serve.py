@@ -10,7 +10,6 @@ import signal
 from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cloud_sync.app import create_app
 from cloud_sync.cli.common import (
     Commands,
     Parents,
@@ -18,8 +17,9 @@ from cloud_sync.cli.common import (
     broker_login_from,
     with_session,
 )
+from cloud_sync.desks.signing import KeyRing
 from cloud_sync.errors import CloudSyncError, reason
-from cloud_sync.signing import KeyRing
+from cloud_sync.web.app import create_app
 
 log = logging.getLogger("cloud_sync")
 

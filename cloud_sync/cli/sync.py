@@ -11,7 +11,6 @@ import signal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cloud_sync import changes, gaps
 from cloud_sync.cli.common import (
     Commands,
     Parents,
@@ -19,10 +18,12 @@ from cloud_sync.cli.common import (
     broker_login_from,
     with_session,
 )
-from cloud_sync.database import create_engine
+from cloud_sync.db import changes
+from cloud_sync.db.database import create_engine
 from cloud_sync.errors import CloudSyncError
-from cloud_sync.ingest import Ingest
-from cloud_sync.ingest_worker import IngestWorker, retire_session
+from cloud_sync.sync import gaps
+from cloud_sync.sync.ingest import Ingest
+from cloud_sync.sync.ingest_worker import IngestWorker, retire_session
 from models.base_api import SeqGaps
 from models.columns import utcnow
 

@@ -6,9 +6,9 @@ import argparse
 import logging
 import uuid
 
-from cloud_sync.auth import create_token, list_tokens, revoke_token
 from cloud_sync.cli.common import Commands, Parents, with_session
-from cloud_sync.tables import Role
+from cloud_sync.db.tables import Role
+from cloud_sync.web.auth import create_token, list_tokens, revoke_token
 
 log = logging.getLogger("cloud_sync")
 

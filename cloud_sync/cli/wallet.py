@@ -7,8 +7,8 @@ import time
 import uuid
 from pathlib import Path
 
-from cloud_sync import wallet
 from cloud_sync.cli.common import Commands, Parents, with_session
+from cloud_sync.desks import wallet
 from cloud_sync.errors import CloudSyncError
 from models.columns import utcnow
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync.migrate import head_revision, read_revision
+from cloud_sync.db.migrate import head_revision, read_revision
 from tests.support.ports import accepts_connections, free_port, wait_until
 from tests.support.postgres import ThrowawayDatabase
 from tests.support.provisioned import write_provisioned_files

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from cloud_sync.auth import create_token
-from cloud_sync.database import create_engine, session_factory
-from cloud_sync.tables import RobotAssignment, Role
+from cloud_sync.db.database import create_engine, session_factory
+from cloud_sync.db.tables import RobotAssignment, Role
+from cloud_sync.web.auth import create_token
 from models.sync_changes import REPLICATED
 from robot_agent.identity import create_key_file
 from robot_agent.store import replica

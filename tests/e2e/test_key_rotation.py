@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cloud_sync.signing import ACTIVE_KEY_TTL
+from cloud_sync.desks.signing import ACTIVE_KEY_TTL
 from models.columns import utcnow
 from models.tickets import decode_envelope, decode_ticket, split_code, verify_ticket
 from robot_agent.tickets import load_trust_file

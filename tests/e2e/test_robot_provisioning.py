@@ -27,9 +27,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlmodel import select
 
-from cloud_sync.database import create_engine, session_factory
-from cloud_sync.ingest_worker import SUBSCRIPTION as INGEST_SUBSCRIPTION
-from cloud_sync.provisioning import mosquitto_hash
+from cloud_sync.db.database import create_engine, session_factory
+from cloud_sync.sync.ingest_worker import SUBSCRIPTION as INGEST_SUBSCRIPTION
+from cloud_sync.sync.provisioning import mosquitto_hash
 from models.base_server import Robot
 from robot_agent.identity import create_key_file, public_key_pem
 from robot_agent.sync.mqtt import RobotLink
@@ -386,7 +386,8 @@ def test_a_robot_may_subscribe_to_its_own_down_topics_only(
     client = generated_broker(fleet, processes, clients)
     ingest = client(None)
     assert not ingest.connect().is_failure
-    # Every subscription the cloud makes (cloud_sync/ingest_worker.py, cloud_sync/downsync.py) is granted.
+    # Every subscription the cloud makes (cloud_sync/sync/ingest_worker.py, cloud_sync/sync/downsync.py)
+    # is granted.
     for topic in (
         INGEST_SUBSCRIPTION,
         *(f"{TOPICS}/+/up/{kind}" for kind in ("sync", "status", "telemetry")),

@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
-from cloud_sync.database import create_engine
+from cloud_sync.db.database import create_engine
 from models.store_server import STORE_METADATA
 from robot_agent.clock import Clock
 from robot_agent.store.database import open_store

@@ -20,7 +20,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
-from cloud_sync.signing import trust_document
+from cloud_sync.desks.signing import trust_document
 from models.tickets import TicketClaims, TrustedKey, encode_ticket
 from robot_agent.identity import create_key_file
 from robot_agent.store.database import open_store

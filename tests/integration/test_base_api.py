@@ -17,11 +17,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import select
 
-from cloud_sync.app import create_app
-from cloud_sync.auth import create_token
-from cloud_sync.context import CONTEXT
-from cloud_sync.signing import KeyRing
-from cloud_sync.tables import Role
+from cloud_sync.db.tables import Role
+from cloud_sync.desks.signing import KeyRing
+from cloud_sync.web.app import create_app
+from cloud_sync.web.auth import create_token
+from cloud_sync.web.context import CONTEXT
 from models.base_server import AuthCard, Engineer
 from models.passwords import check_password
 from tests.support.cloud import Cloud

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from cloud_sync import changes
+from cloud_sync.db import changes
 from tests.support.cloud import Cloud
 
 TRAIN = 742

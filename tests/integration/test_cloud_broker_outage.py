@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cloud_sync.broker_login import BrokerLogin
-from cloud_sync.database import create_engine
-from cloud_sync.downsync import DownSyncService
-from cloud_sync.ingest import Ingest
-from cloud_sync.ingest_worker import IngestWorker
+from cloud_sync.db.database import create_engine
+from cloud_sync.sync.broker_login import BrokerLogin
+from cloud_sync.sync.downsync import DownSyncService
+from cloud_sync.sync.ingest import Ingest
+from cloud_sync.sync.ingest_worker import IngestWorker
 from tests.conftest import MosquittoFactory
 from tests.integration.test_robot_link import ACL, PASSWORDS
 from tests.support.cloud import migrated
@@ -41,8 +41,8 @@ async def run_down_sync(engine: AsyncEngine, login: BrokerLogin) -> None:
 
 # Each service and the logger it logs its connection under.
 SERVICES: dict[str, tuple[Run, str]] = {
-    "ingest": (run_ingest, "cloud_sync.ingest_worker"),
-    "down-sync": (run_down_sync, "cloud_sync.downsync"),
+    "ingest": (run_ingest, "cloud_sync.sync.ingest_worker"),
+    "down-sync": (run_down_sync, "cloud_sync.sync.downsync"),
 }
 # paho's waits between attempts double from 1 s to 5 s; a refused TCP connect costs the first one a second
 # more (measured: attempts at 0, 3, 7 and 12 s with no broker; 0, 1, 3 and 7 s when the broker refuses).

@@ -1,4 +1,4 @@
-"""The cloud's MQTT link (cloud_sync.mqtt_link) against a real Mosquitto with the fleet's ACL: what the
+"""The cloud's MQTT link (cloud_sync.sync.mqtt_link) against a real Mosquitto with the fleet's ACL: what the
 broker refuses is said, naming the topic and the reason code (paho reports a refused PUBACK as a success)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from cloud_sync.broker_login import BrokerLogin
-from cloud_sync.mqtt_link import CloudLink
+from cloud_sync.sync.broker_login import BrokerLogin
+from cloud_sync.sync.mqtt_link import CloudLink
 from models.sync_batch import TOPIC_ROOT
 from tests.conftest import MosquittoFactory
 from tests.integration.test_robot_link import ACL, OTHER, PASSWORDS, ROBOT

@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 from sqlmodel import select as sqlmodel_select
 
-from cloud_sync import changes
-from cloud_sync.broker_login import BrokerLogin
-from cloud_sync.database import create_engine, session_factory
-from cloud_sync.downsync import DownSyncService
-from cloud_sync.signing import KeyRing
-from cloud_sync.tables import RobotAssignment, TicketRevocation
+from cloud_sync.db import changes
+from cloud_sync.db.database import create_engine, session_factory
+from cloud_sync.db.tables import RobotAssignment, TicketRevocation
+from cloud_sync.desks.signing import KeyRing
+from cloud_sync.sync.broker_login import BrokerLogin
+from cloud_sync.sync.downsync import DownSyncService
 from models.base_server import BASE_METADATA, Robot, Ticket
 from models.sync_changes import Change, Changes
 from robot_agent.store import replica

@@ -20,13 +20,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cloud_sync import gaps
-from cloud_sync.app import create_app
-from cloud_sync.auth import create_token
-from cloud_sync.context import CONTEXT
-from cloud_sync.database import create_engine
-from cloud_sync.ingest import Ingest
-from cloud_sync.tables import CLOUD_METADATA, Role
+from cloud_sync.db.database import create_engine
+from cloud_sync.db.tables import CLOUD_METADATA, Role
+from cloud_sync.sync import gaps
+from cloud_sync.sync.ingest import Ingest
+from cloud_sync.web.app import create_app
+from cloud_sync.web.auth import create_token
+from cloud_sync.web.context import CONTEXT
 from models.base_server import BASE_METADATA
 from models.columns import utcnow
 from models.store_api import PurchaseLine

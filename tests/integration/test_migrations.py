@@ -14,11 +14,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, inspect, text
 from sqlalchemy.engine import Connection
 
-from cloud_sync import gaps
-from cloud_sync.database import SCHEMA, create_engine
+from cloud_sync.db.database import SCHEMA, create_engine
+from cloud_sync.db.migrate import alembic_config, head_revision, require_current
+from cloud_sync.db.tables import CLOUD_METADATA
 from cloud_sync.errors import CloudSyncError
-from cloud_sync.migrate import alembic_config, head_revision, require_current
-from cloud_sync.tables import CLOUD_METADATA
+from cloud_sync.sync import gaps
 from models.base_server import BASE_METADATA
 from tests.support.cloud import in_thread, migrated
 

@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from openapi_spec_validator import validate
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from cloud_sync.app import build_api, create_app, openapi_document
-from cloud_sync.auth import create_token
-from cloud_sync.context import CONTEXT
-from cloud_sync.tables import Role
+from cloud_sync.db.tables import Role
+from cloud_sync.web.app import build_api, create_app, openapi_document
+from cloud_sync.web.auth import create_token
+from cloud_sync.web.context import CONTEXT
 from models.base_server import Robot, User
 from models.store_server import Store, StoreType
 from tests.support.cloud import migrated

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from sqlalchemy.engine import make_url
 
-from cloud_sync import purchases
+from cloud_sync.desks import purchases
 from tests.integration.test_store_api import add_item
 from tests.support.cloud import Cloud
 

@@ -39,8 +39,8 @@ REQUIRED_SHARE = 0.95
 # A live code from the wallet (a holder-bound ticket, `RB1H:`) is ~440 characters against the ticket's ~285:
 # version 11 at error correction L where the ticket's own code is version 10 at M. It reads less often at
 # 640x480: here 91.7% of 240 frames at L and 84.6% at M (seed 5, 720 frames: 92.5% and 83.9%); at 1280x720,
-# robot.toml's camera, 97.3% at L (300 frames). This floor holds the wallet to L (cloud_sync/wallet.py); the
-# 95% target is the ticket's own code's.
+# robot.toml's camera, 97.3% at L (300 frames). This floor holds the wallet to L
+# (cloud_sync/desks/wallet.py); the 95% target is the ticket's own code's.
 LIVE_REQUIRED_SHARE = 0.90
 LIVE_FRAMES = 240
 WALLET = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from cloud_sync.broker_login import BrokerLogin
-from cloud_sync.downsync import DownSyncService
-from cloud_sync.tables import RobotAssignment
+from cloud_sync.db.tables import RobotAssignment
+from cloud_sync.sync.broker_login import BrokerLogin
+from cloud_sync.sync.downsync import DownSyncService
 from models.base_server import Robot
 from robot_agent.store import replica
 from robot_agent.store.database import open_store

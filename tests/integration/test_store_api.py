@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from cloud_sync import changes
-from cloud_sync.tables import Role
+from cloud_sync.db import changes
+from cloud_sync.db.tables import Role
 from tests.support.cloud import Cloud
 
 STORE_BODY = {

@@ -14,10 +14,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
-from cloud_sync.broker_login import BrokerLogin
-from cloud_sync.database import create_engine
-from cloud_sync.ingest import Ingest
-from cloud_sync.ingest_worker import IngestWorker
+from cloud_sync.db.database import create_engine
+from cloud_sync.sync.broker_login import BrokerLogin
+from cloud_sync.sync.ingest import Ingest
+from cloud_sync.sync.ingest_worker import IngestWorker
 from models.store_server import STORE_METADATA
 from robot_agent.clock import Clock
 from robot_agent.store.database import open_store

@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cloud_sync.database import create_engine, session_factory
-from cloud_sync.tables import (
+from cloud_sync.db.database import create_engine, session_factory
+from cloud_sync.db.tables import (
     RobotCredential,
     SyncAppliedEvent,
     SyncChange,

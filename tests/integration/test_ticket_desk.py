@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, select
 
-from cloud_sync.signing import trust_document
+from cloud_sync.desks.signing import trust_document
 from models.sync_changes import Change, Changes
 from models.tickets import TicketClaims, TrustedKey, Verdict, decode_ticket, encode_ticket, key_id, live_code
 from robot_agent.config import RobotConfig, load_config

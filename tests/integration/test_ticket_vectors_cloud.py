@@ -11,7 +11,7 @@ from typing import Any, Final
 import pytest
 from sqlmodel import select
 
-from cloud_sync.tables import SigningKey
+from cloud_sync.db.tables import SigningKey
 from models.base_api import VerifyRequest
 from models.base_server import Ticket, User
 from models.tickets import Verdict, verify_ticket
@@ -102,7 +102,7 @@ async def test_the_cloud_gives_the_vectors_verdict(
     assert (vector.clock_tolerance, vector.holder_window) == (CLOUD_TOLERANCE, CLOUD_HOLDER_WINDOW)
     await give_the_cloud(cloud, vector)
     robot = await robot_token(cloud)
-    monkeypatch.setattr("cloud_sync.tickets.utcnow", lambda: vector.clock)
+    monkeypatch.setattr("cloud_sync.desks.tickets.utcnow", lambda: vector.clock)
 
     response = await cloud.client.post(
         "/base_api/robot/ticket/verify", headers=robot, json=request_body(vector)

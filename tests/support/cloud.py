@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 
 from aiohttp.test_utils import TestClient
 
-from cloud_sync.auth import create_token
-from cloud_sync.context import CONTEXT, CloudContext
-from cloud_sync.migrate import upgrade
-from cloud_sync.tables import Role
+from cloud_sync.db.migrate import upgrade
+from cloud_sync.db.tables import Role
+from cloud_sync.web.auth import create_token
+from cloud_sync.web.context import CONTEXT, CloudContext
 
 T = TypeVar("T")
 

@@ -1,8 +1,8 @@
 """Real QR codes as a camera sees them: clean frames, PNG test vectors, a phone screen shown in a train.
 
-Codes are made by segno with the call the cloud uses for a ticket's `qr.png` (`cloud_sync.base_api`), so the
-error correction level is the one passengers' phones show: M (segno's boost to Q never fits a ~285-character
-token without a larger version).
+Codes are made by segno with the call the cloud uses for a ticket's `qr.png` (`cloud_sync.web.base_api`), so
+the error correction level is the one passengers' phones show: M (segno's boost to Q never fits a
+~285-character token without a larger version).
 
 A degraded frame (`photograph`) is a deterministic function of its text, a seeded `numpy.random.Generator`
 and a `Level`. The scene is physical: a phone whose screen shows the code, held `distance_cm` from a pinhole
@@ -26,7 +26,7 @@ import numpy as np
 import segno
 from numpy.typing import NDArray
 
-from cloud_sync.wallet import QR_ERROR as WALLET_QR_ERROR
+from cloud_sync.desks.wallet import QR_ERROR as WALLET_QR_ERROR
 from models.tickets import LIVE_PREFIX
 
 Image = NDArray[np.uint8]

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cloud_sync.database import create_engine, session_factory
+from cloud_sync.db.database import create_engine, session_factory
 from models.base_server import BASE_METADATA, Ticket, User
 from models.columns import utcnow
 from models.store_api import PurchaseLine

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from cloud_sync import broker_files
-from cloud_sync.broker_files import dynsec_password, write_broker_config
+from cloud_sync.db.tables import RobotCredential
 from cloud_sync.errors import CloudSyncError
-from cloud_sync.provisioning import mosquitto_hash
-from cloud_sync.tables import RobotCredential
+from cloud_sync.sync import broker_files
+from cloud_sync.sync.broker_files import dynsec_password, write_broker_config
+from cloud_sync.sync.provisioning import mosquitto_hash
 
 
 def test_a_stored_hash_becomes_the_plugins_fields_for_the_same_password() -> None:

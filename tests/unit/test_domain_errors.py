@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cloud_sync.errors import Conflict, InvalidInput, NotFound, Unavailable
-from cloud_sync.routing import domain_response
+from cloud_sync.web.routing import domain_response
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +26,7 @@ def test_domain_modules_know_nothing_of_http(module: str) -> None:
             [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
         )
     }
-    assert not imported & {"cloud_sync.routing", "aiohttp", "aiohttp.web"}
+    assert not imported & {"cloud_sync.web.routing", "aiohttp", "aiohttp.web"}
 
 
 def test_each_domain_error_is_answered_with_its_status_and_body() -> None:

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cloud_sync.gaps import merge, missing, runs
+from cloud_sync.sync.gaps import merge, missing, runs
 
 
 def test_runs_touching_or_overlapping_become_one() -> None:

@@ -168,3 +168,40 @@ def test_models_does_io_only_at_the_programs_edge() -> None:
 def test_the_checker_sees_io(name: str) -> None:
     # Each exception is still needed, and the checker sees it: a module that became pure leaves MODELS_IO.
     assert io_in(ROOT / "models" / name)
+
+
+# cloud_sync's rooms point one way too (decision 34): the database at the bottom, the desks that decide
+# sales and tickets on it, sync (the broker, ingest, down-sync) on those, the web on all three, and the
+# command line on top. `cloud_sync.errors` is shared by every room.
+ROOMS = ("db", "desks", "sync", "web", "cli")
+
+
+def room_of(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "cloud_sync" or len(parts) < 2:
+        return None
+    return parts[1] if parts[1] in ROOMS else None
+
+
+@pytest.mark.parametrize("room", ROOMS)
+def test_cloud_sync_rooms_import_only_the_rooms_below(room: str) -> None:
+    files = sorted((ROOT / "cloud_sync" / room).rglob("*.py"))
+    assert files, f"cloud_sync/{room} has no modules"
+    below = set(ROOMS[: ROOMS.index(room) + 1])
+    for path in files:
+        above = {name for name in imported_modules(path) if (room_of(name) or room) not in below}
+        assert not above, f"{path.relative_to(ROOT)} imports {sorted(above)}, from a room above {room}"
+
+
+def test_cloud_sync_holds_only_rooms_and_shared_modules() -> None:
+    # A new module goes in the room its job belongs to; only these stay at the top.
+    top = {path.name for path in (ROOT / "cloud_sync").glob("*.py")}
+    assert top == {"__init__.py", "__main__.py", "errors.py"}
+    assert {path.name for path in (ROOT / "cloud_sync").iterdir() if path.is_dir()} - {"__pycache__"} == set(
+        ROOMS
+    )
+
+
+def test_the_checker_sees_rooms() -> None:
+    assert room_of("cloud_sync.web.app") == "web"
+    assert "cloud_sync.db.database" in imported_modules(ROOT / "cloud_sync" / "web" / "app.py")

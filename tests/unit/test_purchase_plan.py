@@ -10,8 +10,8 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud_sync.purchases import Order, Stock, plan_group
-from cloud_sync.routing import DOMAIN_STATUS
+from cloud_sync.desks.purchases import Order, Stock, plan_group
+from cloud_sync.web.routing import DOMAIN_STATUS
 from models.store_api import PurchaseCreate, PurchaseLine
 
 STORE = uuid.UUID(int=1)

@@ -25,9 +25,9 @@ PACKAGE = ROOT / "cloud_sync"
 LOGGED_WRITERS = {
     # The sale writer, for the purchase desk and ingest: tests/integration/test_sale_writer.py,
     # tests/integration/test_ingest.py::test_what_ingest_changes_that_robots_copy_goes_to_the_change_log.
-    ("cloud_sync.sales", "store_items"),
+    ("cloud_sync.desks.sales", "store_items"),
     # Tickets a robot used: test_ingest.py::test_what_ingest_changes_that_robots_copy_goes_to_the_change_log.
-    ("cloud_sync.ingest_store", "tickets"),
+    ("cloud_sync.sync.ingest_store", "tickets"),
 }
 _WRITE_CALLS = {"insert", "update", "delete", "sqlite_insert", "pg_insert", "SqliteInsert"}
 _SQL_WRITE = re.compile(r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)")
@@ -122,6 +122,6 @@ X = update(STORE_METADATA.tables["store_items"]).values(balance=1)
 Y = "UPDATE tickets SET used = true"
 Z = STORE_METADATA.tables["stores"].delete()
 """
-    tables, unknown = writes_in("cloud_sync.sales", source)
+    tables, unknown = writes_in("cloud_sync.desks.sales", source)
     assert tables == {"store_items", "tickets", "stores"}
     assert unknown == []

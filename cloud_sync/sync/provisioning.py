@@ -17,9 +17,9 @@ from pathlib import Path
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from cloud_sync.db.tables import RobotCredential
+from cloud_sync.desks.signing import trust_document, trusted_keys
 from cloud_sync.errors import CloudSyncError
-from cloud_sync.signing import trust_document, trusted_keys
-from cloud_sync.tables import RobotCredential
 from models.base_api import TrustList
 from models.base_server import Robot
 

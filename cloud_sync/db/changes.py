@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Table, delete, event, func, insert, select, t
 from sqlalchemy.orm import Session, UOWTransaction
 from sqlmodel import Session as SqlModelSession
 
-from cloud_sync.tables import CLOUD_METADATA
+from cloud_sync.db.tables import CLOUD_METADATA
 from models.base_server import BASE_METADATA
 from models.columns import utcnow
 from models.store_server import STORE_METADATA

@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from cloud_sync.broker_login import read_credentials
+from cloud_sync.db.tables import RobotCredential
 from cloud_sync.errors import CloudSyncError
-from cloud_sync.provisioning import (
+from cloud_sync.sync.broker_login import read_credentials
+from cloud_sync.sync.provisioning import (
     HASH_ID,
     ROBOT_USER_PREFIX,
     SALT_BYTES,
     mosquitto_hash,
     write_file,
 )
-from cloud_sync.tables import RobotCredential
 from models.sync_batch import TOPIC_ROOT
 
 log = logging.getLogger(__name__)

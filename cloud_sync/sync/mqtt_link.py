@@ -31,8 +31,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud_sync.broker_files import BROKER_MAX_INFLIGHT
-from cloud_sync.broker_login import BrokerLogin
+from cloud_sync.sync.broker_files import BROKER_MAX_INFLIGHT
+from cloud_sync.sync.broker_login import BrokerLogin
 from models.link_outage import (
     KeepsConnectError,
     LinkOutage,

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from cloud_sync.db.tables import ApiToken, Role
 from cloud_sync.errors import CloudSyncError
-from cloud_sync.routing import Principal
-from cloud_sync.tables import ApiToken, Role
+from cloud_sync.web.routing import Principal
 from models.base_server import Robot
 from models.store_server import Store
 

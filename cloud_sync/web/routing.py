@@ -2,7 +2,7 @@
 
 The registry validates input with pydantic and answers bad input with FastAPI's 422 body (the seed's
 clients are FastAPI clients), checks the bearer token's role, turns every error into JSON, and knows
-enough about each route to write the OpenAPI document (cloud_sync/openapi.py). No maintained library
+enough about each route to write the OpenAPI document (cloud_sync/web/openapi.py). No maintained library
 does this for aiohttp with OpenAPI 3.1 (shared/notes/api-facts.md).
 """
 
@@ -18,8 +18,8 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from cloud_sync.db.tables import Role
 from cloud_sync.errors import Conflict, InvalidInput, NotFound, Unavailable
-from cloud_sync.tables import Role
 from models.store_api import NO_NUL
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cloud_sync.database import connect_action, create_engine, database_errors, shown_url
+from cloud_sync.db.database import connect_action, create_engine, database_errors, shown_url
 from cloud_sync.errors import CloudSyncError
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ import uuid
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from cloud_sync.db.tables import TicketRevocation, TicketToken
+from cloud_sync.desks.signing import KeyRing
 from cloud_sync.errors import InvalidInput
-from cloud_sync.signing import KeyRing
-from cloud_sync.tables import TicketRevocation, TicketToken
 from models.base_api import TICKET_LATEST, VerifyOut, VerifyRequest
 from models.base_server import Ticket
 from models.columns import utcnow

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from cloud_sync.routing import TEXT_PARAM_SCHEMA, Api, ErrorBody, Route
+from cloud_sync.web.routing import TEXT_PARAM_SCHEMA, Api, ErrorBody, Route
 from models.store_api import ValidationErrorBody
 
 _REF = "#/components/schemas/{model}"

@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from cloud_sync.database import SCHEMA, create_engine
+from cloud_sync.db.database import SCHEMA, create_engine
 from models.columns import render_migration_type
 
 config = context.config

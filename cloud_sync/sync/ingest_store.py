@@ -1,6 +1,6 @@
 """Ingest's reads and writes: a group of batches in one transaction, in a fixed number of statements.
 
-`cloud_sync.ingest` decides what a group does; a `Transaction` here records which events are new
+`cloud_sync.sync.ingest` decides what a group does; a `Transaction` here records which events are new
 (`claim`), reads what deciding needs (`read`), and writes the outcome (`write`, `dead_letters`). Each
 backend has its own:
 SQLAlchemy statements built once and run with executemany on SQLite (a writer holds the database's lock from
@@ -22,8 +22,10 @@ from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cloud_sync import changes, gaps, sales
-from cloud_sync.tables import CLOUD_METADATA
+from cloud_sync.db import changes
+from cloud_sync.db.tables import CLOUD_METADATA
+from cloud_sync.desks import sales
+from cloud_sync.sync import gaps
 from models.base_server import BASE_METADATA
 from models.store_server import STORE_METADATA
 
@@ -69,9 +71,9 @@ class Reads:
 
 @dataclass
 class Writes(sales.Sales):
-    """A group's outcome: its sales (purchases, lines, tasks, balances: written by `cloud_sync.sales`), and
-    conflicts, tickets used, tasks' readiness, and each robot's state (written only over an older
-    `last_seq`)."""
+    """A group's outcome: its sales (purchases, lines, tasks, balances: written by
+    `cloud_sync.desks.sales`), and conflicts, tickets used, tasks' readiness, and each robot's state
+    (written only over an older `last_seq`)."""
 
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     tickets_used: list[uuid.UUID] = field(default_factory=list)
@@ -293,7 +295,7 @@ _PG_ITEMS = "SELECT id, store_id, balance FROM store_items WHERE id = ANY($1::uu
 _PG_PURCHASES = "SELECT id FROM purchases WHERE id = ANY($1::uuid[])"
 _PG_TICKETS = "SELECT id, used FROM tickets WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
 _PG_TASKS = "SELECT id FROM tasks WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"
-# Everything but the sales (`cloud_sync.sales` writes those) in one statement.
+# Everything but the sales (`cloud_sync.desks.sales` writes those) in one statement.
 _PG_WRITE = """
 WITH used AS (
     UPDATE tickets SET used = true WHERE id = ANY($1::uuid[])

@@ -16,8 +16,8 @@ import segno
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from cloud_sync.db.tables import TicketToken
 from cloud_sync.errors import CloudSyncError
-from cloud_sync.tables import TicketToken
 from models.keyfiles import KeyFileProblem, ed25519_pem, load_ed25519_pem, write_private_file
 from models.tickets import TicketError, decode_ticket, live_code
 

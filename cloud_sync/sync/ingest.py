@@ -16,7 +16,7 @@ is a group of one.
   `sync_conflicts`, never dropped.
 
 How: the whole group is decided in plain Python (`plan_group`) from a few set-based reads, then written with
-a fixed number of statements whatever its size (`cloud_sync.ingest_store`), as the purchase desk does.
+a fixed number of statements whatever its size (`cloud_sync.sync.ingest_store`), as the purchase desk does.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
-from cloud_sync import gaps
-from cloud_sync.ingest_store import DeadLetter, Reads, Wanted, Writes, store_for
+from cloud_sync.sync import gaps
+from cloud_sync.sync.ingest_store import DeadLetter, Reads, Wanted, Writes, store_for
 from models.base_server import BASE_METADATA
 from models.columns import utcnow
 from models.sync_ack import AckStatus, BatchAck

@@ -13,10 +13,10 @@ from sqlalchemy import Row
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cloud_sync.context import context
-from cloud_sync.resources import commit_or_409, fetch_page, get_or_404
-from cloud_sync.routing import Api, Call, HTTPError, NoInput
-from cloud_sync.tables import Role
+from cloud_sync.db.tables import Role
+from cloud_sync.web.context import context
+from cloud_sync.web.resources import commit_or_409, fetch_page, get_or_404
+from cloud_sync.web.routing import Api, Call, HTTPError, NoInput
 from models.store_api import (
     ItemCreate,
     ItemOut,

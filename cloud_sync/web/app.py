@@ -15,20 +15,20 @@ from aiohttp import web
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cloud_sync import base_api, store_api
-from cloud_sync.auth import TokenAuthenticator
-from cloud_sync.broker_login import BrokerLogin
-from cloud_sync.context import CONTEXT, CloudContext
-from cloud_sync.database import create_engine, session_factory
-from cloud_sync.downsync import DownSyncService
-from cloud_sync.ingest import Ingest
-from cloud_sync.ingest_worker import IngestWorker
-from cloud_sync.migrate import require_current
-from cloud_sync.openapi import document
-from cloud_sync.page_cache import PageCache
-from cloud_sync.purchases import PurchaseDesk
-from cloud_sync.routing import Api, HTTPError, Principal, json_errors
-from cloud_sync.signing import KeyRing
+from cloud_sync.db.database import create_engine, session_factory
+from cloud_sync.db.migrate import require_current
+from cloud_sync.desks.purchases import PurchaseDesk
+from cloud_sync.desks.signing import KeyRing
+from cloud_sync.sync.broker_login import BrokerLogin
+from cloud_sync.sync.downsync import DownSyncService
+from cloud_sync.sync.ingest import Ingest
+from cloud_sync.sync.ingest_worker import IngestWorker
+from cloud_sync.web import base_api, store_api
+from cloud_sync.web.auth import TokenAuthenticator
+from cloud_sync.web.context import CONTEXT, CloudContext
+from cloud_sync.web.openapi import document
+from cloud_sync.web.page_cache import PageCache
+from cloud_sync.web.routing import Api, HTTPError, Principal, json_errors
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cloud_sync.auth import TokenAuthenticator
-from cloud_sync.page_cache import PageCache
-from cloud_sync.purchases import PurchaseDesk
-from cloud_sync.signing import KeyRing
+from cloud_sync.desks.purchases import PurchaseDesk
+from cloud_sync.desks.signing import KeyRing
+from cloud_sync.web.auth import TokenAuthenticator
+from cloud_sync.web.page_cache import PageCache
 
 
 @dataclass

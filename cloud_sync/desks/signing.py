@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from cloud_sync.db.tables import SigningKey
 from cloud_sync.errors import CloudSyncError
-from cloud_sync.tables import SigningKey
 from models.base_api import TrustedKeyOut, TrustList
 from models.columns import utcnow
 from models.keyfiles import KeyFileProblem, ed25519_pem, write_private_file

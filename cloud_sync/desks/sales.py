@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Table, bindparam, update
 
-from cloud_sync import changes
+from cloud_sync.db import changes
 from models.store_server import STORE_METADATA
 
 _ITEMS = STORE_METADATA.tables["store_items"]

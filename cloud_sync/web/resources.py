@@ -15,9 +15,9 @@ from sqlmodel import SQLModel
 from sqlmodel import select as sqlmodel_select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cloud_sync.context import CloudContext, context
-from cloud_sync.routing import Api, Call, HTTPError, NoInput
-from cloud_sync.tables import Role
+from cloud_sync.db.tables import Role
+from cloud_sync.web.context import CloudContext, context
+from cloud_sync.web.routing import Api, Call, HTTPError, NoInput
 from models.store_api import Page, PageQuery, StatusOK
 
 T = TypeVar("T", bound=SQLModel)

@@ -16,9 +16,9 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cloud_sync.changes import ChangeLoggingSession
+from cloud_sync.db.changes import ChangeLoggingSession
+from cloud_sync.db.tables import CLOUD_METADATA
 from cloud_sync.errors import CloudSyncError, reason
-from cloud_sync.tables import CLOUD_METADATA
 from models.base_server import BASE_METADATA
 from models.store_server import STORE_METADATA
 
@@ -116,7 +116,8 @@ def sqlite_sync_engine(engine: AsyncEngine, *, busy_timeout_ms: int) -> Engine:
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    # Every session logs changes to the tables robots copy, in the same transaction (cloud_sync/changes.py).
+    # Every session logs changes to the tables robots copy, in the same transaction
+    # (cloud_sync/db/changes.py).
     return async_sessionmaker(
         engine, class_=AsyncSession, sync_session_class=ChangeLoggingSession, expire_on_commit=False
     )

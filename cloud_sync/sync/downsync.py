@@ -31,10 +31,10 @@ from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
-from cloud_sync import changes
-from cloud_sync.broker_login import BrokerLogin
-from cloud_sync.mqtt_link import CloudLink
-from cloud_sync.tables import CLOUD_METADATA
+from cloud_sync.db import changes
+from cloud_sync.db.tables import CLOUD_METADATA
+from cloud_sync.sync.broker_login import BrokerLogin
+from cloud_sync.sync.mqtt_link import CloudLink
 from models.sync_batch import TOPIC_ROOT, robot_in_topic
 from models.sync_changes import (
     ALL_SCOPE,

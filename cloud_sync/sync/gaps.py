@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from cloud_sync.tables import CLOUD_METADATA
+from cloud_sync.db.tables import CLOUD_METADATA
 from models.base_api import RobotSeqGaps, SeqGaps
 
 Run = tuple[int, int]  # first and last seq, inclusive

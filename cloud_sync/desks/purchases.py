@@ -3,8 +3,8 @@
 A commit (its log writes and fsync) and each statement's round trip cost more than a purchase's own rows.
 So a worker takes every purchase waiting at that moment, reads (and locks) the stock the group touches,
 decides each purchase in order in plain Python (`plan_group`: each one all or nothing), writes the outcome
-with the sale writer (`cloud_sync.sales`: a few statements, and the changed stock logged for the robots),
-commits once, and then answers each. Under light load a group is one purchase and
+with the sale writer (`cloud_sync.desks.sales`: a few statements, and the changed stock logged for the
+robots), commits once, and then answers each. Under light load a group is one purchase and
 adds no wait. Each database has its own writer: asyncpg's connection directly on PostgreSQL, a blocking
 SQLite connection on the event loop's thread (see `_SqliteWriter` for why).
 """
@@ -28,8 +28,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
-from cloud_sync import sales
-from cloud_sync.database import sqlite_sync_engine
+from cloud_sync.db.database import sqlite_sync_engine
+from cloud_sync.desks import sales
 from cloud_sync.errors import Conflict, NotFound, Unavailable
 from models.columns import utcnow
 from models.store_api import PurchaseCreate, PurchaseOut

@@ -17,14 +17,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cloud_sync import gaps
-from cloud_sync.context import CloudContext, context
+from cloud_sync.db.tables import RobotAssignment, Role, TicketRevocation, TicketToken
+from cloud_sync.desks.signing import NoSigningKey, trust_document
+from cloud_sync.desks.tickets import issue_token, verify
 from cloud_sync.errors import CloudSyncError
-from cloud_sync.resources import Resource, add_admin_routes, commit_or_409, fetch_page, get_or_404
-from cloud_sync.routing import Api, Call, HTTPError, NoInput
-from cloud_sync.signing import NoSigningKey, trust_document
-from cloud_sync.tables import RobotAssignment, Role, TicketRevocation, TicketToken
-from cloud_sync.tickets import issue_token, verify
+from cloud_sync.sync import gaps
+from cloud_sync.web.context import CloudContext, context
+from cloud_sync.web.resources import Resource, add_admin_routes, commit_or_409, fetch_page, get_or_404
+from cloud_sync.web.routing import Api, Call, HTTPError, NoInput
 from models import base_api as schemas
 from models.base_server import (
     ActiveStore,
