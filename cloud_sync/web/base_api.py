@@ -38,7 +38,7 @@ from models.base_server import (
     User,
 )
 from models.passwords import hash_password
-from models.store_api import Page, PageQuery, StatusOK
+from models.store_api import Page, PageQuery
 from models.store_server import Store
 
 log = logging.getLogger(__name__)
@@ -170,91 +170,48 @@ async def _ticket_out(session: AsyncSession, ticket: Ticket | Row[Any]) -> schem
     )
 
 
+async def _ticket_row(body: schemas.TicketCreate, ctx: CloudContext, session: AsyncSession) -> Ticket:
+    """A ticket and its signed token, in the session (flushed: the token refers to the ticket's id)."""
+    ticket = Ticket(
+        user_id=body.user_id,
+        train_number=body.train_number,
+        wagon_number=body.wagon_number,
+        place_number=body.place_number,
+        date=body.date,
+        station_id=body.station_id,
+        destination_id=body.destination_id,
+        start_date=body.start_date,
+        code=body.code or uuid.uuid4().hex[:16].upper(),
+    )
+    session.add(ticket)
+    await session.flush()
+    holder = bytes.fromhex(body.holder_key) if body.holder_key else None
+    try:
+        await issue_token(session, ctx.keys, ticket, body.valid_until, holder)
+    except NoSigningKey as err:
+        log.warning("ticket not issued user=%s: %s", body.user_id, err)
+        raise HTTPError(503, str(err)) from err
+    return ticket
+
+
+TICKETS: Resource[Ticket, schemas.TicketOut] = Resource(
+    "ticket",
+    "tickets",
+    "ticket",
+    Ticket,
+    schemas.TicketCreate,
+    schemas.TicketOut,
+    _ticket_row,
+    _exists(User, "user_id", "user"),
+    present=_ticket_out,
+    summaries={"create": "Issue a ticket and its signed token"},
+)
+
+
 def register(api: Api) -> None:
     admin_tag = "Base API: admin"
-    for resource in RESOURCES:
+    for resource in [*RESOURCES, TICKETS]:
         add_admin_routes(api, f"{PREFIX}/admin", admin_tag, resource, ADMIN)
-
-    @api.route(
-        "POST",
-        f"{PREFIX}/admin/ticket",
-        summary="Issue a ticket and its signed token",
-        tag=admin_tag,
-        response=schemas.TicketOut,
-        body=schemas.TicketCreate,
-        roles=ADMIN,
-        errors=(404, 409),
-    )
-    async def create_ticket(call: Call[schemas.TicketCreate, NoInput]) -> BaseModel:
-        ctx = context(call.app)
-        body = call.body
-        async with ctx.sessions() as session:
-            await get_or_404(session, User, body.user_id, "user")
-            ticket = Ticket(
-                user_id=body.user_id,
-                train_number=body.train_number,
-                wagon_number=body.wagon_number,
-                place_number=body.place_number,
-                date=body.date,
-                station_id=body.station_id,
-                destination_id=body.destination_id,
-                start_date=body.start_date,
-                code=body.code or uuid.uuid4().hex[:16].upper(),
-            )
-            session.add(ticket)
-            await session.flush()
-            holder = bytes.fromhex(body.holder_key) if body.holder_key else None
-            try:
-                await issue_token(session, ctx.keys, ticket, body.valid_until, holder)
-            except NoSigningKey as err:
-                log.warning("ticket not issued user=%s: %s", body.user_id, err)
-                raise HTTPError(503, str(err)) from err
-            await commit_or_409(session, "this ticket")
-            await session.refresh(ticket)
-            return await _ticket_out(session, ticket)
-
-    @api.route(
-        "GET",
-        f"{PREFIX}/admin/tickets",
-        summary="List tickets",
-        tag=admin_tag,
-        response=Page[schemas.TicketOut],
-        query=PageQuery,
-        roles=ADMIN,
-    )
-    async def list_tickets(call: Call[None, PageQuery]) -> BaseModel:
-        async with context(call.app).sessions() as session:
-            rows, total = await fetch_page(session, Ticket, call.query)
-            items = [await _ticket_out(session, row) for row in rows]
-        return Page[schemas.TicketOut].of(items, total, call.query)
-
-    @api.route(
-        "GET",
-        f"{PREFIX}/admin/ticket/{{id}}",
-        summary="Get a ticket",
-        tag=admin_tag,
-        response=schemas.TicketOut,
-        roles=ADMIN,
-    )
-    async def get_ticket(call: Call[None, NoInput]) -> BaseModel:
-        async with context(call.app).sessions() as session:
-            return await _ticket_out(session, await get_or_404(session, Ticket, call.path["id"], "ticket"))
-
-    @api.route(
-        "DELETE",
-        f"{PREFIX}/admin/ticket/{{id}}",
-        summary="Delete a ticket",
-        tag=admin_tag,
-        response=StatusOK,
-        roles=ADMIN,
-        errors=(409,),
-    )
-    async def delete_ticket(call: Call[None, NoInput]) -> BaseModel:
-        async with context(call.app).sessions() as session:
-            ticket = await get_or_404(session, Ticket, call.path["id"], "ticket")
-            await session.delete(ticket)
-            await commit_or_409(session, f"ticket {ticket.id}")
-        return StatusOK()
 
     @api.route(
         "GET",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Row, Select, func, select
@@ -75,9 +75,15 @@ async def commit_or_409(session: AsyncSession, what: str) -> None:
         raise HTTPError(409, f"{what} conflicts with stored data") from err
 
 
+Verb = Literal["create", "list", "get", "delete"]
+
+
 @dataclass(frozen=True)
 class Resource(Generic[T, OutT]):
-    """An admin resource: POST {prefix}/{name}, GET {prefix}/{plural}, GET|DELETE {prefix}/{name}/{id}."""
+    """An admin resource: POST {prefix}/{name}, GET {prefix}/{plural}, GET|DELETE {prefix}/{name}/{id}.
+
+    The Base API's resources and tickets, and the Store API's stores, are all this shape; what differs
+    is said by the hooks (each optional) rather than by routes of their own."""
 
     name: str
     plural: str
@@ -86,10 +92,31 @@ class Resource(Generic[T, OutT]):
     create: type[BaseModel]
     out: type[OutT]
     to_row: Callable[[Any, CloudContext, AsyncSession], Awaitable[T]]
+    # Refuses a body whose references are missing (a 404 naming them); runs before to_row.
     checks: Callable[[Any, AsyncSession], Awaitable[None]] | None = None
+    # The response when it needs more than the row (a ticket's token and revocation).
+    present: Callable[[AsyncSession, Any], Awaitable[OutT]] | None = None
+    # Refuses a delete (a 409 naming why) or deletes what belongs to the row with it.
+    before_delete: Callable[[AsyncSession, T], Awaitable[None]] | None = None
+    # What must forget the row once it is gone (caches).
+    after_delete: Callable[[CloudContext, uuid.UUID], None] | None = None
+    # The path parameter's name and the routes' summaries, where a contract (the seed's) fixes them.
+    param: str = "id"
+    summaries: Mapping[Verb, str] = field(default_factory=dict)
 
-    def render(self, row: T | Row[Any]) -> OutT:
+    async def view(self, session: AsyncSession, row: T | Row[Any]) -> OutT:
+        if self.present is not None:
+            return await self.present(session, row)
         return self.out.model_validate(row, from_attributes=True)
+
+    def summary(self, verb: Verb) -> str:
+        generic = {
+            "create": f"Create a {self.title}",
+            "list": f"List {self.plural}",
+            "get": f"Get a {self.title}",
+            "delete": f"Delete a {self.title}",
+        }
+        return self.summaries.get(verb, generic[verb])
 
 
 def add_admin_routes(
@@ -99,16 +126,17 @@ def add_admin_routes(
     r = resource
     page_model: type[Page[Any]] = Page.__class_getitem__(r.out)  # type: ignore[assignment]
     one = f"{prefix}/{r.name}"
+    by_id = f"{one}/{{{r.param}}}"
 
     @api.route(
         "POST",
         one,
-        summary=f"Create a {r.title}",
+        summary=r.summary("create"),
         tag=tag,
         response=r.out,
         body=r.create,
         roles=roles,
-        errors=(404, 409),
+        errors=(404, 409) if r.checks is not None else (409,),
     )
     async def create(call: Call[Any, NoInput]) -> BaseModel:
         ctx = context(call.app)
@@ -119,13 +147,13 @@ def add_admin_routes(
             session.add(row)
             await commit_or_409(session, f"this {r.title}")
             await session.refresh(row)  # read back as stored: times in UTC, defaults filled
-            out: BaseModel = r.render(row)
+            out: BaseModel = await r.view(session, row)
             return out
 
     @api.route(
         "GET",
         f"{prefix}/{r.plural}",
-        summary=f"List {r.plural}",
+        summary=r.summary("list"),
         tag=tag,
         response=page_model,
         query=PageQuery,
@@ -134,27 +162,33 @@ def add_admin_routes(
     async def listing(call: Call[None, PageQuery]) -> BaseModel:
         async with context(call.app).sessions() as session:
             rows, total = await fetch_page(session, r.table, call.query)
-        items = [r.render(row) for row in rows]
+            items = [await r.view(session, row) for row in rows]
         return page_model.of(items, total, call.query)
 
-    @api.route("GET", f"{one}/{{id}}", summary=f"Get a {r.title}", tag=tag, response=r.out, roles=roles)
+    @api.route("GET", by_id, summary=r.summary("get"), tag=tag, response=r.out, roles=roles)
     async def get(call: Call[None, NoInput]) -> BaseModel:
         async with context(call.app).sessions() as session:
-            found: BaseModel = r.render(await get_or_404(session, r.table, call.path["id"], r.title))
+            row = await get_or_404(session, r.table, call.path[r.param], r.title)
+            found: BaseModel = await r.view(session, row)
             return found
 
     @api.route(
         "DELETE",
-        f"{one}/{{id}}",
-        summary=f"Delete a {r.title}",
+        by_id,
+        summary=r.summary("delete"),
         tag=tag,
         response=StatusOK,
         roles=roles,
         errors=(409,),
     )
     async def delete(call: Call[None, NoInput]) -> BaseModel:
-        async with context(call.app).sessions() as session:
-            row = await get_or_404(session, r.table, call.path["id"], r.title)
+        ctx, row_id = context(call.app), call.path[r.param]
+        async with ctx.sessions() as session:
+            row = await get_or_404(session, r.table, row_id, r.title)
+            if r.before_delete is not None:
+                await r.before_delete(session, row)
             await session.delete(row)
-            await commit_or_409(session, f"{r.title} {call.path['id']}")
+            await commit_or_409(session, f"{r.title} {row_id}")
+        if r.after_delete is not None:
+            r.after_delete(ctx, row_id)
         return StatusOK()

@@ -14,8 +14,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cloud_sync.db.tables import Role
-from cloud_sync.web.context import context
-from cloud_sync.web.resources import commit_or_409, fetch_page, get_or_404
+from cloud_sync.web.context import CloudContext, context
+from cloud_sync.web.resources import Resource, add_admin_routes, commit_or_409, fetch_page
 from cloud_sync.web.routing import Api, Call, HTTPError, NoInput
 from models.store_api import (
     ItemCreate,
@@ -54,8 +54,36 @@ class TaskQuery(PageQuery):
     is_ready: bool | None = Field(default=None, description="only tasks in this state")
 
 
-def _store_out(row: Store | Row[Any]) -> StoreOut:
-    return StoreOut.model_validate(row, from_attributes=True)
+async def _store_row(body: StoreCreate, _ctx: CloudContext, _session: AsyncSession) -> Store:
+    return Store.model_validate(body.model_dump())
+
+
+async def _store_keeps_history(session: AsyncSession, store: Store) -> None:
+    """A store that has sold keeps its history (409); one that has not goes with its items."""
+    if (await session.exec(select(Purchase.id).where(Purchase.store_id == store.id).limit(1))).first():
+        raise HTTPError(409, f"store {store.id} has purchases: its history must stay")
+    for item in (await session.exec(select(StoreItem).where(StoreItem.store_id == store.id))).all():
+        await session.delete(item)
+
+
+def _forget_store(ctx: CloudContext, store_id: uuid.UUID) -> None:
+    ctx.tokens.forget()
+    ctx.item_pages.forget(store_id)
+
+
+STORES: Resource[Store, StoreOut] = Resource(
+    "store",
+    "stores",
+    "store",
+    Store,
+    StoreCreate,
+    StoreOut,
+    _store_row,
+    before_delete=_store_keeps_history,
+    after_delete=_forget_store,
+    param="store_id",
+    summaries={"create": "Create Store", "list": "Get Stores", "get": "Get Store", "delete": "Delete Store"},
+)
 
 
 def _item_out(row: StoreItem | Row[Any]) -> ItemOut:
@@ -81,73 +109,7 @@ async def _owned(session: AsyncSession, table: type[Owned], row_id: uuid.UUID, s
 def register(api: Api) -> None:
     tag = "Store API"
 
-    @api.route(
-        "POST",
-        f"{PREFIX}/admin/store",
-        summary="Create Store",
-        tag=tag,
-        response=StoreOut,
-        body=StoreCreate,
-        roles=ADMIN,
-    )
-    async def create_store(call: Call[StoreCreate, NoInput]) -> BaseModel:
-        async with context(call.app).sessions() as session:
-            store = Store.model_validate(call.body.model_dump())
-            session.add(store)
-            await commit_or_409(session, "this store")
-            return _store_out(store)
-
-    @api.route(
-        "GET",
-        f"{PREFIX}/admin/stores",
-        summary="Get Stores",
-        tag=tag,
-        response=Page[StoreOut],
-        query=PageQuery,
-        roles=ADMIN,
-    )
-    async def list_stores(call: Call[None, PageQuery]) -> BaseModel:
-        async with context(call.app).sessions() as session:
-            rows, total = await fetch_page(session, Store, call.query)
-        return Page[StoreOut].of([_store_out(r) for r in rows], total, call.query)
-
-    @api.route(
-        "GET",
-        f"{PREFIX}/admin/store/{{store_id}}",
-        summary="Get Store",
-        tag=tag,
-        response=StoreOut,
-        roles=ADMIN,
-    )
-    async def get_store(call: Call[None, NoInput]) -> BaseModel:
-        async with context(call.app).sessions() as session:
-            return _store_out(await get_or_404(session, Store, call.path["store_id"], "store"))
-
-    @api.route(
-        "DELETE",
-        f"{PREFIX}/admin/store/{{store_id}}",
-        summary="Delete Store",
-        tag=tag,
-        response=StatusOK,
-        roles=ADMIN,
-        errors=(409,),
-    )
-    async def delete_store(call: Call[None, NoInput]) -> BaseModel:
-        store_id = call.path["store_id"]
-        ctx = context(call.app)
-        async with ctx.sessions() as session:
-            store = await get_or_404(session, Store, store_id, "store")
-            if (
-                await session.exec(select(Purchase.id).where(Purchase.store_id == store_id).limit(1))
-            ).first():
-                raise HTTPError(409, f"store {store_id} has purchases: its history must stay")
-            for item in (await session.exec(select(StoreItem).where(StoreItem.store_id == store_id))).all():
-                await session.delete(item)
-            await session.delete(store)
-            await commit_or_409(session, f"store {store_id}")
-        ctx.tokens.forget()
-        ctx.item_pages.forget(store_id)
-        return StatusOK()
+    add_admin_routes(api, f"{PREFIX}/admin", tag, STORES, ADMIN)
 
     @api.route(
         "GET",
