@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PACKAGES := models robot_agent cloud_sync hardware firmware_bridge
+PACKAGES := models broker_link robot_agent cloud_sync hardware firmware_bridge
 
 VENV := .venv/bin
 

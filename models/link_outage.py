@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 
 class ReasonCodeLike(Protocol):
@@ -38,27 +38,6 @@ def unreachable(err: OSError) -> str:
     if isinstance(err, TimeoutError):
         return "timed out connecting"
     return f"unreachable: {err.strerror or err}"
-
-
-class KeepsConnectError:
-    """Mixed in before paho's client (`class Client(KeepsConnectError, mqtt.Client)`), keeps the `OSError` of
-    its last failed connection attempt: paho's `on_connect_fail` is told nothing, and the reason (refused,
-    unresolvable, unreachable, timed out) is what an engineer needs. No paho here: models has none."""
-
-    connect_error: OSError | None = None
-
-    def reconnect(self) -> Any:
-        try:
-            return super().reconnect()  # type: ignore[misc]  # paho's Client, next in the MRO
-        except OSError as err:
-            self.connect_error = err
-            raise
-
-
-def connect_failed(client: object) -> str:
-    """Why a client's last connection attempt failed, for paho's `on_connect_fail` (which is told nothing)."""
-    err = client.connect_error if isinstance(client, KeepsConnectError) else None
-    return unreachable(err) if err is not None else "cannot connect"
 
 
 def refused(reason: ReasonCodeLike) -> str:

@@ -17,11 +17,12 @@ from typing import Final
 
 from paho.mqtt.reasoncodes import ReasonCode
 
+from broker_link.paho_link import connect_properties
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.sync.broker_files import INGEST_SUBSCRIPTION
 from cloud_sync.sync.broker_login import BrokerLogin
 from cloud_sync.sync.ingest import Ingest
-from cloud_sync.sync.mqtt_link import CloudLink, Received, connect_properties, paho_client
+from cloud_sync.sync.mqtt_link import CloudLink, Received, paho_client
 from models.sync_ack import encode_ack
 from models.sync_batch import TOPIC_ROOT, robot_in_topic
 

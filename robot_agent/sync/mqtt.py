@@ -1,8 +1,8 @@
 """The robot's MQTT link to the fleet broker, for asyncio code: transport only, payloads are opaque bytes.
 
-paho runs its network loop in its own thread (`loop_start`); every callback hands its news to the event loop
-with `call_soon_threadsafe`, so all of this object's state (pending publishes, `connected`, the inbox) is
-touched on the event loop's thread only.
+Built on `broker_link.PahoLink` (paho's network thread bridged to the event loop, shared with the cloud's
+link), so all of this object's state (pending publishes, `connected`, the inbox) is touched on the event
+loop's thread only.
 
 What the link guarantees, and what it leaves to the outbox (docs/sync.md):
 - `publish` resolves only on a PUBACK whose MQTT v5 reason code is a success. A PUBACK is *not* durability:
@@ -27,18 +27,15 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from models.link_outage import KeepsConnectError, LinkOutage, connect_failed, describe, disconnected, refused
-from models.loop_handoff import LoopHandoff
+from broker_link.paho_link import ClientSettings, PahoLink
+from models.link_outage import describe
 from models.sync_batch import TOPIC_ROOT
 from robot_agent.errors import RobotAgentError
 
@@ -89,17 +86,13 @@ class LinkDownError(LinkError):
     """Not connected, or the connection dropped before the broker answered: keep the data, send it later."""
 
 
-class _Client(KeepsConnectError, mqtt.Client):
-    """paho's client, remembering why its last connection attempt failed."""
-
-
 def status_payload(state: str) -> bytes:
     """The body of `up/status`: the state and the robot's wall clock."""
     at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return json.dumps({"state": state, "at": at}).encode()
 
 
-class RobotLink:
+class RobotLink(PahoLink):
     """One robot's MQTT v5 connection: status with a last will, QoS 1 publishing under `up/`, `down/` in."""
 
     def __init__(
@@ -124,28 +117,20 @@ class RobotLink:
         self.status_topic = f"{self._prefix}up/status"
         self._down_prefix = f"{self._prefix}down/"
 
-        client = _Client(
-            CallbackAPIVersion.VERSION2, client_id=f"robot-{robot_id}", protocol=MQTTProtocolVersion.MQTTv5
+        settings = ClientSettings(
+            client_id=f"robot-{robot_id}",
+            username=username,
+            password=password,
+            max_inflight=MAX_INFLIGHT,
+            reconnect_min_s=RECONNECT_MIN_S,
+            reconnect_max_s=RECONNECT_MAX_S,
+            max_queued=MAX_QUEUED,
         )
-        if username is not None:
-            client.username_pw_set(username, password)
-        client.max_inflight_messages_set(MAX_INFLIGHT)
-        client.max_queued_messages_set(MAX_QUEUED)
-        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         # paho's log lines name flags and client ids, never the password; its callback errors show up here.
-        client.enable_logger(_PAHO_LOG)
-        client.on_pre_connect = self._on_pre_connect
-        client.on_connect = self._on_connect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_subscribe = self._on_subscribe
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        client.on_message = self._on_message
-        self._client = client
-        self._subscribe_mid: int | None = None  # paho's thread only
-        self._outage = LinkOutage()  # paho's thread only
-
-        self._to_loop = LoopHandoff()  # paho's callbacks -> this event loop
+        super().__init__(
+            self._host, self._port, settings, who=f"robot={robot_id}", logger=log, paho_log=_PAHO_LOG
+        )
+        self._client.on_pre_connect = self._on_pre_connect
         self._connected = False
         self._connected_event = asyncio.Event()
         self._pending: dict[int, tuple[asyncio.Future[None], str]] = {}
@@ -165,13 +150,7 @@ class RobotLink:
 
     async def start(self) -> None:
         """Start connecting in the background; paho retries until the broker answers, and after every drop."""
-        self._to_loop.bind("RobotLink")
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it untyped
-        properties.SessionExpiryInterval = self._session_expiry_s
-        self._client.connect_async(
-            self._host, self._port, self._keepalive_s, clean_start=False, properties=properties
-        )
-        self._client.loop_start()
+        self._start_paho("RobotLink", self._session_expiry_s, self._keepalive_s)
         log.info("robot=%s connecting to %s:%d", self.robot_id, self._host, self._port)
 
     async def close(self) -> None:
@@ -193,21 +172,6 @@ class RobotLink:
         for inbox in self._inboxes.values():
             inbox.put_nowait(None)
         log.info("robot=%s link closed", self.robot_id)
-
-    def _stop_paho(self) -> None:
-        # loop_stop right behind disconnect: paho's thread then ends once DISCONNECT is written, instead of
-        # polling the closed socket once more (which paho logs as an error).
-        self._client.disconnect()
-        self._client.loop_stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     @property
     def connected(self) -> bool:
@@ -296,23 +260,12 @@ class RobotLink:
         # Set before every CONNECT (paho reads it when building the packet): "at" is this connection's start.
         client.will_set(self.status_topic, status_payload("offline"), qos=1, retain=True)
 
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        _userdata: Any,
-        flags: mqtt.ConnectFlags,
-        reason: ReasonCode,
-        _properties: Properties | None,
-    ) -> None:
-        if reason.is_failure:
-            self._failed(refused(reason))
-            return
+    def _accepted(self, client: mqtt.Client, flags: mqtt.ConnectFlags, down_s: float | None) -> None:
         # Queued before the link reports itself connected, so "online" precedes anything the agent publishes.
         # The link counts as connected at the SUBACK: from then on no down/ message can miss it, even when
         # the broker had lost the session (a crash before its autosave).
-        _, self._subscribe_mid = client.subscribe(f"{self._down_prefix}#", qos=1)
+        self._subscribe(client, [(f"{self._down_prefix}#", 1)])
         client.publish(self.status_topic, status_payload("online"), qos=1, retain=True)
-        down_s = self._outage.connected()
         if down_s is not None:
             log.info(
                 "robot=%s link back after %.1f s down (session present: %s)",
@@ -323,34 +276,7 @@ class RobotLink:
         else:
             log.info("robot=%s connected (session present: %s)", self.robot_id, flags.session_present)
 
-    def _on_connect_fail(self, client: mqtt.Client, _userdata: Any) -> None:
-        self._failed(connect_failed(client))
-
-    def _failed(self, reason: str) -> None:
-        """One WARNING per outage and reason, however many reconnect attempts fail the same way."""
-        if not self._outage.failed(reason):
-            log.debug("robot=%s still offline: %s", self.robot_id, reason)
-            return
-        log.warning(
-            "robot=%s cannot connect to the broker at %s:%d: %s (retrying every %d-%d s)",
-            self.robot_id,
-            self._host,
-            self._port,
-            reason,
-            RECONNECT_MIN_S,
-            RECONNECT_MAX_S,
-        )
-
-    def _on_subscribe(
-        self,
-        _client: mqtt.Client,
-        _userdata: Any,
-        mid: int,
-        reasons: list[ReasonCode],
-        _properties: Properties | None,
-    ) -> None:
-        if mid != self._subscribe_mid:
-            return
+    def _subscribed(self, reasons: list[ReasonCode]) -> None:
         refused_codes = [describe(reason) for reason in reasons if reason.is_failure]
         if refused_codes:
             # Publishing still works; say loudly that nothing will come down, but do not hold the link back.
@@ -359,27 +285,7 @@ class RobotLink:
             )
         self._to_loop.call(self._set_connected)
 
-    def _on_disconnect(
-        self,
-        _client: mqtt.Client,
-        _userdata: Any,
-        flags: mqtt.DisconnectFlags,
-        reason: ReasonCode,
-        _properties: Properties | None,
-    ) -> None:
-        why = disconnected(reason, from_server=flags.is_disconnect_packet_from_server)
-        if self._outage.dropped():  # a connection that was up has dropped: the outage starts now
-            log.info("robot=%s %s", self.robot_id, why)
-        else:  # a refused CONNECT ends this way too, on every attempt; already said once
-            log.debug("robot=%s %s", self.robot_id, why)
-        self._to_loop.call(self._link_lost, why)
-
-    def _on_publish(
-        self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode, _properties: Properties
-    ) -> None:
-        self._to_loop.call(self._acked, mid, reason)
-
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+    def _message(self, message: mqtt.MQTTMessage) -> None:
         topic = message.topic
         if not topic.startswith(self._down_prefix):
             log.warning("robot=%s message on unexpected topic %s ignored", self.robot_id, topic)

@@ -1,8 +1,9 @@
-"""Dependencies point one way: models ← firmware_bridge ← hardware ← robot_agent; cloud_sync → models only;
-models does no I/O but at the process edge both programs share (decision 31).
+"""Dependencies point one way: models ← firmware_bridge ← hardware ← robot_agent; models ← broker_link ←
+robot_agent and cloud_sync; cloud_sync imports models and broker_link only (decision 34). models does no I/O
+but at the process edge both programs share (decision 31).
 
 Each package imports only the next one down (and models): the agent reaches the MCU only through hardware/,
-never through firmware_bridge itself.
+never through firmware_bridge itself; both programs reach the broker through broker_link.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("models", "firmware_bridge", "hardware", "robot_agent", "cloud_sync")
+PACKAGES = ("models", "firmware_bridge", "hardware", "broker_link", "robot_agent", "cloud_sync")
 ALLOWED = {
     "models": set(),
     "firmware_bridge": {"models"},
     "hardware": {"models", "firmware_bridge"},
-    "robot_agent": {"models", "hardware"},
-    "cloud_sync": {"models"},
+    "broker_link": {"models"},
+    "robot_agent": {"models", "hardware", "broker_link"},
+    "cloud_sync": {"models", "broker_link"},
 }
 
 
@@ -91,10 +93,10 @@ def test_sync_messages_do_not_depend_on_tickets() -> None:
 
 
 # `models` does no I/O, but for the process edge both programs share and `cloud_sync` can reach only here:
-# writing and reading key files, installing the log handlers, the console's standard output (decision 31), and
-# handing a client library's thread's calls to the asyncio loop for both MQTT links (decision 32).
+# writing and reading key files, installing the log handlers, the console's standard output (decision 31).
+# (The MQTT client both programs share is broker_link's, which may do I/O: decision 34.)
 # Everything else in `models` is pure, and no pure module imports these.
-MODELS_IO = {"keyfiles.py", "logformat.py", "console.py", "loop_handoff.py"}
+MODELS_IO = {"keyfiles.py", "logformat.py", "console.py"}
 IO_MODULES = {
     "os",
     "sys",

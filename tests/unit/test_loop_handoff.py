@@ -1,4 +1,5 @@
-"""Calls from another thread handed to the event loop (models.loop_handoff), as both links hand paho's."""
+"""Calls from another thread handed to the event loop (broker_link.loop_handoff), as both links hand
+paho's."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 
 import pytest
 
-from models.loop_handoff import LoopHandoff
+from broker_link.loop_handoff import LoopHandoff
 
 
 async def test_a_call_from_another_thread_runs_on_the_loop_and_a_second_bind_is_refused() -> None:
