@@ -11,10 +11,13 @@ VENV := .venv/bin
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
-setup:  ## install system packages when missing, the locked environment, and the example robot's key
+setup:  ## install system packages when missing, the locked environment, the example robot's key, the face models
 	@# Bytecode compiled at install: every CLI start is ~3 s faster where PYTHONDONTWRITEBYTECODE is set.
 	@uv=$$(tools/setup-system.sh) && "$$uv" sync --locked --quiet --compile-bytecode
 	@[ -e var/robot.key ] || $(VENV)/robot-agent --config robot.toml keys init >/dev/null
+	@# Pinned and sha256-checked; only what is missing or wrong is fetched or built (progress on stderr then).
+	@$(VENV)/robot-agent --config robot.toml models fetch --test-faces var/test-faces >/dev/null
+	@$(VENV)/robot-agent --config robot.toml models build >/dev/null
 
 lint: setup  ## ruff, ruff format --check and mypy --strict over every package, the tests and the benchmarks
 	$(VENV)/ruff check $(PACKAGES) tests bench

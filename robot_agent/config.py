@@ -24,6 +24,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -106,6 +107,15 @@ def _provisioned_file(path: Path, info: ValidationInfo) -> Path:
     return _existing_file(path, info)
 
 
+def _any_path(value: object, info: ValidationInfo) -> Path:
+    """A path from TOML (a string) or a default (a Path), resolved against the TOML's folder."""
+    if not isinstance(value, str | Path):
+        raise ValueError(f"expected a path, got {value!r}")
+    return _resolve(Path(value), info)
+
+
+# A path the agent neither reads nor writes at start-up (it may not exist yet); a default is resolved too.
+ResolvedPath = Annotated[Path, PlainValidator(_any_path)]
 ExistingFile = Annotated[Path, AfterValidator(_existing_file)]
 ProvisionedFile = Annotated[Path, AfterValidator(_provisioned_file)]
 ExistingDir = Annotated[Path, AfterValidator(_existing_dir)]
@@ -253,6 +263,8 @@ class VisionSection(Section):
     detection_min_confidence: float = Field(default=0.5, ge=0, le=1)
     match_max_distance: float = Field(default=0.6, gt=0, le=4)
     index_file: WritablePath = Path("var/faces.hnsw")
+    # Checked when faces start (models/model_files.py), not here: `models fetch` makes it.
+    models_dir: ResolvedPath = Field(default=Path("var/models"), validate_default=True)
 
     @model_validator(mode="after")
     def _models_together(self) -> VisionSection:
@@ -326,7 +338,8 @@ class RobotConfig(Section):
     cloud: CloudSection
     storage: StorageSection
     camera: CameraSection
-    vision: VisionSection = VisionSection()
+    # Validated from {} when the file has no [vision], so that its default paths follow the TOML's folder.
+    vision: VisionSection = Field(default_factory=dict, validate_default=True)
     tickets: TicketsSection = TicketsSection()
     hardware: HardwareSection
     logging: LoggingSection = LoggingSection()

@@ -32,3 +32,7 @@ class ConfigError(RobotAgentError):
 
 class KeyFileError(RobotAgentError):
     """The robot's key file cannot be created or read."""
+
+
+class WeightsError(RobotAgentError):
+    """Model files that cannot be fetched, verified or built (`robot-agent models ...`)."""

@@ -224,6 +224,19 @@ def test_face_models_go_together(raw: dict[str, Any], robot_dir: Path) -> None:
     assert line.startswith("vision: face_detector_model and face_embedder_model go together")
 
 
+def test_the_model_directory_is_taken_from_the_toml_folder_and_need_not_exist(
+    raw: dict[str, Any], robot_dir: Path
+) -> None:
+    assert parse_config(raw, robot_dir / "robot.toml").vision.models_dir == robot_dir / "var" / "models"
+    raw["vision"]["models_dir"] = "/srv/models"
+    assert parse_config(raw, robot_dir / "robot.toml").vision.models_dir == Path("/srv/models")
+    # Without [vision] at all, the default still follows the file, not the folder the agent was started in.
+    del raw["vision"]
+    assert parse_config(raw, robot_dir / "robot.toml").vision.models_dir == robot_dir / "var" / "models"
+    raw["vision"] = {"models_dir": 5}
+    assert problems(raw, robot_dir) == ["vision.models_dir: expected a path, got 5"]
+
+
 def test_tls_needs_mqtts(raw: dict[str, Any], robot_dir: Path) -> None:
     (robot_dir / "ca.pem").write_text("ca")
     raw["cloud"]["tls"] = {"ca_file": "ca.pem"}

@@ -30,7 +30,18 @@ def test_opencv_imports_with_its_contrib_modules() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["mediapipe", "onnxruntime", "hnswlib", "serial", "paho.mqtt.client", "textual", "base45", "cbor2"],
+    [
+        "mediapipe",
+        "onnxruntime",
+        "onnx",
+        "pip",
+        "hnswlib",
+        "serial",
+        "paho.mqtt.client",
+        "textual",
+        "base45",
+        "cbor2",
+    ],
 )
 def test_runtime_dependency_imports(module: str) -> None:
     __import__(module)

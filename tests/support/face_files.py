@@ -1,0 +1,57 @@
+"""The model files and real face photos `make setup` fetched (var/models, var/test-faces), each checked
+against its manifest. Nothing is downloaded here: a test that needs a missing file fails, naming
+`make setup`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from models.faces.manifest import ModelName
+from models.model_files import ModelFileError, load_model, read_manifest, verified_bytes
+from robot_agent.weights.fetch import CACHE
+from robot_agent.weights.sources import TEST_FACE_FILES, Archive
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS_DIR = ROOT / "var" / "models"
+TEST_FACES_DIR = ROOT / "var" / "test-faces"
+SETUP = "`make setup` fetches and builds them"
+
+
+def model_bytes(name: ModelName) -> bytes:
+    """A model file from var/models, checked against its manifest."""
+    try:
+        return load_model(MODELS_DIR, name)
+    except ModelFileError as err:
+        pytest.fail(f"{err} ({SETUP})", pytrace=False)
+
+
+def face_photo(name: str) -> bytes:
+    """A real face photo from var/test-faces (e.g. "obama.jpg", "t1.jpg"), checked against its manifest."""
+    remedy = "run `make setup`"
+    try:
+        manifest = read_manifest(TEST_FACES_DIR, TEST_FACE_FILES, remedy, needed_for=[name])
+        return verified_bytes(TEST_FACES_DIR, manifest, name, remedy)
+    except ModelFileError as err:
+        pytest.fail(str(err), pytrace=False)
+
+
+class FromSetUp:
+    """A `fetch` download that copies the archive `make setup` verified and kept (offline); it counts what it
+    was asked for."""
+
+    def __init__(self) -> None:
+        self.cached = (MODELS_DIR / CACHE, TEST_FACES_DIR / CACHE)
+        self.asked: list[str] = []
+
+    def __call__(self, archive: Archive, folder: Path) -> None:
+        self.asked.append(archive.filename)
+        for cache in self.cached:
+            if (cache / archive.filename).is_file():
+                shutil.copyfile(cache / archive.filename, folder / archive.filename)
+                return
+        pytest.fail(
+            f"{archive.filename} is not in {' or '.join(map(str, self.cached))} ({SETUP})", pytrace=False
+        )
