@@ -1,0 +1,1 @@
+"""Model files obtained at set-up (fetched, built) for the face pipeline."""
