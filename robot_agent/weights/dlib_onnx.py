@@ -289,7 +289,10 @@ def build_model(network: Network) -> onnx.ModelProto:
 
 def convert(dat: bytes) -> bytes:
     """dlib's face ResNet file (`dlib_face_recognition_resnet_model_v1.dat`) as ONNX model bytes."""
-    model = build_model(read_network(dat, FACE_RESNET))
+    try:
+        model = build_model(read_network(dat, FACE_RESNET))
+    except DlibModelError as err:
+        raise DlibModelError(f"{SOURCE} cannot be converted: {err}") from err
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as err:

@@ -104,7 +104,7 @@ class Reader:
         """A tensor's data, shaped (num_samples, k, nr, nc)."""
         shape = self._shape(what, 2)
         size = math.prod(shape)
-        raw = self._take(4 * size, f"{what}'s {size} floats")
+        raw = self._take(4 * size, f"{what} ({size} floats)")
         return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(shape)
 
     def alias_tensor(self, what: str) -> tuple[int, int, int, int]:
