@@ -215,3 +215,11 @@ def test_not_a_dlib_network() -> None:
         dlib_onnx.convert(b"")
     with pytest.raises(DlibModelError, match=r"0x50 does not start an integer"):
         dlib_onnx.convert(b"PK\x03\x04 a zip file")
+
+
+def test_the_build_check_refuses_what_does_not_run() -> None:
+    with pytest.raises(DlibModelError, match="does not run in ONNX Runtime"):
+        dlib_onnx.check(b"not an ONNX model")
+    tiny = dlib_onnx.build_model(read_network(TINY.data, TINY.nodes)).SerializeToString()
+    with pytest.raises(DlibModelError, match="does not run in ONNX Runtime"):
+        dlib_onnx.check(tiny)  # a 6x6 network given 150x150 chips
