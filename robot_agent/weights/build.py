@@ -18,7 +18,7 @@ from models.errors import ModelsError
 from models.faces.manifest import BuiltFrom, ManifestEntry
 from models.model_files import fetch_remedy, read_manifest, verified_bytes
 from robot_agent.errors import WeightsError
-from robot_agent.weights import sface
+from robot_agent.weights import dlib_onnx, sface
 from robot_agent.weights.directory import file_sha256, save_manifest, write_atomically
 from robot_agent.weights.fetch import Progress, no_progress
 
@@ -55,10 +55,10 @@ class Builder:
         )
 
 
-# One entry per built file: dlib's ResNet (robot_agent/weights/dlib_onnx.py) joins as
-# Builder("dlib_resnet_v1.onnx", "dlib_face_recognition_resnet_model_v1.dat", dlib_onnx.convert, "1").
+# One entry per built file.
 BUILDERS: tuple[Builder, ...] = (
     Builder(sface.OUTPUT, sface.SOURCE, sface.convert, sface.VERSION, sface.check),
+    Builder(dlib_onnx.OUTPUT, dlib_onnx.SOURCE, dlib_onnx.convert, dlib_onnx.VERSION, dlib_onnx.check),
 )
 
 

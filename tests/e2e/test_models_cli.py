@@ -22,6 +22,7 @@ FILES = [
     "face_recognition_sface_2021dec_int8bq.onnx",
     "dlib_face_recognition_resnet_model_v1.dat",
     "sface_2021dec_fp32.onnx",
+    "dlib_resnet_v1.onnx",
 ]
 
 
@@ -89,7 +90,7 @@ def test_status_names_a_corrupt_and_a_missing_file_and_exits_1_with_the_command(
     assert table["face_detection_short_range.tflite"][:2] == ["missing", "mediapipe 0.10.21"]
     assert "face_detection_yunet_2023mar_int8bq.onnx: corrupt: sha256 " in result.stdout
     assert result.stderr == (
-        f"robot-agent: 2 of 6 files missing, corrupt or outdated in {models}: {fetch_and_build(models)}\n"
+        f"robot-agent: 2 of 7 files missing, corrupt or outdated in {models}: {fetch_and_build(models)}\n"
     )
 
 
@@ -99,7 +100,7 @@ def test_status_when_only_a_built_file_is_missing_names_build(models: Path) -> N
     assert result.returncode == 1
     assert rows(result.stdout)["sface_2021dec_fp32.onnx"][0] == "missing"
     assert result.stderr == (
-        f"robot-agent: 1 of 6 files missing, corrupt or outdated in {models}: run `robot-agent models build "
+        f"robot-agent: 1 of 7 files missing, corrupt or outdated in {models}: run `robot-agent models build "
         f"--models-dir {models}` (after `robot-agent models fetch --models-dir {models}`)\n"
     )
 
@@ -110,7 +111,7 @@ def test_status_of_an_empty_directory_says_the_manifest_is_missing(tmp_path: Pat
     assert f"{tmp_path / 'manifest.json'}: missing" in result.stdout.splitlines()
     assert all(row[0] == "missing" for row in rows(result.stdout).values())
     assert result.stderr.startswith(
-        "robot-agent: no valid manifest, 6 of 6 files missing, corrupt or outdated in"
+        "robot-agent: no valid manifest, 7 of 7 files missing, corrupt or outdated in"
     )
 
 
@@ -134,7 +135,7 @@ def test_fetch_then_build_from_the_cache_then_again_quietly(tmp_path: Path) -> N
     ]
     built = agent(*config, "models", "build")
     assert built.returncode == 0, built.stderr
-    assert built.stdout == f"{directory}: 1 built file, verified (1 built)\n"
+    assert built.stdout == f"{directory}: 2 built files, verified (2 built)\n"
     assert (directory / "sface_2021dec_fp32.onnx").read_bytes() == (
         MODELS_DIR / "sface_2021dec_fp32.onnx"
     ).read_bytes()

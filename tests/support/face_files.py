@@ -38,6 +38,18 @@ def face_photo(name: str) -> bytes:
         pytest.fail(str(err), pytrace=False)
 
 
+def model_path(name: ModelName) -> Path:
+    """A model file's path, for libraries that read files themselves (dlib), checked as `model_bytes` does."""
+    model_bytes(name)
+    return MODELS_DIR / name
+
+
+def face_photo_path(name: str) -> Path:
+    """A test-faces file's path (a photo, or dlib's landmark model), checked as `face_photo` does."""
+    face_photo(name)
+    return TEST_FACES_DIR / name
+
+
 class FromSetUp:
     """A `fetch` download that copies the archive `make setup` verified and kept (offline); it counts what it
     was asked for."""

@@ -18,9 +18,7 @@ def test_the_model_files_come_from_the_pins_and_the_builders() -> None:
     assert len(set(FETCHED + built)) == len(FETCHED + built)
     assert set(built) <= BUILT_FILES
     assert not set(FETCHED) & BUILT_FILES
-    # dlib_resnet_v1.onnx's builder (robot_agent/weights/dlib_onnx.py) joins BUILDERS at the merge; then
-    # this is `set(FETCHED + built) == MODEL_FILES`.
-    assert set(FETCHED + built) == MODEL_FILES - {"dlib_resnet_v1.onnx"}
+    assert set(FETCHED + built) == MODEL_FILES
 
 
 def test_every_builder_builds_from_a_fetched_file() -> None:
