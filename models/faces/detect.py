@@ -122,15 +122,18 @@ def detect_scaled(detector: Detector, image: BgrImage, max_side: int) -> list[De
 # A face tilted more than this is found again on a copy of its surroundings turned upright (`upright`):
 # the models' landmarks lean towards upright on tilted heads. Turning the three Obama portraits of
 # face_recognition's test images by 45 degrees, YuNet read rolls of 20-34 and the SFace embedding moved
-# 0.32-0.55 (cosine) from the upright photo's; found again upright, 0.03-0.09 (turned by 30: 0.03-0.08
-# instead of 0.05-0.18). YuNet read one of them turned by 30 as 12, hence a low trigger.
+# 0.32-0.55 (cosine) from the upright photo's; found again upright, at most 0.11 (turned by 30: at most
+# 0.08 instead of 0.18). YuNet read one of them turned by 30 as 12, hence a low trigger.
 UPRIGHT_MIN_ROLL = 8.0
-# A pass whose copy reads a roll under this is the last: each costs a detection (~4-8 ms here).
+# A pass whose copy reads a roll under this is the last: each costs a detection (~3-7 ms here).
 UPRIGHT_DONE_ROLL = 5.0
-# The copy is three times the face's box, scaled so that the box is this many pixels: YuNet reads 384x384
-# in 4-6 ms here. Smaller boxes read less of the tilt: turning obama.jpg by 45 degrees, three passes read
-# 26 at 96 px, 44-47 at 128-192 px.
+# The copy is UPRIGHT_COPY_SCALE times the face's box, scaled so that the box is UPRIGHT_FACE_SIDE pixels.
+# Smaller boxes read less of the tilt: turning obama.jpg by 45 degrees, three passes read 26 at 96 px, 44-47
+# at 128-192 px. A smaller copy is cheaper and a little less exact: over the Obama portraits turned by 10-45
+# degrees, the worst drift was 0.092 / 0.108 / 0.138 with copies of 3 / 2.5 / 2 boxes, and the three tilted
+# faces of a 640x480 frame took 35 / 21 / 13 ms (YuNet reads a 320x320 copy in ~3 ms).
 UPRIGHT_FACE_SIDE = 128.0
+UPRIGHT_COPY_SCALE = 2.5
 
 
 def upright(detector: Detector, image: BgrImage, face: DetectedFace, passes: int = 3) -> DetectedFace:
@@ -141,7 +144,7 @@ def upright(detector: Detector, image: BgrImage, face: DetectedFace, passes: int
         return face
     box = face.box
     zoom = UPRIGHT_FACE_SIDE / max(box.w, box.h)
-    size = round(3 * UPRIGHT_FACE_SIDE)
+    size = round(UPRIGHT_COPY_SCALE * UPRIGHT_FACE_SIDE)
     # The face's surroundings, scaled once by `zoom`, large enough for any turn of the copy (half its
     # diagonal); `to_local` takes image pixels to these.
     reach = size / 2 * math.sqrt(2) + 2

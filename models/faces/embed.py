@@ -77,17 +77,16 @@ SFACE = EmbedderSpec(
     threshold=1 - 0.363,
 )
 
-# dlib's input_rgb_image_sized<150>: (value - mean) / 256 with the means the .dat file carries
-# (122.782, 117.001, 104.298 for R, G, B); dlib's documented threshold is 0.6 in L2. Provisional until the
-# converter's input contract (dlib_resnet_v1.onnx) is fixed: if it folds the normalisation into the graph,
-# mean and scale become 0 and 1 here.
+# dlib's ResNet as our converter writes it (robot_agent/weights, decision 35-dlib): input [n, 3, 150, 150],
+# RGB, raw 0..255, the mean subtraction and /256 inside the graph (their constants are the .dat file's);
+# on dlib's own chip it gives dlib's descriptor to 3e-7. dlib's documented threshold is 0.6 in L2.
 DLIB_RESNET = EmbedderSpec(
     name="dlib_resnet_v1",
     template=DLIB_150,
     channels=Channels.RGB,
     layout=Layout.NCHW,
-    mean=(122.782, 117.001, 104.298),
-    scale=1 / 256,
+    mean=(0.0, 0.0, 0.0),
+    scale=1.0,
     metric=Metric.L2,
     threshold=0.6,
 )

@@ -190,8 +190,8 @@ OBAMA_ROLL = 1.2  # obama.jpg's own tilt, as YuNet reads it
 def test_a_tilted_head_is_measured_again_upright(
     sface: Embedder, gallery: dict[str, tuple[str, np.ndarray]], degrees: float
 ) -> None:
-    # Measured: rolls read 1-9.5 degrees short of the truth (a pass stops when its copy reads under 5, which
-    # YuNet reads low), embeddings 0.03-0.08 from the upright photo's.
+    # Measured: rolls read 0.3-8.7 degrees short of the truth (a pass stops when its copy reads under 5,
+    # which YuNet reads low), embeddings 0.026-0.070 from the upright photo's.
     turned = augment.rotate(image("obama.jpg"), degrees)
     face = tilted_face(sface, turned, passes=3)
     assert face.roll == pytest.approx(OBAMA_ROLL - degrees, abs=10)
@@ -203,7 +203,7 @@ def test_a_tilted_head_is_measured_again_upright(
 def test_without_measuring_again_yunet_reads_a_tilted_head_as_half_as_tilted(
     sface: Embedder, gallery: dict[str, tuple[str, np.ndarray]], degrees: float
 ) -> None:
-    # Why `upright` exists: the same turned photos read 22-27 degrees, and their embeddings move 0.32-0.41.
+    # Why `upright` exists: the same photos turned 45 degrees read 22-27, and their embeddings move 0.32-0.42.
     turned = augment.rotate(image("obama.jpg"), degrees)
     face = tilted_face(sface, turned, passes=0)
     assert abs(face.roll - (OBAMA_ROLL - degrees)) > 15
