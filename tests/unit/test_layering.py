@@ -94,7 +94,7 @@ def test_sync_messages_do_not_depend_on_tickets() -> None:
 
 # `models` does no I/O, but for the process edge both programs share and `cloud_sync` can reach only here:
 # writing and reading key files, installing the log handlers, the console's standard output (decision 31),
-# reading the model directory and checking each model file against its manifest (§35-weights: the face
+# reading the model directory and checking each model file against its manifest (decision 35: the face
 # pipeline in models/faces/ takes models as bytes).
 # (The MQTT client both programs share is broker_link's, which may do I/O: decision 34.)
 # Everything else in `models` is pure, and no pure module imports these.
