@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from models.errors import ModelsError
+from models.faces.choice import PipelineChoice
 from models.faces.manifest import (
     BUILT_FILES,
     MANIFEST_NAME,
@@ -23,6 +24,7 @@ from models.faces.manifest import (
     ModelName,
     parse_manifest,
 )
+from models.faces.pipeline import FacePipeline
 
 
 class ModelFileError(ModelsError):
@@ -107,3 +109,10 @@ def load_models(directory: Path, *names: ModelName) -> dict[ModelName, bytes]:
     """Several model files' bytes, by name, each checked against one reading of the manifest."""
     manifest = read_manifest(directory, needed_for=names)
     return {name: verified_bytes(directory, manifest, name, fetch_remedy(directory, name)) for name in names}
+
+
+def open_pipeline(directory: Path, choice: PipelineChoice) -> FacePipeline:
+    """The face pipeline `choice` names, from the model directory's files (each checked against the
+    manifest); ModelFileError naming the command to run when one is missing or wrong."""
+    files = load_models(directory, *choice.files())
+    return choice.build(files.__getitem__)

@@ -1,0 +1,61 @@
+"""Which detector and embedder a program runs, by name, and the model files each needs: what robot.toml's
+`[vision]` and the cloud's options choose from. Building a pipeline takes a loader of model bytes, so this
+stays pure; `models.model_files.open_pipeline` is the edge that reads the files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from models.faces.detect import BlazeFaceDetector, Detector, YuNetDetector
+from models.faces.embed import DLIB_RESNET, SFACE, Embedder, EmbedderSpec
+from models.faces.manifest import ModelName
+from models.faces.pipeline import FacePipeline
+
+DetectorName = Literal["yunet", "blazeface_full", "blazeface_short"]
+EmbedderName = Literal["sface", "dlib_resnet_v1"]
+
+DETECTOR_FILES: Final[dict[DetectorName, ModelName]] = {
+    "yunet": "face_detection_yunet_2023mar_int8bq.onnx",
+    "blazeface_full": "face_detection_full_range_sparse.tflite",
+    "blazeface_short": "face_detection_short_range.tflite",
+}
+EMBEDDERS: Final[dict[EmbedderName, tuple[EmbedderSpec, ModelName]]] = {
+    "sface": (SFACE, "sface_2021dec_fp32.onnx"),
+    "dlib_resnet_v1": (DLIB_RESNET, "dlib_resnet_v1.onnx"),
+}
+
+
+@dataclass(frozen=True)
+class PipelineChoice:
+    """A detector and an embedder by name, and how they run."""
+
+    detector: DetectorName = "yunet"
+    embedder: EmbedderName = "sface"
+    min_confidence: float = 0.6
+    threads: int = 1
+    upright_passes: int = 3
+
+    @property
+    def spec(self) -> EmbedderSpec:
+        return EMBEDDERS[self.embedder][0]
+
+    def files(self) -> tuple[ModelName, ModelName]:
+        """The model files this choice loads: the detector's, then the embedder's."""
+        return DETECTOR_FILES[self.detector], EMBEDDERS[self.embedder][1]
+
+    def build(self, load: Callable[[ModelName], bytes]) -> FacePipeline:
+        """A pipeline from the model bytes `load` gives for each of `files()`."""
+        detector_file, embedder_file = self.files()
+        detector: Detector
+        if self.detector == "yunet":
+            detector = YuNetDetector(load(detector_file), min_confidence=self.min_confidence)
+        else:
+            detector = BlazeFaceDetector(load(detector_file), min_confidence=self.min_confidence)
+        try:
+            embedder = Embedder(load(embedder_file), self.spec, threads=self.threads)
+        except BaseException:
+            detector.close()
+            raise
+        return FacePipeline(detector, embedder, upright_passes=self.upright_passes)
