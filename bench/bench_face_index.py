@@ -1,7 +1,7 @@
 """The matcher's HNSW graph vs hnswlib's exact BFIndex, queries per second at each size: where the graph wins.
 
 `robot_agent/faces/index.py` uses the exact index below EXACT_BELOW faces (3500) and the graph from there
-on; this measures the crossover that limit rests on (decisions §35-matcher). Both answer through the
+on; this measures the crossover that limit rests on (decisions §38). Both answer through the
 matcher's own `candidates` (8 nearest, more until two users), one thread, on identity-clustered synthetic
 128-d unit vectors (three faces per person, the spread of SFace's genuine pairs), queries near enrolled
 people. A ratio above 1 means the graph answers more queries per second than the exact index.

@@ -1,7 +1,7 @@
 """The matcher's nearest-neighbour index of one embedder's enrolled faces, in memory (pure: no files).
 
 Below `EXACT_BELOW` faces it is hnswlib's exact `BFIndex`, which measured faster there (docs/decisions.md,
-§35-matcher); from there on an HNSW graph. Adding and removing faces is incremental in both. hnswlib knows
+§38); from there on an HNSW graph. Adding and removing faces is incremental in both. hnswlib knows
 faces by integer labels; the index maps them to face ids and users. Distances come out as the embedder
 defines them: hnswlib's `l2` gives squared distances (the square root is taken here), its `cosine` gives
 1 - cosine similarity, which is SFace's distance.
@@ -29,7 +29,7 @@ from models.faces.embed import Metric
 from models.faces.identify import Identification, identify
 from robot_agent.errors import FacesError
 
-# From this many faces on, an HNSW graph; below, the exact index (measured: decisions §35-matcher).
+# From this many faces on, an HNSW graph; below, the exact index (measured: decisions §38).
 EXACT_BELOW: Final = 3500
 # Candidates asked for first; more until two different users are among them (the margin needs the second).
 FIRST_K: Final = 8
