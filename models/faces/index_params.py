@@ -5,8 +5,8 @@ Chosen on identity-clustered synthetic embeddings whose genuine and impostor dis
 evaluation measured on real faces, identity centres in random directions: the hard case for a graph index
 (nothing near a face leads towards its match). At 100,000 embeddings, M=16 with ef_construction=100 needed
 ef=512 for a recall@1 of 0.986 (1.7 ms a query); M=32 reaches 0.99 from ef=128 (0.989-0.993 over runs) and
-0.996 at ef=160, 0.3-0.45 ms. ef_construction trades build time for recall: 48 built in 35 s and found
-0.977 at ef=192; 100 builds in 60-90 s here (2 threads, a shared 2-core machine) and takes ~80 MB resident.
+0.993-0.997 at ef=160, 0.3-0.45 ms. ef_construction trades build time for recall: 48 built in 35 s and found
+0.977 at ef=192; 100 builds in 60-90 s here (2 threads, a shared 2-core machine) and takes 75-80 MB resident.
 """
 
 from __future__ import annotations
