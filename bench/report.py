@@ -24,3 +24,14 @@ class Figure:
             f"baseline {self.baseline_name}: {self.baseline:>12,.0f}  "
             f"ratio {self.ratio:5.2f}  target {self.target}"
         )
+
+
+@dataclass(frozen=True)
+class Table:
+    """Lines a benchmark prints as they are (an evaluation's table, a sentence), between its figures."""
+
+    title: str
+    rows: tuple[str, ...]
+
+    def line(self) -> str:
+        return "\n".join((f"## {self.title}", *self.rows))

@@ -31,6 +31,13 @@ EMBEDDERS: Final[dict[EmbedderName, tuple[EmbedderSpec, ModelName]]] = {
 class PipelineChoice:
     """A detector and an embedder by name, and how they run."""
 
+    # YuNet, because a train door shows several people at 0.5-3 m, so small faces and groups decide
+    # (bench/bench_face_eval.py, docs/decisions.md §39): in t1.jpg's group of six (counted by hand),
+    # scaled to 1280, 960 and 640 px wide (faces 13-52 px between the eyes), YuNet found 6 of 6 at every
+    # width, BlazeFace full range 3-4, short range none; over the evaluation's 169 single-face images,
+    # YuNet missed none, BlazeFace full 15, short 4. TAR at FAR 0.1% was within 0.01 of BlazeFace full's
+    # with either embedder (whose impostor pairs lack the faces it missed). YuNet costs more: 9-17 ms a
+    # 640x480 frame here against BlazeFace's 1-4.
     detector: DetectorName = "yunet"
     embedder: EmbedderName = "sface"
     min_confidence: float = 0.6

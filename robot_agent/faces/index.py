@@ -25,12 +25,13 @@ import hnswlib  # type: ignore[import-untyped]  # hnswlib 0.8.0 ships no types
 import numpy as np
 from numpy.typing import NDArray
 
+from models.faces import index_params
 from models.faces.embed import Metric
 from models.faces.identify import Identification, identify
 from robot_agent.errors import FacesError
 
-# From this many faces on, an HNSW graph; below, the exact index (measured: decisions §38).
-EXACT_BELOW: Final = 3500
+# From this many faces on, an HNSW graph; below, the exact index (index_params: decisions §38, §39).
+EXACT_BELOW: Final = index_params.EXACT_BELOW
 # Candidates asked for first; more until two different users are among them (the margin needs the second).
 FIRST_K: Final = 8
 FORMAT: Final = 1
@@ -43,9 +44,9 @@ Vectors = NDArray[np.float32]
 class HnswParams:
     """The graph's parameters: M links per node, ef_construction at insertion, ef at search (at least k)."""
 
-    m: int = 16
-    ef_construction: int = 200
-    ef: int = 64
+    m: int = index_params.M
+    ef_construction: int = index_params.EF_CONSTRUCTION
+    ef: int = index_params.EF_SEARCH
     seed: int = 100
 
 
@@ -75,7 +76,7 @@ class FaceIndex:
         self.dim = dim
         self.exact_below = exact_below
         self.params = params or HnswParams()
-        self._space = "cosine" if metric is Metric.COSINE else "l2"
+        self._space = index_params.SPACES[metric]
         self._entries: dict[int, Entry] = {}  # live labels only
         self._labels: dict[uuid.UUID, int] = {}
         self._next_label = 0

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from models.faces.embed import SFACE
 from tests.support.face_files import MODELS_DIR, face_photo_path
 from tests.support.provisioned import write_provisioned_files
 
@@ -95,16 +96,16 @@ def test_enrol_identify_list_and_delete(robot: Path) -> None:
     assert set(row) == {"user_id", "face_id", "embedder", "source", "created_at"}  # never a vector
 
     again = identified(robot, "obama2.jpg")
-    assert (again["embedder"], again["threshold"], again["enrolled"]) == ("sface", 0.637, 1)
+    assert (again["embedder"], again["threshold"], again["enrolled"]) == ("sface", SFACE.threshold, 1)
     [seen] = again["faces"]
     assert (seen["user_id"], seen["verdict"]) == (OBAMA, "match")
-    assert 0 < seen["distance"] < 0.637
+    assert 0 < seen["distance"] < SFACE.threshold
     assert seen["margin"] is None
     assert set(seen["box"]) == {"x", "y", "w", "h"}
 
     [biden] = identified(robot, "biden.jpg")["faces"]
     assert (biden["user_id"], biden["verdict"]) == (None, "too_far")
-    assert biden["distance"] > 0.637
+    assert biden["distance"] > SFACE.threshold
     assert OBAMA not in json.dumps(biden)  # an unknown face never names the nearest passenger
 
     crowd = identified(robot, "t1.jpg")["faces"]
