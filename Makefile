@@ -11,10 +11,10 @@ VENV := .venv/bin
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
-setup:  ## install system packages when missing, the locked environment, the example robot's key, the face models
+setup:  ## install system packages when missing, the locked environment, the example robot's keys, the face models
 	@# Bytecode compiled at install: every CLI start is ~3 s faster where PYTHONDONTWRITEBYTECODE is set.
 	@uv=$$(tools/setup-system.sh) && "$$uv" sync --locked --quiet --compile-bytecode
-	@[ -e var/robot.key ] || $(VENV)/robot-agent --config robot.toml keys init >/dev/null
+	@[ -e var/robot.key ] && [ -e var/faces.key ] || $(VENV)/robot-agent --config robot.toml keys init >/dev/null
 	@# Pinned and sha256-checked; only what is missing or wrong is fetched or built (progress on stderr then).
 	@$(VENV)/robot-agent --config robot.toml models fetch --test-faces var/test-faces >/dev/null
 	@$(VENV)/robot-agent --config robot.toml models build >/dev/null

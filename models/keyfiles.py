@@ -7,6 +7,7 @@ Shared by the robot's identity, the cloud's ticket-signing keys and the demo wal
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -33,6 +34,16 @@ def write_private_file(path: Path, data: bytes) -> None:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())
+
+
+def check_private(path: Path) -> None:
+    """Refuse a key file that others may read: `KeyFileProblem` naming its mode and the fix."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as err:
+        raise KeyFileProblem(f"cannot read {path}: {err.strerror}") from err
+    if mode & 0o077:
+        raise KeyFileProblem(f"{path} is readable by others (mode {mode:04o}); run `chmod 600` on it")
 
 
 def ed25519_pem(key: Ed25519PrivateKey) -> bytes:

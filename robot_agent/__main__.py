@@ -22,6 +22,8 @@ from models import console, logformat
 from models.model_files import fetch_remedy
 from robot_agent.config import PROVISION_HINT, RobotConfig, load_config
 from robot_agent.errors import ConfigError, RobotAgentError, WeightsError
+from robot_agent.faces.cli import add_faces_commands
+from robot_agent.faces.key import create_face_key
 from robot_agent.identity import create_key_file, load_key_file, public_key_pem
 from robot_agent.runtime import Agent
 from robot_agent.store.database import open_store
@@ -74,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         "init",
         help="create the key pair and print the public key",
         description="Create the robot's key pair in [robot] key_file (mode 0600) and print the public key "
-        "(PEM) for the cloud's robots.public_key; an existing key is kept, never replaced. Works before the "
-        "robot is provisioned; prints the next step (`cloud-sync robot add`) on stderr.",
+        "(PEM) for the cloud's robots.public_key, and the face key that seals enrolled faces in [vision] "
+        "face_key_file (32 random bytes, mode 0600); existing keys are kept, never replaced. Works before "
+        "the robot is provisioned; prints the next step (`cloud-sync robot add`) on stderr.",
     )
     init.set_defaults(handler=_keys_init)
     show = key_commands.add_parser(
@@ -136,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     rows.set_defaults(handler=_db_rows)
 
     _add_models_commands(commands)
+    add_faces_commands(
+        commands,
+        lambda args: _load(args, key_may_be_missing=True, provisioned_may_be_missing=True),
+        _print_table,
+    )
 
     run = commands.add_parser(
         "run",
@@ -249,7 +257,9 @@ def _check_config(args: argparse.Namespace) -> int:
             state = "" if file.exists() else f" (not yet: {PROVISION_HINT}; `run` needs it)"
             print(f"  {what} {file}{state}")
     print(f"  camera {source.type} {config.camera.width}x{config.camera.height}@{config.camera.fps:g}fps")
-    print(f"  faces {'on' if config.vision.faces_enabled else 'off (no models configured)'}")
+    vision = config.vision
+    matching = "matched in `run`" if vision.faces_enabled else "not matched in `run` (match_faces = false)"
+    print(f"  faces {vision.detector} + {vision.embedder}, {matching}")
     hw = config.hardware
     devices = "simulated" if hw.backend == "simulated" else f"mcu on {hw.serial_url} at {hw.baudrate} baud"
     gpio = "simulated" if hw.gpio.backend == "simulated" else f"gpiod on {hw.gpio.chip}"
@@ -267,6 +277,13 @@ def _keys_init(args: argparse.Namespace) -> int:
     else:
         key = create_key_file(path)
         log.info("created the robot's key pair robot=%s file=%s", config.robot.id, path)
+    face_key = config.vision.face_key_file
+    if create_face_key(face_key):
+        log.info(
+            "created the face key file=%s: it seals enrolled faces; back it up with the database", face_key
+        )
+    else:
+        log.info("%s already exists: the robot keeps its face key", face_key)
     print(public_key_pem(key), end="")
     # The next step is logged (stderr, a JSON line under --log-format json), so stdout stays the public key.
     show = f'"$(robot-agent --config {shlex.quote(str(args.config))} keys show)"'

@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import stat
 import tomllib
 import uuid
 import zoneinfo
@@ -32,6 +31,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from models.faces.choice import EMBEDDERS, DetectorName, EmbedderName, PipelineChoice
+from models.keyfiles import check_private
 from robot_agent.errors import ConfigError, ConfigProblem
 
 # -- path types -----------------------------------------------------------------------------------------
@@ -85,9 +86,7 @@ def _private_key_file(path: Path, info: ValidationInfo) -> Path:
     if not resolved.exists():
         raise ValueError(f"file not found: {resolved} (create it with `robot-agent keys init`)")
     resolved = _existing_file(path, info)
-    mode = stat.S_IMODE(resolved.stat().st_mode)
-    if mode & 0o077:
-        raise ValueError(f"{resolved} is readable by others (mode {mode:04o}); run `chmod 600` on it")
+    check_private(resolved)  # a KeyFileProblem is a ValueError: pydantic reports it under the key
     return resolved
 
 
@@ -255,26 +254,48 @@ class CameraSection(Section):
     fps: float = Field(default=15.0, gt=0, le=240)
 
 
-class VisionSection(Section):
-    """Face detection and matching; without both model files the robot recognises tickets only."""
+_FACES = PipelineChoice()
 
-    face_detector_model: ExistingFile | None = None
-    face_embedder_model: ExistingFile | None = None
-    detection_min_confidence: float = Field(default=0.5, ge=0, le=1)
-    match_max_distance: float = Field(default=0.6, gt=0, le=4)
+
+class VisionSection(Section):
+    """Faces: the detector and embedder by name (models/faces/choice.py), where their model files, the face
+    key and the matcher's index are. Checked when face features start (`robot-agent faces ...`, and `run`
+    with match_faces), not here: without the models or the key the robot still checks tickets by QR."""
+
+    match_faces: bool = False
+    detector: DetectorName = _FACES.detector
+    embedder: EmbedderName = _FACES.embedder
+    detection_min_confidence: float = Field(default=_FACES.min_confidence, ge=0, le=1)
+    # None: the embedder's own threshold (EmbedderSpec.threshold), the one the evaluation sets.
+    match_max_distance: float | None = Field(default=None, gt=0)
+    match_min_margin: float = Field(default=0.0, ge=0, le=2)
     index_file: WritablePath = Path("var/faces.hnsw")
+    face_key_file: ResolvedPath = Field(default=Path("var/faces.key"), validate_default=True)
     # Checked when faces start (models/model_files.py), not here: `models fetch` makes it.
     models_dir: ResolvedPath = Field(default=Path("var/models"), validate_default=True)
 
-    @model_validator(mode="after")
-    def _models_together(self) -> VisionSection:
-        if (self.face_detector_model is None) != (self.face_embedder_model is None):
-            raise ValueError("face_detector_model and face_embedder_model go together: give both or neither")
-        return self
+    @field_validator("match_max_distance")
+    @classmethod
+    def _only_stricter(cls, distance: float | None, info: ValidationInfo) -> float | None:
+        embedder = info.data.get("embedder")
+        if distance is None or embedder not in EMBEDDERS:
+            return distance
+        limit = EMBEDDERS[embedder][0].threshold
+        if distance > limit:
+            raise ValueError(
+                f"{distance} is above the {embedder} embedder's own threshold {limit:.3f}: this key may "
+                "only make matching stricter (leave it out to use the embedder's)"
+            )
+        return distance
 
     @property
     def faces_enabled(self) -> bool:
-        return self.face_detector_model is not None
+        return self.match_faces
+
+    @property
+    def choice(self) -> PipelineChoice:
+        """The face pipeline these keys name."""
+        return PipelineChoice(self.detector, self.embedder, self.detection_min_confidence)
 
 
 STANDARD_BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1000000, 2000000)

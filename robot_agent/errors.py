@@ -36,3 +36,8 @@ class KeyFileError(RobotAgentError):
 
 class WeightsError(RobotAgentError):
     """Model files that cannot be fetched, verified or built (`robot-agent models ...`)."""
+
+
+class FacesError(RobotAgentError):
+    """The robot's face features cannot do what was asked: no face key or a wrong one, model files
+    missing, an image that cannot be read (robot_agent/faces/)."""

@@ -2,7 +2,8 @@
 
 Every connection gets `synchronous=FULL`: a commit that returned is on disk, so an event in the outbox
 survives a power cut as well as a kill (docs/sync.md, guarantee 1). WAL lets the sender read while the agent
-writes.
+writes. `secure_delete=ON`: a deleted row's bytes are overwritten with zeros, so a deleted passenger's sealed
+face leaves the file (Debian builds SQLite with it on; a robot's build may not be).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def _pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

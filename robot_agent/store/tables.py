@@ -127,6 +127,22 @@ class EngineerActionRecord(RobotTable, table=True):
     at: dt.datetime = Field(sa_type=UtcDateTime)
 
 
+class EnrolledFace(RobotTable, table=True):
+    """A passenger's face the robot can recognise: one embedding, sealed (AES-GCM under the face key, the
+    row's id, user and embedder bound to it; robot_agent/faces/sealing.py), never stored in the clear. Rows
+    are never updated: a changed face is a new row. `source` says where it came from: "local" (`robot-agent
+    faces enroll`) or "cloud" (down-sync)."""
+
+    __tablename__ = "faces"
+
+    id: uuid.UUID = Field(sa_type=Uuid, primary_key=True)
+    user_id: uuid.UUID = Field(sa_type=Uuid, index=True)
+    embedder: str = varchar(40)  # models/faces/choice.py EMBEDDERS: the model that made the embedding
+    embedding: bytes = Field(sa_type=LargeBinary)  # sealed; `db rows` masks the column by its name
+    created_at: dt.datetime = Field(sa_type=UtcDateTime)
+    source: str = varchar(10)
+
+
 # -- copies of the cloud's data (models/sync_changes.py REPLICATED; docs/sync.md, "Down-sync") -------------
 # Each has the columns that travel, plus `sync_scope`: the scope the row last came in, which a snapshot of
 # that scope uses to find rows the cloud no longer has. No foreign keys: rows arrive in the cloud's order,

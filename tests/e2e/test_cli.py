@@ -86,9 +86,13 @@ def test_check_config_then_keys_init_then_check_config(robot_dir: Path) -> None:
     )
     assert created.returncode == 0, created.stderr
     assert created.stdout.startswith("-----BEGIN PUBLIC KEY-----")
-    created_line, next_step = (json.loads(line) for line in created.stderr.strip().splitlines())
+    created_line, face_key_line, next_step = (
+        json.loads(line) for line in created.stderr.strip().splitlines()
+    )
     assert created_line["level"] == "INFO"
     assert "created the robot's key pair" in created_line["message"]
+    assert face_key_line["message"].startswith(f"created the face key file={robot_dir / 'var' / 'faces.key'}")
+    assert (robot_dir / "var" / "faces.key").stat().st_mode & 0o777 == 0o600
     # The next step, logged so that stdout stays the key: register the robot under robot.toml's id.
     assert "cloud-sync robot add 6f1c1a9e-3d2b-4f0e-9a51-7a0b5f3c2d10 " in next_step["message"]
     assert (robot_dir / "var" / "robot.key").stat().st_mode & 0o777 == 0o600
@@ -111,6 +115,7 @@ def test_check_config_then_keys_init_then_check_config(robot_dir: Path) -> None:
     again = run("robot-agent", "--config", "robot.toml", "keys", "init", cwd=robot_dir)
     assert (again.returncode, again.stdout) == (0, created.stdout)
     assert f"{robot_dir / 'var' / 'robot.key'} already exists: the robot keeps its key" in again.stderr
+    assert f"{robot_dir / 'var' / 'faces.key'} already exists: the robot keeps its face key" in again.stderr
     assert "cloud-sync robot add" in again.stderr
     assert (
         run("robot-agent", "--config", "robot.toml", "keys", "show", cwd=robot_dir).stdout == created.stdout
@@ -132,8 +137,9 @@ def test_logging_follows_the_config_unless_a_flag_overrides_it(robot_dir: Path) 
     )
     assert flagged.returncode == 0, flagged.stderr
     assert flagged.stderr == ""  # the log goes to the file, the next step with it
-    created_line, next_step = (robot_dir / "var" / "robot-agent.log").read_text().splitlines()
+    created_line, face_key_line, next_step = (robot_dir / "var" / "robot-agent.log").read_text().splitlines()
     assert " INFO robot_agent: created the robot's key pair" in created_line
+    assert " INFO robot_agent: " in face_key_line
     assert " INFO robot_agent: next, in the cloud, register the robot" in next_step
 
 

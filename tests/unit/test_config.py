@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from models.faces.choice import PipelineChoice
 from robot_agent.config import FolderSource, RobotConfig, load_config, parse_config
 from robot_agent.errors import ConfigError
 from robot_agent.identity import create_key_file
@@ -217,11 +218,48 @@ def test_gpio_section_may_be_left_out(raw: dict[str, Any], robot_dir: Path) -> N
     assert parse_config(raw, robot_dir / "robot.toml").hardware.gpio.backend == "simulated"
 
 
-def test_face_models_go_together(raw: dict[str, Any], robot_dir: Path) -> None:
-    (robot_dir / "detector.tflite").write_bytes(b"model")
-    raw["vision"]["face_detector_model"] = "detector.tflite"
+def test_faces_default_to_the_pipelines_choice_and_their_files_need_not_exist(
+    raw: dict[str, Any], robot_dir: Path
+) -> None:
+    vision: dict[str, Any]
+    for vision in (raw["vision"], {}):
+        config = parse_config({**raw, "vision": vision}, robot_dir / "robot.toml").vision
+        assert config.choice == PipelineChoice()
+        assert (config.match_max_distance, config.match_min_margin, config.faces_enabled) == (
+            None,
+            0.0,
+            False,
+        )
+        # Checked when face features start (robot_agent/faces/key.py), so that QR tickets work without them.
+        assert config.face_key_file == robot_dir / "var" / "faces.key"
+        assert not config.face_key_file.exists()
+
+
+def test_the_detector_and_embedder_are_named_from_the_pipelines_choices(
+    raw: dict[str, Any], robot_dir: Path
+) -> None:
+    raw["vision"] |= {"detector": "blazeface_full", "embedder": "dlib_resnet_v1"}
+    assert parse_config(raw, robot_dir / "robot.toml").vision.choice.files() == (
+        "face_detection_full_range_sparse.tflite",
+        "dlib_resnet_v1.onnx",
+    )
+    raw["vision"]["embedder"] = "arcface"
     [line] = problems(raw, robot_dir)
-    assert line.startswith("vision: face_detector_model and face_embedder_model go together")
+    assert line == "vision.embedder: Input should be 'sface' or 'dlib_resnet_v1', got 'arcface'"
+
+
+@pytest.mark.parametrize(("embedder", "limit"), [("sface", "0.637"), ("dlib_resnet_v1", "0.600")])
+def test_match_max_distance_may_only_make_matching_stricter(
+    raw: dict[str, Any], robot_dir: Path, embedder: str, limit: str
+) -> None:
+    raw["vision"] |= {"embedder": embedder, "match_max_distance": 0.5}
+    assert parse_config(raw, robot_dir / "robot.toml").vision.match_max_distance == 0.5
+    raw["vision"]["match_max_distance"] = 0.65
+    [line] = problems(raw, robot_dir)
+    assert line == (
+        f"vision.match_max_distance: 0.65 is above the {embedder} embedder's own threshold {limit}: this key "
+        "may only make matching stricter (leave it out to use the embedder's)"
+    )
 
 
 def test_the_model_directory_is_taken_from_the_toml_folder_and_need_not_exist(
