@@ -1,12 +1,15 @@
-"""`cloud-sync serve`: the Base and Store APIs, and sync with --mqtt."""
+"""`cloud-sync serve`: the Base and Store APIs (face enrolment included), and sync with --mqtt."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
+from pathlib import Path
 
+import cv2
 from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,9 +20,12 @@ from cloud_sync.cli.common import (
     broker_login_from,
     with_session,
 )
+from cloud_sync.desks.face_enrolment import ALL_EMBEDDERS, DEFAULT_MODELS_DIR, FaceSettings
 from cloud_sync.desks.signing import KeyRing
 from cloud_sync.errors import CloudSyncError, reason
 from cloud_sync.web.app import create_app
+from cloud_sync.web.context import CONTEXT
+from models.faces.choice import DETECTOR_FILES
 
 log = logging.getLogger("cloud_sync")
 
@@ -51,6 +57,40 @@ def register(commands: Commands, parents: Parents) -> None:
         "does) and down-sync of what robots must know (docs/sync.md)",
     )
     add_broker_login_arguments(serve, "cloud")
+    faces = serve.add_argument_group(
+        "face enrolment",
+        "POST /base_api/admin/user/{user_id}/face runs each photo through these models; without them (see "
+        "`robot-agent models status --models-dir DIR`) it answers 503 and everything else is served",
+    )
+    faces.add_argument(
+        "--models-dir",
+        type=Path,
+        default=DEFAULT_MODELS_DIR,
+        metavar="DIR",
+        help="the face models, from `robot-agent models fetch` and `models build` "
+        f"(default: {DEFAULT_MODELS_DIR})",
+    )
+    faces.add_argument(
+        "--face-detector",
+        choices=sorted(DETECTOR_FILES),
+        default="yunet",
+        help="the detector whose landmarks align and whose gate judges each photo (default: yunet)",
+    )
+    faces.add_argument(
+        "--face-embedder",
+        action="append",
+        choices=ALL_EMBEDDERS,
+        metavar="NAME",
+        help="keep each face's embedding by this embedder; repeat for several (default: every one, "
+        f"{', '.join(ALL_EMBEDDERS)}, so robots may run any)",
+    )
+    faces.add_argument(
+        "--face-workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="threads enrolling photos, each with its own copy of the models (default: 1)",
+    )
     serve.set_defaults(handler=_serve)
 
 
@@ -64,6 +104,24 @@ def _port(text: str) -> int:
     return port
 
 
+def _workers(text: str) -> int:
+    try:
+        workers = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of threads: {text!r}") from None
+    if not 1 <= workers <= 16:
+        raise argparse.ArgumentTypeError(f"{workers} threads: give 1 to 16")
+    return workers
+
+
+def _quiet_opencv() -> None:
+    """Keep OpenCV's own warnings off stderr, as the agent does: YuNet's "setPreferableTarget Targets are
+    not supported" comes from C++ straight to the stream, past logging, at every new photo size, and would
+    break `--log-format json`. OPENCV_LOG_LEVEL in the environment still wins."""
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
 def _serve(args: argparse.Namespace) -> int:
     async def check_signing(session: AsyncSession) -> list[str]:
         try:
@@ -75,8 +133,20 @@ def _serve(args: argparse.Namespace) -> int:
     # Checked here, not in the app's start-up, so that an old database is a one-line error before serving.
     warnings = with_session(args.db, check_signing)
     login = broker_login_from(args) if args.mqtt else None
+    faces = FaceSettings(
+        models_dir=args.models_dir,
+        detector=args.face_detector,
+        embedders=tuple(dict.fromkeys(args.face_embedder or ALL_EMBEDDERS)),
+        workers=args.face_workers,
+    )
+    _quiet_opencv()
     app = create_app(
-        args.db, args.keys_dir, check_migrated=False, page_cache_ttl=args.page_cache_ttl, broker=login
+        args.db,
+        args.keys_dir,
+        check_migrated=False,
+        page_cache_ttl=args.page_cache_ttl,
+        broker=login,
+        faces=faces,
     )
     access_log = logging.getLogger("aiohttp.access") if args.access_log else None
     asyncio.run(_run_site(app, args.host, args.port, access_log, warnings))
@@ -87,7 +157,8 @@ async def _run_site(
     app: web.Application, host: str, port: int, access_log: logging.Logger | None, warnings: list[str]
 ) -> None:
     """Serve `app` until SIGTERM or SIGINT. "serving" is logged once the port is bound and the app started,
-    then the `warnings`; a port that cannot be bound is one CloudSyncError naming it, and nothing else."""
+    then the `warnings` and how face enrolment started; a port that cannot be bound is one CloudSyncError
+    naming it, and nothing else."""
     # web.run_app's keep-alive and shutdown timeouts, which serve had before it bound the port itself.
     runner = web.AppRunner(app, access_log=access_log, keepalive_timeout=75.0, shutdown_timeout=60.0)
     await runner.setup()
@@ -99,6 +170,7 @@ async def _run_site(
         log.info("serving host=%s port=%d", host, runner.addresses[0][1])
         for warning in warnings:
             log.warning("%s", warning)
+        app[CONTEXT].faces.announce()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -88,6 +88,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def create_engine(url: str) -> AsyncEngine:
     """An asyncio engine for a `--db` URL; a SQLite file's folder is created if missing.
 
+    An error's text never carries the statement's values (`hide_parameters`): they may be secrets or
+    biometrics (password hashes, card keys, face embeddings), and an unexpected error is logged whole.
+
     Pools are sized so that connections are reused, not reopened under load: SQLite serialises writers
     anyway, and each aiosqlite connection is a thread, so a few suffice; PostgreSQL gets one per likely
     concurrent request. No pre-ping: it costs a round trip per checkout, and a connection that died with a
@@ -96,10 +99,14 @@ def create_engine(url: str) -> AsyncEngine:
     driver_url = make_url(async_url(url))
     if driver_url.get_backend_name() == "sqlite":
         Path(driver_url.database or "").parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(driver_url, pool_size=4, max_overflow=0, pool_timeout=60)
+        engine = create_async_engine(
+            driver_url, pool_size=4, max_overflow=0, pool_timeout=60, hide_parameters=True
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(driver_url, pool_size=20, max_overflow=20, pool_recycle=3600)
+    return create_async_engine(
+        driver_url, pool_size=20, max_overflow=20, pool_recycle=3600, hide_parameters=True
+    )
 
 
 def sqlite_sync_engine(engine: AsyncEngine, *, busy_timeout_ms: int) -> Engine:
@@ -110,7 +117,9 @@ def sqlite_sync_engine(engine: AsyncEngine, *, busy_timeout_ms: int) -> Engine:
         _sqlite_pragmas(dbapi_connection, record)
         dbapi_connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
 
-    sync = create_sync_engine(engine.url.set(drivername="sqlite"), pool_size=1, max_overflow=0)
+    sync = create_sync_engine(
+        engine.url.set(drivername="sqlite"), pool_size=1, max_overflow=0, hide_parameters=True
+    )
     event.listen(sync, "connect", pragmas)
     return sync
 

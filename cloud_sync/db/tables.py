@@ -1,7 +1,7 @@
 """The cloud's own tables, beside the seed's: API tokens, ticket-signing keys, issued tokens, revocations,
-robot assignments, and the fleet's sync (applied events, dead letters, conflicts, the change log, robots'
-broker credentials and sync state). Foreign keys into the seed's tables point at those tables' columns
-directly."""
+robot assignments, the fleet's sync (applied events, dead letters, conflicts, the change log, robots'
+broker credentials and sync state), and the Face Server's enrolled faces and their embeddings. Foreign keys
+into the seed's tables point at those tables' columns directly."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Date,
+    Double,
     Enum,
     ForeignKey,
     Identity,
@@ -240,3 +241,41 @@ class SyncSeqRange(CloudTable, table=True):
     robot_id: uuid.UUID = Field(sa_column=_ref("robots", nullable=False, primary_key=True))
     first_seq: int = Field(sa_type=BigInteger, primary_key=True)
     last_seq: int = Field(sa_type=BigInteger)
+
+
+class Face(CloudTable, table=True):
+    """A face enrolled from one photo (the photo itself is not kept): whose it is, the detector that found
+    it, and the quality gate's measures of it (models/faces/quality.py). Its embeddings, one per embedder,
+    are `face_embeddings` rows; deleting the face (or the user) deletes them."""
+
+    __tablename__ = "faces"
+
+    id: uuid.UUID = uuid_pk()
+    user_id: uuid.UUID = Field(sa_column=_ref("users", nullable=False))
+    detector: str = varchar(40)  # PipelineChoice's name: "yunet", "blazeface_full", ...
+    eye_distance: float = Field(sa_type=Double)  # pixels between the eyes' centres, in the photo
+    yaw_degrees: float = Field(sa_type=Double)
+    roll_degrees: float = Field(sa_type=Double)
+    brightness: float = Field(sa_type=Double)  # mean grey (0-255) of the face's inner region
+    sharpness: float = Field(sa_type=Double)  # variance of the Laplacian there
+    created_at: dt.datetime = created_at()
+
+
+class FaceEmbedding(CloudTable, table=True):
+    """One enrolled face's embedding by one embedder: biometric data, never logged or shown by the API.
+
+    `vector` is the embedding as float32 little-endian bytes (512 for 128 dimensions): exact by
+    construction and read back with one `numpy.frombuffer`, where a JSON array of the same floats would be
+    ~5x larger, parsed float by float, and exact only if every writer printed enough digits.
+    """
+
+    __tablename__ = "face_embeddings"
+    __table_args__ = (UniqueConstraint("face_id", "embedder"),)
+
+    id: uuid.UUID = uuid_pk()
+    face_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("faces.id", ondelete="CASCADE"), nullable=False)
+    )
+    embedder: str = varchar(40)  # PipelineChoice's name: "sface", "dlib_resnet_v1"
+    vector: bytes = Field(sa_type=LargeBinary)
+    created_at: dt.datetime = created_at()

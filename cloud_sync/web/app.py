@@ -17,13 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cloud_sync.db.database import create_engine, session_factory
 from cloud_sync.db.migrate import require_current
+from cloud_sync.desks.face_enrolment import EnrolmentWorkers, FaceSettings
 from cloud_sync.desks.purchases import PurchaseDesk
 from cloud_sync.desks.signing import KeyRing
 from cloud_sync.sync.broker_login import BrokerLogin
 from cloud_sync.sync.downsync import DownSyncService
 from cloud_sync.sync.ingest import Ingest
 from cloud_sync.sync.ingest_worker import IngestWorker
-from cloud_sync.web import base_api, store_api
+from cloud_sync.web import base_api, faces_api, store_api
 from cloud_sync.web.auth import TokenAuthenticator
 from cloud_sync.web.context import CONTEXT, CloudContext
 from cloud_sync.web.openapi import document
@@ -40,6 +41,7 @@ def build_api() -> Api:
     api = Api()
     store_api.register(api)
     base_api.register(api)
+    faces_api.register(api)
     return api
 
 
@@ -90,9 +92,12 @@ def create_app(
     check_migrated: bool = True,
     page_cache_ttl: float = 1.0,
     broker: BrokerLogin | None = None,
+    faces: FaceSettings | None = None,
 ) -> web.Application:
     """The whole service; the database is opened (and checked to be migrated) when the app starts. With a
-    `broker`, the app also runs sync: ingest of the robots' batches and down-sync (docs/sync.md)."""
+    `broker`, the app also runs sync: ingest of the robots' batches and down-sync (docs/sync.md). With
+    `faces`, it loads the face models and enrols photos (without them, or when they cannot be loaded,
+    enrolment answers 503 and everything else is served)."""
     app = web.Application(middlewares=[json_errors, database_errors], client_max_size=MAX_BODY_BYTES)
     api = build_api()
     spec = json.dumps(openapi_document(api)).encode()
@@ -110,8 +115,10 @@ def create_app(
                 tokens=TokenAuthenticator(sessions),
                 item_pages=PageCache(page_cache_ttl),
                 purchases=PurchaseDesk(engine),
+                faces=EnrolmentWorkers(faces),
             )
             app[CONTEXT].purchases.start()
+            await app[CONTEXT].faces.start()
             sync = [] if broker is None else _start_sync(engine, broker)
             try:
                 yield
@@ -119,6 +126,7 @@ def create_app(
                 for task in sync:
                     task.cancel()
                 await asyncio.gather(*sync, return_exceptions=True)
+                await app[CONTEXT].faces.stop()
                 await app[CONTEXT].purchases.stop()
         finally:
             await engine.dispose()

@@ -18,6 +18,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cloud_sync.db.tables import RobotAssignment, Role, TicketRevocation, TicketToken
+from cloud_sync.desks.faces import forget_faces
 from cloud_sync.desks.signing import NoSigningKey, trust_document
 from cloud_sync.desks.tickets import issue_token, verify
 from cloud_sync.errors import CloudSyncError
@@ -97,8 +98,22 @@ async def _card_row(body: schemas.AuthCardCreate, ctx: CloudContext, _session: A
     return AuthCard(engineer_id=body.engineer_id, key=ctx.keys.card_key(body.uid))
 
 
+async def _forget_faces(session: AsyncSession, user: User) -> None:
+    """A user deleted takes their enrolled faces along (a user with tickets is kept: 409)."""
+    await forget_faces(session, user.id)
+
+
 RESOURCES: list[Resource[Any, Any]] = [
-    Resource("user", "users", "user", User, schemas.UserCreate, schemas.UserOut, _copier(User)),
+    Resource(
+        "user",
+        "users",
+        "user",
+        User,
+        schemas.UserCreate,
+        schemas.UserOut,
+        _copier(User),
+        before_delete=_forget_faces,
+    ),
     Resource(
         "engineer",
         "engineers",

@@ -1,4 +1,5 @@
-"""What every handler of the cloud service shares: database sessions, the key ring, token lookups."""
+"""What every handler of the cloud service shares: database sessions, the key ring, token lookups, the
+face enrolment workers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from cloud_sync.desks.face_enrolment import EnrolmentWorkers
 from cloud_sync.desks.purchases import PurchaseDesk
 from cloud_sync.desks.signing import KeyRing
 from cloud_sync.web.auth import TokenAuthenticator
@@ -22,6 +24,7 @@ class CloudContext:
     tokens: TokenAuthenticator
     item_pages: PageCache
     purchases: PurchaseDesk
+    faces: EnrolmentWorkers
 
 
 CONTEXT = web.AppKey("railbot_context", CloudContext)

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from cloud_sync.web.routing import TEXT_PARAM_SCHEMA, Api, ErrorBody, Route
+from cloud_sync.web.routing import TEXT_PARAM_SCHEMA, Api, ErrorBody, Route, Upload
 from models.store_api import ValidationErrorBody
 
 _REF = "#/components/schemas/{model}"
@@ -17,6 +17,8 @@ _STATUS_TEXT = {
     403: "The token's role may not use this route",
     404: "No such resource",
     409: "The request conflicts with the stored data",
+    413: "A file is over the size limit",
+    415: "The body is not multipart/form-data",
     422: "Validation Error",
     503: "Could not be stored now; nothing was stored: try again",
 }
@@ -65,9 +67,28 @@ def _operation(route: Route, ref: Any) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": ref(route.body, "validation")}},
         }
+    if route.upload is not None:
+        operation["requestBody"] = _upload_body(route.upload)
     if route.roles is not None:
         operation["security"] = [{"bearer": []}]
     return operation
+
+
+def _upload_body(upload: Upload) -> dict[str, Any]:
+    files = {
+        "type": "array",
+        "items": {"type": "string", "contentMediaType": "application/octet-stream"},
+        "minItems": 1,
+        "maxItems": upload.max_files,
+        "description": f"{upload.description} At most {upload.max_bytes:,} bytes each (413 above).".strip(),
+    }
+    schema = {
+        "type": "object",
+        "properties": {upload.field: files},
+        "required": [upload.field],
+        "additionalProperties": False,
+    }
+    return {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
 
 
 def _operation_id(route: Route) -> str:
@@ -112,6 +133,8 @@ def _responses(route: Route, ref: Any) -> dict[str, Any]:
         statuses.add(404)
     if route.takes_input:
         statuses.add(422)
+    if route.upload is not None:
+        statuses |= {413, 415}
     for status in sorted(statuses):
         model = ValidationErrorBody if status == 422 else ErrorBody
         responses[str(status)] = {

@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import ContentEncodingError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
@@ -84,6 +85,25 @@ class Principal:
     robot_id: uuid.UUID | None = None
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A `multipart/form-data` body of files sent as parts named `field`: at least one, at most `max_files`,
+    each at most `max_bytes` (a bigger one is a 413, and the rest of the body is not read)."""
+
+    field: str
+    max_files: int
+    max_bytes: int
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """One part of an upload: its file name as sent (None without one), and its bytes."""
+
+    filename: str | None
+    data: bytes
+
+
 @dataclass
 class Call(Generic[B, Q]):
     """One validated request, as a handler sees it."""
@@ -94,10 +114,17 @@ class Call(Generic[B, Q]):
     query: Q
     body: B
     principal: Principal | None
+    upload: Upload | None = None
 
     @property
     def app(self) -> web.Application:
         return self.request.app
+
+    async def files(self) -> list[UploadedFile]:
+        """The route's upload, read now: a handler decides when (after the checks that need no body)."""
+        if self.upload is None:
+            raise TypeError(f"{self.request.method} {self.request.path} takes no upload")
+        return await read_upload(self.request, self.upload)
 
     def store_id(self) -> uuid.UUID:
         """The store a store token acts for."""
@@ -125,10 +152,13 @@ class Route:
     media_type: str = "application/json"
     path_params: tuple[str, ...] = field(default=())
     text_params: tuple[str, ...] = field(default=())
+    upload: Upload | None = None
 
     @property
     def takes_input(self) -> bool:
-        return bool(self.body or self.path_params or self.text_params or self.query.model_fields)
+        return bool(
+            self.body or self.upload or self.path_params or self.text_params or self.query.model_fields
+        )
 
 
 _UUID = TypeAdapter(uuid.UUID)
@@ -165,9 +195,13 @@ class Api:
         errors: tuple[int, ...] = (),
         media_type: str = "application/json",
         text_params: tuple[str, ...] = (),
+        upload: Upload | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register a handler; `roles=None` makes the route public. Path parameters are UUIDs, except
-        those named in `text_params`."""
+        those named in `text_params`. A route takes a JSON `body` or an `upload` (multipart files), not
+        both."""
+        if body is not None and upload is not None:
+            raise ValueError(f"{method} {path}: a JSON body or an upload, not both")
         params = tuple(part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}"))
         params = tuple(p for p in params if p not in text_params)
 
@@ -187,6 +221,7 @@ class Api:
                     media_type=media_type,
                     path_params=params,
                     text_params=text_params,
+                    upload=upload,
                 )
             )
             return handler
@@ -232,12 +267,59 @@ def _endpoint(
                     errors += _error_items(err.errors(include_url=False), ("body",))
         if errors:
             return web.json_response({"detail": errors}, status=422)
-        result = await route.handler(Call(request, path, text, query, body, principal))
+        result = await route.handler(Call(request, path, text, query, body, principal, route.upload))
         if isinstance(result, web.StreamResponse):
             return result
         return web.Response(body=result.model_dump_json().encode(), content_type="application/json")
 
     return endpoint
+
+
+# A part's file name is only echoed back; a longer one is cut.
+MAX_FILENAME = 255
+
+
+async def read_upload(request: web.Request, upload: Upload) -> list[UploadedFile]:
+    """The files of a multipart upload, read part by part (aiohttp's `client_max_size` guards only bodies
+    read whole): a body that is not multipart is a 415, a part too big a 413, anything else wrong a 422."""
+    if request.content_type != "multipart/form-data":
+        wanted = f"send multipart/form-data with one or more `{upload.field}` parts"
+        raise HTTPError(415, f"{wanted}, not {request.content_type}")
+    files: list[UploadedFile] = []
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or part.name != upload.field:
+                name = part.name if isinstance(part, BodyPartReader) else None
+                raise InvalidRequest(
+                    ["body", name or ""], f"unexpected part {name!r}: send files as `{upload.field}` parts"
+                )
+            if len(files) == upload.max_files:
+                raise InvalidRequest(
+                    ["body", upload.field], f"at most {upload.max_files} files in one request", "too_long"
+                )
+            filename = part.filename[:MAX_FILENAME] if part.filename is not None else None
+            files.append(UploadedFile(filename, await _read_part(part, upload, len(files))))
+    except (ValueError, AssertionError, ContentEncodingError) as err:
+        # aiohttp's multipart reader says "Invalid boundary", asserts on a broken part, and so on.
+        raise InvalidRequest(["body"], f"not a valid multipart/form-data body: {err}") from err
+    if not files:
+        raise InvalidRequest(["body", upload.field], "Field required", "missing")
+    return files
+
+
+async def _read_part(part: BodyPartReader, upload: Upload, index: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await part.read_chunk(64 * 1024):
+        size += len(chunk)
+        if size > upload.max_bytes:
+            named = f" ({part.filename})" if part.filename else ""
+            raise HTTPError(
+                413, f"{upload.field} {index}{named} is over the limit of {upload.max_bytes:,} bytes per file"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _authorize(route: Route, request: web.Request, authenticate: Authenticator) -> Principal | None:

@@ -115,3 +115,41 @@ async def test_0004_fills_the_seq_runs_from_the_events_already_applied(cloud_db_
     assert [(r.robot_id, r.last_seq, r.missing, r.gaps) for r in report.robots] == [
         (robot, 12, 6, [[4, 6], [9, 11]])
     ]
+
+
+async def test_0005_adds_the_face_tables_and_going_back_drops_only_them(cloud_db_url: str) -> None:
+    user = uuid.uuid4()
+    engine = create_engine(cloud_db_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(insert(BASE_METADATA.tables["users"]).values(id=user, name="Anna"))
+            face = {
+                "id": uuid.uuid4(),
+                "user_id": user,
+                "detector": "yunet",
+                "eye_distance": 80.0,
+                "yaw_degrees": 1.0,
+                "roll_degrees": 2.0,
+                "brightness": 120.0,
+                "sharpness": 300.0,
+            }
+            await connection.execute(insert(CLOUD_METADATA.tables["faces"]).values(**face))
+            await connection.execute(
+                insert(CLOUD_METADATA.tables["face_embeddings"]).values(
+                    id=uuid.uuid4(), face_id=face["id"], embedder="sface", vector=bytes(512)
+                )
+            )
+        in_thread(lambda: command.downgrade(alembic_config(cloud_db_url), "0004"))
+        async with engine.connect() as connection:
+            tables = set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+            users = (await connection.execute(text("SELECT count(*) FROM users"))).scalar_one()
+        assert not {"faces", "face_embeddings"} & tables
+        assert "users" in tables
+        assert users == 1
+        migrated(cloud_db_url)
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_differences) == []
+            faces = (await connection.execute(text("SELECT count(*) FROM faces"))).scalar_one()
+        assert faces == 0
+    finally:
+        await engine.dispose()

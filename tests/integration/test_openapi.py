@@ -22,12 +22,14 @@ from openapi_spec_validator import validate
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from cloud_sync.db.tables import Role
+from cloud_sync.desks.face_enrolment import FaceSettings
 from cloud_sync.web.app import build_api, create_app, openapi_document
 from cloud_sync.web.auth import create_token
 from cloud_sync.web.context import CONTEXT
 from models.base_server import Robot, User
 from models.store_server import Store, StoreType
 from tests.support.cloud import migrated
+from tests.support.face_files import MODELS_DIR
 from tests.support.ports import free_port
 from tests.support.postgres import ThrowawayDatabase, create_database, drop_database
 
@@ -104,9 +106,10 @@ class BearerTokens:
 
 
 def _serve(url: str, keys: Path) -> Iterator[RunningCloud]:
-    """The real app on a free port, in a thread with its own event loop."""
+    """The real app on a free port, in a thread with its own event loop (faces enrolled with set-up's
+    models)."""
     loop = asyncio.new_event_loop()
-    app = create_app(url, keys)
+    app = create_app(url, keys, faces=FaceSettings(MODELS_DIR))
     runner = web.AppRunner(app)
     port = free_port()
 
@@ -114,6 +117,8 @@ def _serve(url: str, keys: Path) -> Iterator[RunningCloud]:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         context = app[CONTEXT]
+        if context.faces.unavailable is not None:
+            raise RuntimeError(f"{context.faces.unavailable} (`make setup` fetches and builds them)")
         async with context.sessions() as session:
             await context.keys.rotate(session)
             store = Store(name="Buffet", description="Snacks", logo_url="/b.png", store_type=StoreType.SHOP)
@@ -212,7 +217,11 @@ def beyond_stated_bounds(case: Any) -> list[str]:
 
 
 def refer_to_known_rows(case: Any) -> None:
-    """Point a body's well-formed store, robot or user id at a row that exists."""
+    """Point a body's (or a path's) well-formed store, robot or user id at a row that exists."""
+    for key, known in KNOWN_IDS.items():
+        value = (case.path_parameters or {}).get(key)
+        if isinstance(value, str) and _is_uuid(value):
+            case.path_parameters[key] = known
     if not isinstance(case.body, dict):
         return
     for key, known in KNOWN_IDS.items():
