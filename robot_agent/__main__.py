@@ -202,8 +202,8 @@ def _add_models_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         description="Make sface_2021dec_fp32.onnx from face_recognition_sface_2021dec_int8bq.onnx (repaired: "
         "its weights were listed as graph inputs; dequantized to fp32; checked in ONNX Runtime) and "
         "dlib_resnet_v1.onnx from dlib_face_recognition_resnet_model_v1.dat (converted by our own code), and "
-        "record what each was built from in the manifest. A file built from the same source by the same builder and "
-        "tools is kept. Needs `models fetch` first.",
+        "record what each was built from in the manifest. A file built from the same source by the same "
+        "builder and tools is kept. Needs `models fetch` first.",
     )
     build.set_defaults(handler=_models_build)
     status = model_commands.add_parser(
