@@ -47,7 +47,8 @@ class Replicated:
     columns: tuple[str, ...]
 
 
-# What a robot must know (issue 4): tickets, revocations and users of its trains; the stores and items of
+# What a robot must know (issue 4): tickets, their signed tokens (issue 15: a passenger recognised by face
+# is checked with the token), revocations and users of its trains; the stores and items of
 # those trains; engineers and their auth cards; the ticket-signing keys it trusts; its own assignments.
 # Engineers' `password` is a bcrypt hash; auth cards' `key` a keyed hash of the card UID, never the UID.
 REPLICATED: Final[Mapping[str, Replicated]] = {
@@ -71,6 +72,7 @@ REPLICATED: Final[Mapping[str, Replicated]] = {
                 "used",
             ),
         ),
+        Replicated("ticket_tokens", "ticket_id", ("ticket_id", "token", "expires_at")),
         Replicated("ticket_revocations", "ticket_id", ("ticket_id", "reason", "revoked_at")),
         Replicated("engineers", "id", ("id", "login", "password", "privileges")),
         Replicated("auth_cards", "id", ("id", "engineer_id", "key")),

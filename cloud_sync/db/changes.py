@@ -8,10 +8,10 @@ transaction as the change itself, once per scope the row belongs to:
   logs them from the database's own copy right after the flush.
 - Core writes call `log_upserts` themselves (ingest builds the same entries in PostgreSQL itself).
 
-Scopes: tickets, their revocations and their passengers travel in the ticket's train scope; stores and items
-in the scope of every train `train_stores` puts them on; engineers, auth cards and signing keys go to every
-robot; assignments to the robot assigned. A ticket brings its passenger along into its train's scope, a
-`train_stores` row its store and that store's items.
+Scopes: tickets, their tokens, their revocations and their passengers travel in the ticket's train scope;
+stores and items in the scope of every train `train_stores` puts them on; engineers, auth cards and signing
+keys go to every robot; assignments to the robot assigned. A ticket brings its passenger along into its
+train's scope, a `train_stores` row its store and that store's items.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ def scopes_of(conn: Connection, table_name: str, rows: Sequence[RowMap]) -> list
     by, column, source = {
         "users": ("id", "user_id", "tickets"),
         "ticket_revocations": ("ticket_id", "id", "tickets"),
+        "ticket_tokens": ("ticket_id", "id", "tickets"),
         "stores": ("id", "store_id", "train_stores"),
         "store_items": ("store_id", "store_id", "train_stores"),
     }[table_name]
@@ -343,14 +344,9 @@ def snapshot(conn: Connection, scope: str) -> list[Change]:
         ticket_rows = all_rows("tickets", tickets.c.train_number == train)
         add("users", _rows(conn, "users", "id", {r["user_id"] for r in ticket_rows}))
         add("tickets", ticket_rows)
-        revocations = table("ticket_revocations")
-        add(
-            "ticket_revocations",
-            all_rows(
-                "ticket_revocations",
-                revocations.c.ticket_id.in_(select(tickets.c.id).where(tickets.c.train_number == train)),
-            ),
-        )
+        of_train = select(tickets.c.id).where(tickets.c.train_number == train)
+        for name in ("ticket_tokens", "ticket_revocations"):
+            add(name, all_rows(name, table(name).c.ticket_id.in_(of_train)))
         stop_rows = all_rows("train_stores", stops.c.train_number == train)
         store_ids = {r["store_id"] for r in stop_rows}
         add("stores", _rows(conn, "stores", "id", store_ids))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import Boolean, Date, Integer, LargeBinary, String, Uuid
+from sqlalchemy import Boolean, Date, Integer, LargeBinary, String, Text, Uuid
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -141,6 +141,9 @@ class EnrolledFace(RobotTable, table=True):
     embedding: bytes = Field(sa_type=LargeBinary)  # sealed; `db rows` masks the column by its name
     created_at: dt.datetime = Field(sa_type=UtcDateTime)
     source: str = varchar(10)
+    # The down-sync scope a "cloud" face last came in (as ReplicaTable's), so that a snapshot of that scope,
+    # or the scope withdrawn, takes it away; None for a local face.
+    sync_scope: str | None = varchar(80, nullable=True, default=None)
 
 
 # -- copies of the cloud's data (models/sync_changes.py REPLICATED; docs/sync.md, "Down-sync") -------------
@@ -174,6 +177,17 @@ class ReplicaTicket(ReplicaTable, table=True):
     start_date: dt.datetime = Field(sa_type=UtcDateTime)
     code: str = varchar(128)
     used: bool = Field(sa_type=Boolean)
+
+
+class ReplicaTicketToken(ReplicaTable, table=True):
+    """A ticket's signed token (the QR's content): what a passenger recognised by face is checked with, by
+    the very verifier a shown code goes through."""
+
+    __tablename__ = "ticket_tokens"
+
+    ticket_id: uuid.UUID = Field(sa_type=Uuid, primary_key=True)
+    token: str = Field(sa_type=Text)
+    expires_at: dt.datetime = Field(sa_type=UtcDateTime)
 
 
 class ReplicaRevocation(ReplicaTable, table=True):

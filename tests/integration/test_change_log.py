@@ -53,8 +53,10 @@ async def test_a_ticket_brings_its_passenger_into_its_trains_scope_and_a_revocat
     assert [(s, t, op, k) for s, t, op, k, _ in entries] == [
         ("train:742", "tickets", "upsert", ticket["id"]),
         ("train:742", "users", "upsert", user),
+        ("train:742", "ticket_tokens", "upsert", ticket["id"]),
     ]
     assert entries[0][4]["train_number"] == TRAIN
+    assert entries[2][4]["token"] == ticket["token"], "the token a face check verifies comes along"
     assert entries[0][4]["used"] is False
     assert entries[1][4] == {"id": user, "name": "Anna"}
 
@@ -142,6 +144,8 @@ async def test_compaction_leaves_a_floor_and_a_snapshot_holds_what_the_scope_has
             ("users", users[1]),
             ("tickets", tickets[0]["id"]),
             ("tickets", tickets[1]["id"]),
+            ("ticket_tokens", tickets[0]["id"]),
+            ("ticket_tokens", tickets[1]["id"]),
         ]
     )
     assert all(c.op == "upsert" and c.change_id == 0 for c in snap)
