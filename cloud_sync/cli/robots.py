@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 from cloud_sync.cli.common import Commands, Parents, with_session
 from cloud_sync.db.database import DEFAULT_DB_URL
+from cloud_sync.desks.robots import add_robot
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.sync import broker_files, broker_login, provisioning
-from cloud_sync.web.base_api import add_robot
 from models.base_api import RobotCreate
 
 

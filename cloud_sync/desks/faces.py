@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func
 from sqlalchemy.orm import defer
@@ -16,11 +17,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cloud_sync.db.tables import Face, FaceEmbedding
-from cloud_sync.desks.face_enrolment import Enrolled
 from cloud_sync.errors import NotFound
 from models.base_server import User
 from models.face_api import FaceOut, FaceQuality
 from models.store_api import PageQuery
+
+if TYPE_CHECKING:  # the pipeline (OpenCV, ONNX Runtime) is imported where photos are enrolled, not here
+    from cloud_sync.desks.face_enrolment import Enrolled
 
 
 async def require_user(session: AsyncSession, user_id: uuid.UUID) -> None:

@@ -13,15 +13,14 @@ import segno
 from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy import Row
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cloud_sync.db.tables import RobotAssignment, Role, TicketRevocation, TicketToken
 from cloud_sync.desks.faces import forget_faces
+from cloud_sync.desks.robots import robot_row
 from cloud_sync.desks.signing import NoSigningKey, trust_document
 from cloud_sync.desks.tickets import issue_token, verify
-from cloud_sync.errors import CloudSyncError
 from cloud_sync.sync import gaps
 from cloud_sync.web.context import CloudContext, context
 from cloud_sync.web.resources import Resource, add_admin_routes, commit_or_409, fetch_page, get_or_404
@@ -65,27 +64,8 @@ def _exists(table: type[Any], field: str, what: str) -> Any:
     return check
 
 
-def robot_row(body: schemas.RobotCreate) -> Robot:
-    """A robots row from its body: the robot's own id when it gives one (robot.toml names it), else a new one.
-    The Base API and `cloud-sync robot add` both make robots with it."""
-    return Robot.model_validate(body.model_dump(exclude_none=True))
-
-
 async def _robot_row(body: schemas.RobotCreate, _ctx: CloudContext, _session: AsyncSession) -> Robot:
     return robot_row(body)
-
-
-async def add_robot(session: AsyncSession, body: schemas.RobotCreate) -> Robot:
-    """Register a robot (`cloud-sync robot add`); an id the robots table already has is refused."""
-    if body.id is not None and await session.get(Robot, body.id) is not None:
-        raise CloudSyncError(f"a robot with id {body.id} already exists")
-    robot = robot_row(body)
-    session.add(robot)
-    try:
-        await session.commit()
-    except IntegrityError as err:  # registered by someone else since the check above
-        raise CloudSyncError(f"a robot with id {robot.id} already exists") from err
-    return robot
 
 
 async def _engineer_row(body: schemas.EngineerCreate, _ctx: CloudContext, _session: AsyncSession) -> Engineer:
