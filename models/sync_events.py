@@ -56,8 +56,9 @@ class PurchaseMade(_EventData):
 
 
 class TicketChecked(_EventData):
-    """The robot checked a ticket (its QR, or its token for a recognised face): its verdict (models.tickets.Verdict's value) and, if it could read
-    one, which ticket. Two robots accepting one ticket is a conflict the cloud records."""
+    """The robot checked a ticket (its QR, or its token for a recognised face): its verdict
+    (models.tickets.Verdict's value) and, if it could read one, which ticket. Two robots accepting one ticket
+    is a conflict the cloud records."""
 
     type: Literal["ticket.checked"] = "ticket.checked"
     ticket_id: uuid.UUID | None
