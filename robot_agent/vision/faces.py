@@ -119,7 +119,17 @@ class FaceWatcher:
             try:
                 frame = await self.frames.next_frame()
             except CameraEnded:
-                log.info("camera source ended; face matching stops frames=%d", self.stats.frames)
+                stats = self.stats
+                log.info(
+                    "camera source ended; face matching stops frames=%d faces=%d matched=%d unknown=%d "
+                    "checks=%d valid=%d",
+                    stats.frames,
+                    stats.faces,
+                    stats.matched,
+                    stats.unknown,
+                    stats.checks,
+                    stats.valid,
+                )
                 return
             await self.watch(frame)
 
