@@ -201,7 +201,8 @@ async def test_the_qr_scanner_and_the_face_watcher_share_the_camera_without_star
     shown = {ticket_id for ticket_id, _ in tickets}
     assert all(o.ticket_id in shown and o.verdict is Verdict.VALID for o in gated.outcomes)
     assert 3 <= scanner.stats.checks == len(gated.outcomes) <= 10
-    assert scanner.stats.frames > watcher.stats.frames >= 1
+    assert scanner.stats.frames >= 3
+    assert watcher.stats.frames >= 1
     # The held watcher skipped the frames it missed instead of queueing them; its one showing was checked.
     assert faces.skipped >= 1
     assert (seen[0].ticket_id, seen[0].verdict, seen[0].method) == (
