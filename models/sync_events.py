@@ -56,16 +56,20 @@ class PurchaseMade(_EventData):
 
 
 class TicketChecked(_EventData):
-    """The robot checked a ticket QR: its verdict (models.tickets.Verdict's value) and, if it could read
-    one, which ticket. Two robots accepting one ticket is a conflict the cloud records."""
+    """The robot checked a ticket (its QR, or its token for a recognised face): its verdict
+    (models.tickets.Verdict's value) and, if it could read one, which ticket. Two robots accepting one ticket
+    is a conflict the cloud records."""
 
     type: Literal["ticket.checked"] = "ticket.checked"
     ticket_id: uuid.UUID | None
     verdict: Annotated[str, Field(min_length=1, max_length=40, pattern=NO_NUL)]
     train_number: int = Field(ge=0, le=2**31 - 1)
     at: AwareTime
-    # How the code reached the robot: "camera", "image" (a file, `robot-agent verify-ticket --image`) or
-    # "token" (typed or pasted). Older robots sent no method: theirs were camera checks.
+    # How the code reached the robot: "camera", "image" (a file, `robot-agent verify-ticket --image`),
+    # "token" (typed or pasted) or "face" (the camera recognised the passenger; their ticket's token came
+    # from the robot's copy). Older robots sent no method: theirs were camera checks. Any short text is
+    # accepted, not only these: a cloud that refused a newer robot's method would dead-letter the whole
+    # batch, the purchases in it too (decisions §41-C).
     method: Annotated[str, Field(min_length=1, max_length=20, pattern=NO_NUL)] = "camera"
 
 

@@ -177,9 +177,15 @@ def verify_ticket(
     is_revoked: Callable[[uuid.UUID], bool] = _never,
     is_used: Callable[[uuid.UUID], bool] = _never,
     holder_window: dt.timedelta = DEFAULT_HOLDER_WINDOW,
+    holder_proven: bool = False,
 ) -> VerificationResult:
     """Run every check on `token` (a bare token, or a live code with its holder proof) in order and return
     the first failure, or `VALID`.
+
+    `holder_proven` says the verifier established the holder by other means (the robot recognised the
+    passenger's face and took the token from its own copy): a bare token of a ticket bound to a wallet then
+    stands without the wallet's live proof. Every other check still runs, and a proof that is given is still
+    checked.
 
     Never raises for any token. Raises `ValueError` for a naive `now` or a negative tolerance (caller bugs);
     exceptions from `is_revoked` and `is_used` propagate, since a failed lookup says nothing about the ticket.
@@ -215,7 +221,11 @@ def verify_ticket(
             f"issued at {claims.issued_at.isoformat()} but key {kid.hex()} is trusted for {periods}",
             claims,
         )
-    holder_failure = _holder_failure(envelope, claims, proof, now, holder_window)
+    holder_failure = (
+        None
+        if holder_proven and proof is None
+        else _holder_failure(envelope, claims, proof, now, holder_window)
+    )
     if holder_failure is not None:
         return fail(*holder_failure, claims)
 

@@ -3,10 +3,12 @@
 `Agent` does everything that can fail on a bad set-up (key, credentials, database, broker URL) when it is
 built, so that `robot-agent run` refuses with one line before anything starts. `Agent.run()` then runs every
 part as one task of one TaskGroup until it is cancelled (SIGTERM or SIGINT): the sync sender, down-sync,
-telemetry and, with `[tickets] scan`, the ticket scanner (camera, QR codes, the ticket desk); adding a part
-(the hardware) is one more task there. The link to the broker connects in the background and
-reconnects for ever: a broker that is down or refuses the robot leaves the agent working offline, its events
-waiting in the outbox.
+telemetry, with `[tickets] scan` the ticket scanner (QR codes to the ticket desk) and with `[vision]
+match_faces` the face watcher (recognised passengers to the same desk); the two share the camera through one
+fan-out, each at its own pace. Adding a part (the hardware) is one more task there. Face matching that
+cannot start (no models, no face key) is one ERROR and the agent runs without it. The link to the broker
+connects in the background and reconnects for ever: a broker that is down or refuses the robot leaves the
+agent working offline, its events waiting in the outbox.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 from models.credentials import parse_credentials
 from robot_agent.clock import Clock
 from robot_agent.config import RobotConfig
-from robot_agent.errors import RobotAgentError
+from robot_agent.errors import FacesError, RobotAgentError
+from robot_agent.faces.configured import open_face_pipeline, open_matcher
 from robot_agent.identity import load_key_file
 from robot_agent.store.database import open_store
 from robot_agent.sync import telemetry
@@ -28,7 +32,9 @@ from robot_agent.sync.sender import Sender
 from robot_agent.sync.telemetry import Telemetry
 from robot_agent.tickets import TicketDesk
 from robot_agent.vision.camera import Camera
-from robot_agent.vision.scan import TicketScanner
+from robot_agent.vision.faces import FaceWatcher
+from robot_agent.vision.fanout import FrameFanout
+from robot_agent.vision.scan import TicketScanner, camera_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +70,21 @@ class Agent:
         clock = Clock()
         self.sender = Sender(self.store, self.link, robot, key, clock)
         self.downsync = DownSync(self.link, self.store)
+        self.camera: Camera | None = None
+        self.fanout: FrameFanout | None = None
         self.scanner: TicketScanner | None = None
-        if config.tickets.scan:
+        self.faces: FaceWatcher | None = None
+        if config.tickets.scan or config.vision.match_faces:
             desk = TicketDesk(self.store, config, clock)
-            self.scanner = TicketScanner(Camera(config.camera), desk, config.tickets.debounce_s)
+            self.camera = Camera(config.camera)
+            self.fanout = FrameFanout(self.camera)
+            if config.tickets.scan:
+                frames = self.fanout.subscribe("ticket scanner")
+                self.scanner = TicketScanner(self.camera, desk, config.tickets.debounce_s, frames=frames)
+            if config.vision.match_faces:
+                self.faces = self._face_watcher(desk)
+            if self.scanner is None and self.faces is None:
+                self.camera = self.fanout = None  # nothing would read it
 
         self.telemetry = Telemetry(
             robot,
@@ -77,8 +94,41 @@ class Agent:
             self.downsync,
             clock,
             interval_s=telemetry_interval_s,
-            tickets=self.scanner.snapshot if self.scanner is not None else None,
+            tickets=self.vision_snapshot if self.camera is not None else None,
         )
+
+    def _face_watcher(self, desk: TicketDesk) -> FaceWatcher | None:
+        """The face watcher `[vision]` configures, or None, after one ERROR naming what to run, when its
+        models or face key are missing: tickets by QR work on without it."""
+        assert self.fanout is not None
+        vision = self.config.vision
+        try:
+            matcher = open_matcher(self.store, vision)
+            # One intra-op thread: the QR scanner's decoding keeps a core of its own (decisions §41-C).
+            pipeline = open_face_pipeline(vision, threads=1)
+        except FacesError as err:
+            log.error("face matching is off: %s", err)
+            return None
+        log.info(
+            "face matching on detector=%s embedder=%s enrolled=%d",
+            vision.detector,
+            vision.embedder,
+            len(matcher),
+        )
+        frames = self.fanout.subscribe("face watcher")
+        watcher = FaceWatcher(frames, pipeline, matcher, desk, self.config.tickets.debounce_s)
+        # TODO(lead): once DownSync has `faces_changed`, set `self.downsync.faces_changed = watcher.refresh`.
+        return watcher
+
+    def vision_snapshot(self) -> dict[str, Any]:
+        """Telemetry's `tickets`: the camera's counters, the QR scanner's and the face watcher's."""
+        assert self.camera is not None
+        shown: dict[str, Any] = (
+            self.scanner.snapshot() if self.scanner else {"camera": camera_snapshot(self.camera)}
+        )
+        if self.faces is not None:
+            shown["faces"] = self.faces.snapshot()
+        return shown
 
     async def run(self) -> None:
         """Run every part until cancelled; then say "offline", disconnect and close the database."""
@@ -90,18 +140,24 @@ class Agent:
             config.storage.database,
         )
         await self.link.start()
-        if self.scanner is not None:
-            self.scanner.camera.start()
+        if self.camera is not None:
+            self.camera.start()
         try:
             async with asyncio.TaskGroup() as parts:
                 parts.create_task(self.sender.run(), name="sync sender")
                 parts.create_task(self.downsync.run(), name="down-sync")
                 parts.create_task(self.telemetry.run(), name="telemetry")
+                if self.fanout is not None:
+                    parts.create_task(self.fanout.run(), name="camera fan-out")
                 if self.scanner is not None:
                     parts.create_task(self.scanner.run(), name="ticket scanner")
+                if self.faces is not None:
+                    parts.create_task(self.faces.run(), name="face watcher")
         finally:
-            if self.scanner is not None:
-                await asyncio.to_thread(self.scanner.camera.stop)
+            if self.camera is not None:
+                await asyncio.to_thread(self.camera.stop)
+            if self.faces is not None:
+                await asyncio.to_thread(self.faces.close)
             await self.link.close()
             self.store.dispose()
             log.info(

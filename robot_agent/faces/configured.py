@@ -4,6 +4,8 @@ face key, and the matcher on the robot's database. Each refuses to start with a 
 
 from __future__ import annotations
 
+import dataclasses
+
 from sqlalchemy import Engine
 
 from models.errors import ModelsError
@@ -15,10 +17,12 @@ from robot_agent.faces.key import load_face_key
 from robot_agent.faces.matcher import Matcher
 
 
-def open_face_pipeline(vision: VisionSection) -> FacePipeline:
-    """The detector and embedder `[vision]` names, from its model directory (one per worker thread)."""
+def open_face_pipeline(vision: VisionSection, *, threads: int | None = None) -> FacePipeline:
+    """The detector and embedder `[vision]` names, from its model directory (one per worker thread);
+    `threads` sets ONNX Runtime's intra-op threads (the choice's own, 1, if None)."""
+    choice = vision.choice if threads is None else dataclasses.replace(vision.choice, threads=threads)
     try:
-        return open_pipeline(vision.models_dir, vision.choice)
+        return open_pipeline(vision.models_dir, choice)
     except ModelsError as err:
         raise FacesError(f"face features cannot start: {err}") from err
 

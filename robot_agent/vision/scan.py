@@ -7,8 +7,9 @@ code names one (a wallet redraws its live code every few seconds: new text, the 
 otherwise. Showing the ticket again later is a new showing, which the desk answers with "already checked by
 this robot at HH:MM".
 
-Decoding and checking run in worker threads; the camera keeps only its newest frame, so a slow check skips
-frames instead of queueing them, and the frame-to-verdict latency stays bounded.
+Decoding and checking run in worker threads; the camera keeps only its newest frame (and so does the scanner's
+slot when the agent shares the camera with the face watcher, `fanout.py`), so a slow check skips frames
+instead of queueing them, and the frame-to-verdict latency stays bounded.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 from robot_agent.errors import RobotAgentError
 from robot_agent.tickets import CheckMethod, CheckOutcome, TicketDesk, ticket_id_of
 from robot_agent.vision.camera import Camera, CameraEnded, Frame
+from robot_agent.vision.fanout import FrameFeed, Subscription
 from robot_agent.vision.qr import QrReader, as_gray
 
 log = logging.getLogger(__name__)
@@ -94,8 +96,28 @@ class ScanStats:
     latencies_ms: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=1_000))
 
 
+def camera_snapshot(camera: Camera) -> dict[str, Any]:
+    """The camera's counters for telemetry."""
+    stats = camera.stats()
+    return {
+        "source": stats.source,
+        "connected": stats.connected,
+        "ended": stats.ended,
+        "fps": round(stats.fps, 1),
+        "dropped_frames": stats.dropped,
+        "reconnects": stats.reconnects,
+    }
+
+
+def latency_p50_ms(latencies: Iterable[float]) -> float | None:
+    """The median of the latencies kept, for telemetry."""
+    ordered = sorted(latencies)
+    return round(ordered[len(ordered) // 2], 1) if ordered else None
+
+
 class TicketScanner:
-    """Reads frames from `camera`, checks each new showing at `desk`, hands each outcome to `on_outcome`."""
+    """Reads frames from `frames` (the camera itself unless it is shared), checks each new showing at `desk`,
+    hands each outcome to `on_outcome`."""
 
     def __init__(
         self,
@@ -105,8 +127,10 @@ class TicketScanner:
         *,
         reader: QrReader | None = None,
         on_outcome: Callable[[CheckOutcome, Frame], None] | None = None,
+        frames: FrameFeed | None = None,
     ) -> None:
         self.camera = camera
+        self.frames: FrameFeed = frames or camera
         self.desk = desk
         self.reader = reader or QrReader()
         self.debouncer = Debouncer(debounce_s)
@@ -116,31 +140,24 @@ class TicketScanner:
 
     def snapshot(self) -> dict[str, Any]:
         """Counters for telemetry: the camera's, and the checks made (no codes, no ticket ids)."""
-        camera = self.camera.stats()
-        latencies = sorted(self.stats.latencies_ms)
         return {
-            "camera": {
-                "source": camera.source,
-                "connected": camera.connected,
-                "ended": camera.ended,
-                "fps": round(camera.fps, 1),
-                "dropped_frames": camera.dropped,
-                "reconnects": camera.reconnects,
-            },
+            "camera": camera_snapshot(self.camera),
             "frames": self.stats.frames,
+            # Frames the camera gave while the scanner was busy with an earlier one (shared camera only).
+            "skipped_frames": self.frames.skipped if isinstance(self.frames, Subscription) else None,
             "retried_frames": self.stats.retried,
             "skipped_retries": self.stats.skipped_retries,
             "checks": self.stats.checks,
             "valid": self.stats.valid,
-            "latency_p50_ms": round(latencies[len(latencies) // 2], 1) if latencies else None,
-            "latency_max_ms": round(latencies[-1], 1) if latencies else None,
+            "latency_p50_ms": latency_p50_ms(self.stats.latencies_ms),
+            "latency_max_ms": round(max(self.stats.latencies_ms), 1) if self.stats.latencies_ms else None,
         }
 
     async def run(self) -> None:
         """Scan until cancelled, or until a file or folder source ends."""
         while True:
             try:
-                frame = await self.camera.next_frame()
+                frame = await self.frames.next_frame()
             except CameraEnded:
                 log.info("camera source ended; ticket scanning stops frames=%d", self.stats.frames)
                 return

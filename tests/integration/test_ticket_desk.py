@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import textwrap
 import threading
 import uuid
@@ -273,3 +274,108 @@ def test_the_outcome_prints_as_json(desk: TicketDesk) -> None:
     assert shown["ticket_id"] == str(ticket_id)
     assert shown["method"] == "image"
     assert shown["checked_at"] == NOW.isoformat()
+
+
+def held(store: Engine, token: str, *, used: bool = False, user_id: uuid.UUID | None = None) -> uuid.UUID:
+    """A ticket and its token in the robot's copy, as down-sync brings them (train 742's scope); its id."""
+    claims = decode_ticket(token).claims
+    row = {
+        "id": str(claims.ticket_id),
+        "user_id": str(user_id or claims.user_id),
+        "train_number": claims.train_number,
+        "wagon_number": claims.wagon_number,
+        "place_number": claims.place_number,
+        "date": claims.date.isoformat(),
+        "station_id": claims.station_id,
+        "destination_id": claims.destination_id,
+        "start_date": claims.start_date.isoformat(),
+        "code": claims.code,
+        "used": used,
+    }
+    key = str(claims.ticket_id)
+    tokens = {"ticket_id": key, "token": token, "expires_at": claims.expires_at.isoformat()}
+    cloud_says(store, "train:742", ("tickets", key, row), ("ticket_tokens", key, tokens))
+    return claims.ticket_id
+
+
+def test_a_recognised_passenger_s_ticket_is_checked_like_a_shown_code_with_method_face(
+    store: Engine, desk: TicketDesk
+) -> None:
+    passenger = uuid.uuid4()
+    wallet = Ed25519PrivateKey.generate()
+    # Bound to a wallet: shown as a bare code it would be refused; the face stands for the holder's proof.
+    _, token = ticket(holder_key=wallet.public_key().public_bytes_raw())
+    ticket_id = held(store, token, user_id=passenger)
+    first = desk.check_face(passenger, NOW)
+    assert first is not None
+    assert (first.verdict, first.ticket_id, first.method, first.train_number) == (
+        Verdict.VALID,
+        ticket_id,
+        CheckMethod.FACE,
+        742,
+    )
+    again = desk.check_face(passenger, NOW + dt.timedelta(minutes=1))
+    assert again is not None
+    assert (again.verdict, again.reason) == (
+        Verdict.ALREADY_USED,
+        "already checked by this robot at 22:00 (2026-11-27)",
+    )
+    # The same ledger as a QR showing: the wallet's live code shown afterwards is already used.
+    shown = desk.check(live_code(token, wallet, NOW), CheckMethod.CAMERA, NOW)
+    assert shown.verdict is Verdict.ALREADY_USED
+    assert [(e["verdict"], e["method"], e["ticket_id"]) for e in events(store)] == [
+        ("valid", "face", ticket_id),
+        ("already_used", "face", ticket_id),
+        ("already_used", "camera", ticket_id),
+    ]
+    with store.connect() as conn:
+        ledger = conn.execute(select(TABLES["used_tickets"].c.ticket_id, TABLES["used_tickets"].c.seq)).all()
+    assert [tuple(row) for row in ledger] == [(ticket_id, first.seq)]
+
+
+def test_a_face_checks_today_s_unused_ticket_first_and_every_check_still_runs(
+    store: Engine, desk: TicketDesk
+) -> None:
+    passenger = uuid.uuid4()
+    yesterday = held(store, ticket(date=NOW - dt.timedelta(days=1))[1], user_id=passenger)
+    used_today = held(store, ticket()[1], user_id=passenger, used=True)
+    today = held(store, ticket()[1], user_id=passenger)
+    held(store, ticket(train=743)[1], user_id=passenger)  # another train's: never this robot's to check
+    checked = [desk.check_face(passenger, NOW) for _ in range(3)]
+    assert checked[0] is not None
+    assert (checked[0].ticket_id, checked[0].verdict) == (today, Verdict.VALID)
+    # Both of today's are used now (one here, one by another robot, the cloud says): either is refused.
+    assert [(c.ticket_id in {today, used_today}, c.verdict) for c in checked[1:] if c is not None] == [
+        (True, Verdict.ALREADY_USED)
+    ] * 2
+    assert yesterday not in {c.ticket_id for c in checked if c is not None}
+
+    # Revoked, or only another day's ticket: recorded with the verifier's verdict, nothing used.
+    revoked_holder, other_day_holder = uuid.uuid4(), uuid.uuid4()
+    revoked = held(store, ticket()[1], user_id=revoked_holder)
+    cloud_says(
+        store,
+        "train:742",
+        (
+            "ticket_revocations",
+            str(revoked),
+            {"ticket_id": str(revoked), "reason": "refund", "revoked_at": NOW.isoformat()},
+        ),
+    )
+    held(store, ticket(date=NOW + dt.timedelta(days=2))[1], user_id=other_day_holder)
+    refused = [desk.check_face(who, NOW) for who in (revoked_holder, other_day_holder)]
+    assert [c.verdict if c else None for c in refused] == [Verdict.REVOKED, Verdict.WRONG_DATE]
+
+
+def test_a_recognised_passenger_without_a_ticket_on_this_train_records_nothing(
+    store: Engine, desk: TicketDesk, caplog: pytest.LogCaptureFixture
+) -> None:
+    stranger, elsewhere = uuid.uuid4(), uuid.uuid4()
+    held(store, ticket(train=743)[1], user_id=elsewhere)
+    caplog.set_level(logging.INFO)
+    assert desk.check_face(stranger, NOW) is None
+    assert desk.check_face(elsewhere, NOW) is None
+    assert events(store) == []
+    assert "holds no ticket for train=742" in caplog.text
+    assert str(stranger) not in caplog.text
+    assert str(elsewhere) not in caplog.text

@@ -38,6 +38,7 @@ LATEST_WEST = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone(dt.timede
         ),
         TicketChecked(ticket_id=uuid.uuid4(), verdict="valid", train_number=742, at=AT),
         TicketChecked(ticket_id=None, verdict="bad_base45", train_number=742, at=AT),
+        TicketChecked(ticket_id=uuid.uuid4(), verdict="valid", train_number=742, at=AT, method="face"),
         TaskUpdated(task_id=uuid.uuid4(), is_ready=True, at=AT),
         EngineerAction(engineer_id=uuid.uuid4(), action="login", detail="card", at=AT),
     ],

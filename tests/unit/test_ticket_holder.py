@@ -114,3 +114,14 @@ def test_the_signed_message_is_the_context_the_ticket_signature_and_the_time() -
 
 def test_a_bare_token_passes_through_split_code_unchanged() -> None:
     assert split_code(TOKEN) == (TOKEN, None)
+
+
+def test_a_holder_proven_by_other_means_stands_for_the_live_proof_and_every_other_check_runs() -> None:
+    # The robot recognised the passenger's face and took the bare token from its own copy.
+    assert verify(BOUND, holder_proven=True).ok
+    assert verify(TOKEN, holder_proven=True).ok  # an unbound ticket is as it was
+    assert_verdict(verify(BOUND, holder_proven=True, is_used=lambda _: True), Verdict.ALREADY_USED)
+    assert_verdict(verify(BOUND, holder_proven=True, now=NOW + dt.timedelta(days=400)), Verdict.EXPIRED)
+    # A proof that is given is still checked: a stale one stays stale.
+    stale = live_code(BOUND, WALLET, NOW - 60 * SECOND)
+    assert_verdict(verify(stale, holder_proven=True), Verdict.HOLDER_PROOF_STALE)
