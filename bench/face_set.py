@@ -26,8 +26,8 @@ from models.faces.detect import Box, Point
 from models.faces.image import BgrImage, decode_image, warp
 from models.faces.manifest import ModelName
 from models.faces.pipeline import FacePipeline
-from models.model_files import ModelFileError, load_model, read_manifest, verified_bytes
-from robot_agent.weights.sources import TEST_FACE_FILES
+from models.model_files import ModelFileError, load_model
+from robot_agent.weights.directory import read_test_face
 from tests.support import face_augment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,10 +52,8 @@ GROUP_CROP = 300
 
 
 def _checked(name: str) -> bytes:
-    remedy = "run `make setup`"
     try:
-        manifest = read_manifest(TEST_FACES_DIR, TEST_FACE_FILES, remedy, needed_for=[name])
-        return verified_bytes(TEST_FACES_DIR, manifest, name, remedy)
+        return read_test_face(TEST_FACES_DIR, name)
     except ModelFileError as err:
         raise SystemExit(str(err)) from err
 

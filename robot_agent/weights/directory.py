@@ -9,7 +9,9 @@ import tempfile
 from pathlib import Path
 
 from models.faces.manifest import MANIFEST_NAME, Manifest, ManifestError, parse_manifest
+from models.model_files import read_manifest, verified_bytes
 from robot_agent.errors import WeightsError
+from robot_agent.weights.sources import TEST_FACE_FILES
 
 CHUNK = 1 << 20
 
@@ -67,3 +69,11 @@ def save_manifest(directory: Path, manifest: Manifest) -> bool:
         pass
     write_atomically(path, text)
     return True
+
+
+def read_test_face(directory: Path, name: str) -> bytes:
+    """A real face photo `models fetch --test-faces` put in `directory` (e.g. "obama.jpg"), checked against
+    its manifest: the tests' and the benchmarks' one way in. ModelFileError names `make setup` otherwise."""
+    remedy = "run `make setup`"
+    manifest = read_manifest(directory, TEST_FACE_FILES, remedy, needed_for=[name])
+    return verified_bytes(directory, manifest, name, remedy)

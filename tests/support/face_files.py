@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from models.faces.manifest import ModelName
-from models.model_files import ModelFileError, load_model, read_manifest, verified_bytes
+from models.model_files import ModelFileError, load_model
+from robot_agent.weights.directory import read_test_face
 from robot_agent.weights.fetch import CACHE
-from robot_agent.weights.sources import TEST_FACE_FILES, Archive
+from robot_agent.weights.sources import Archive
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = ROOT / "var" / "models"
@@ -30,10 +31,8 @@ def model_bytes(name: ModelName) -> bytes:
 
 def face_photo(name: str) -> bytes:
     """A real face photo from var/test-faces (e.g. "obama.jpg", "t1.jpg"), checked against its manifest."""
-    remedy = "run `make setup`"
     try:
-        manifest = read_manifest(TEST_FACES_DIR, TEST_FACE_FILES, remedy, needed_for=[name])
-        return verified_bytes(TEST_FACES_DIR, manifest, name, remedy)
+        return read_test_face(TEST_FACES_DIR, name)
     except ModelFileError as err:
         pytest.fail(str(err), pytrace=False)
 
