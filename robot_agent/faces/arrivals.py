@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Connection, and_, delete, exists, or_, select
+from sqlalchemy import Connection, and_, delete, exists, or_
 
 from robot_agent.faces.key import load_face_key
 from robot_agent.faces.records import FACES, add_face
@@ -65,16 +65,18 @@ def prune_ended(conn: Connection, now: dt.datetime) -> int:
     many went. A local face (`faces enroll`) is never touched. Call `records.forget_deleted` after the
     commit when any went."""
     tickets, tokens, revocations = table("tickets"), table("ticket_tokens"), table("ticket_revocations")
-    current = (
-        select(tickets.c.user_id)
-        .outerjoin(tokens, tokens.c.ticket_id == tickets.c.id)
+    # Per face, through the tickets' user_id index: the cost follows the faces, not the 100,000 tickets.
+    holds_one = (
+        exists()
+        .select_from(tickets.outerjoin(tokens, tokens.c.ticket_id == tickets.c.id))
         .where(
+            tickets.c.user_id == FACES.c.user_id,
             or_(tokens.c.ticket_id.is_(None), tokens.c.expires_at > now),
             ~exists().where(revocations.c.ticket_id == tickets.c.id),
         )
     )
     conn.exec_driver_sql("PRAGMA secure_delete=ON")
-    ended = and_(FACES.c.sync_scope.is_not(None), FACES.c.user_id.not_in(current))
+    ended = and_(FACES.c.sync_scope.is_not(None), ~holds_one)
     gone = int(conn.execute(delete(FACES).where(ended)).rowcount)
     if gone:
         log.info("faces of passengers with no ticket left removed count=%d", gone)
