@@ -27,8 +27,8 @@ from cloud_sync.web.app import create_app
 from cloud_sync.web.auth import create_token
 from cloud_sync.web.context import CONTEXT
 from models.sync_changes import Change, Changes, binary_text
-from robot_agent.faces.arrivals import SealingSink, prune_ended
-from robot_agent.faces.key import create_face_key, load_face_key
+from robot_agent.faces.arrivals import SealingSink, open_face_sink, prune_ended
+from robot_agent.faces.key import FaceKeyError, create_face_key, load_face_key
 from robot_agent.faces.records import add_face, list_faces, open_faces
 from robot_agent.faces.sealing import FaceKey
 from robot_agent.store import replica
@@ -283,3 +283,13 @@ def test_without_a_face_key_face_rows_are_dropped_with_one_warning(
     with store.connect() as conn:
         assert list_faces(conn) == []
         assert replica.count(conn, "tickets") == 1
+
+
+def test_the_agents_face_sink_needs_a_private_face_key_and_is_none_without_a_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "faces.key"
+    assert open_face_sink(key_file) is None
+    create_face_key(key_file)
+    assert isinstance(open_face_sink(key_file), SealingSink)
+    key_file.chmod(0o644)
+    with pytest.raises(FaceKeyError, match=r"faces\.key"):
+        open_face_sink(key_file)
