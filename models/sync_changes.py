@@ -8,6 +8,8 @@ travel as JSON-native maps (UUIDs, dates and times as text), exactly as the clou
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -48,9 +50,11 @@ class Replicated:
 
 
 # What a robot must know (issue 4): tickets, their signed tokens (issue 15: a passenger recognised by face
-# is checked with the token), revocations and users of its trains; the stores and items of
-# those trains; engineers and their auth cards; the ticket-signing keys it trusts; its own assignments.
-# Engineers' `password` is a bcrypt hash; auth cards' `key` a keyed hash of the card UID, never the UID.
+# is checked with the token), revocations and users of its trains, and those passengers' enrolled face
+# embeddings (issue 15); the stores and items of those trains; engineers and their auth cards; the
+# ticket-signing keys it trusts; its own assignments. Engineers' `password` is a bcrypt hash; auth cards'
+# `key` a keyed hash of the card UID, never the UID. A face embedding's `vector` travels as base64 text of
+# its float32 little-endian bytes, and the robot seals it on arrival: it never lands in a clear-text table.
 REPLICATED: Final[Mapping[str, Replicated]] = {
     r.table: r
     for r in (
@@ -74,6 +78,7 @@ REPLICATED: Final[Mapping[str, Replicated]] = {
         ),
         Replicated("ticket_tokens", "ticket_id", ("ticket_id", "token", "expires_at")),
         Replicated("ticket_revocations", "ticket_id", ("ticket_id", "reason", "revoked_at")),
+        Replicated("face_embeddings", "id", ("id", "user_id", "embedder", "vector")),
         Replicated("engineers", "id", ("id", "login", "password", "privileges")),
         Replicated("auth_cards", "id", ("id", "engineer_id", "key")),
         Replicated("stores", "id", ("id", "name", "description", "logo_url", "store_type")),
@@ -278,6 +283,21 @@ def parse_request(payload: bytes) -> SyncRequest:
         _count(cursor, f"cursor of {scope}")
     request = body.get("request")
     return SyncRequest(dict(cursors), None if request is None else _request_id(request))
+
+
+def binary_text(data: bytes) -> str:
+    """A binary column's value as it travels (and as the cloud's log keeps it): base64 text."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def binary_of(value: object, what: str) -> bytes:
+    """The bytes `binary_text` made; ChangesRefused naming `what` for anything else."""
+    if not isinstance(value, str):
+        raise ChangesRefused(f"{what}: expected base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except binascii.Error as err:
+        raise ChangesRefused(f"{what}: not base64 ({err})") from err
 
 
 def chunks(changes: Sequence[Change], size: int = CHANGES_PER_MESSAGE) -> list[tuple[Change, ...]]:

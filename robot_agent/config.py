@@ -44,7 +44,11 @@ def _base_dir(info: ValidationInfo) -> Path:
 
 
 def _resolve(path: Path, info: ValidationInfo) -> Path:
-    return (_base_dir(info) / path.expanduser()).resolve()
+    try:
+        expanded = path.expanduser()
+    except RuntimeError as err:  # "~name" of a user this system does not have
+        raise ValueError(f"cannot expand {str(path)!r}: {err}") from err
+    return (_base_dir(info) / expanded).resolve()
 
 
 def _existing_file(path: Path, info: ValidationInfo) -> Path:

@@ -22,6 +22,7 @@ from models.credentials import parse_credentials
 from robot_agent.clock import Clock
 from robot_agent.config import RobotConfig
 from robot_agent.errors import FacesError, RobotAgentError
+from robot_agent.faces.arrivals import SealingSink, open_face_sink
 from robot_agent.faces.configured import open_face_pipeline, open_matcher
 from robot_agent.identity import load_key_file
 from robot_agent.store.database import open_store
@@ -69,7 +70,7 @@ class Agent:
         self.store = open_store(config.storage.database)
         clock = Clock()
         self.sender = Sender(self.store, self.link, robot, key, clock)
-        self.downsync = DownSync(self.link, self.store)
+        self.downsync = DownSync(self.link, self.store, faces=self._face_sink())
         self.camera: Camera | None = None
         self.fanout: FrameFanout | None = None
         self.scanner: TicketScanner | None = None
@@ -117,8 +118,19 @@ class Agent:
         )
         frames = self.fanout.subscribe("face watcher")
         watcher = FaceWatcher(frames, pipeline, matcher, desk, self.config.tickets.debounce_s)
-        # TODO(lead): once DownSync has `faces_changed`, set `self.downsync.faces_changed = watcher.refresh`.
+        self.downsync.faces_changed = watcher.refresh  # faces down-sync brings are matched at once
         return watcher
+
+    def _face_sink(self) -> SealingSink | None:
+        """Where down-sync's faces go: sealed into the `faces` table under the face key, kept whether or not
+        this robot matches faces now, so that turning `match_faces` on needs no new sync. None, and down-sync
+        drops them saying so, without a face key; a key file that is there but bad is one ERROR: tickets go
+        on."""
+        try:
+            return open_face_sink(self.config.vision.face_key_file)
+        except FacesError as err:
+            log.error("faces from the cloud are not kept: %s", err)
+            return None
 
     def vision_snapshot(self) -> dict[str, Any]:
         """Telemetry's `tickets`: the camera's counters, the QR scanner's and the face watcher's."""

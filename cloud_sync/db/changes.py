@@ -9,9 +9,12 @@ transaction as the change itself, once per scope the row belongs to:
 - Core writes call `log_upserts` themselves (ingest builds the same entries in PostgreSQL itself).
 
 Scopes: tickets, their tokens, their revocations and their passengers travel in the ticket's train scope;
-stores and items in the scope of every train `train_stores` puts them on; engineers, auth cards and signing
-keys go to every robot; assignments to the robot assigned. A ticket brings its passenger along into its
-train's scope, a `train_stores` row its store and that store's items.
+a passenger's face embeddings in the train scope of every ticket of theirs that is not revoked; stores and
+items in the scope of every train `train_stores` puts them on; engineers, auth cards and signing keys go to
+every robot; assignments to the robot assigned. A ticket brings its passenger and the passenger's embeddings
+along into its train's scope, a `train_stores` row its store and that store's items; a revocation, or a
+ticket deleted, withdraws the passenger's embeddings from that scope (delete entries there) unless another
+unrevoked ticket of theirs is on that train.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from sqlalchemy import Connection, Table, delete, event, func, insert, select, text
+from sqlalchemy import Connection, Table, delete, event, func, insert, select, text, update
 from sqlalchemy.orm import Session, UOWTransaction
 from sqlmodel import Session as SqlModelSession
 
@@ -31,7 +34,7 @@ from cloud_sync.db.tables import CLOUD_METADATA
 from models.base_server import BASE_METADATA
 from models.columns import utcnow
 from models.store_server import STORE_METADATA
-from models.sync_changes import ALL_SCOPE, REPLICATED, Change, robot_scope, train_scope
+from models.sync_changes import ALL_SCOPE, REPLICATED, Change, binary_text, robot_scope, train_scope
 
 CHANGES: Final = CLOUD_METADATA.tables["sync_changes"]
 FLOORS: Final = CLOUD_METADATA.tables["sync_change_floors"]
@@ -39,6 +42,7 @@ _IN_CHUNK: Final = 5_000  # keys per IN (...): well inside SQLite's 32,766 param
 # PostgreSQL: the advisory lock ("rail") a writer of the log holds until its commit (`_write` says why).
 PG_LOG_LOCK: Final = f"SELECT pg_advisory_xact_lock({0x7261696C})"
 _UNSCOPED: Final = {"engineers", "auth_cards", "signing_keys"}
+EMBEDDINGS: Final = "face_embeddings"
 RowMap = Mapping[Any, Any]  # a row as SQLAlchemy maps it, or a dict of its columns
 
 
@@ -50,13 +54,16 @@ def table(name: str) -> Table:
 
 
 def jsonable(value: Any) -> Any:
-    """A column value as the change log keeps it (JSON): UUIDs, dates and times as ISO text."""
+    """A column value as the change log keeps it (JSON): UUIDs, dates and times as ISO text, bytes (a face
+    embedding's vector) as base64 text."""
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, bytes):
+        return binary_text(value)
     return value
 
 
@@ -88,6 +95,9 @@ def scopes_of(conn: Connection, table_name: str, rows: Sequence[RowMap]) -> list
         return [{train_scope(r["train_number"])} for r in rows]
     if table_name == "robot_assignments":
         return [{robot_scope(r["robot_id"])} for r in rows]
+    if table_name == EMBEDDINGS:
+        wanted = _face_scopes(conn, [r["user_id"] for r in rows])
+        return [set(wanted.get(r["user_id"], ())) for r in rows]
     by, column, source = {
         "users": ("id", "user_id", "tickets"),
         "ticket_revocations": ("ticket_id", "id", "tickets"),
@@ -97,6 +107,21 @@ def scopes_of(conn: Connection, table_name: str, rows: Sequence[RowMap]) -> list
     }[table_name]
     trains = _trains_by(conn, source, column, [r[by] for r in rows])
     return [set(trains.get(r[by], ())) for r in rows]
+
+
+def _face_scopes(conn: Connection, user_ids: Iterable[Any]) -> dict[Any, set[str]]:
+    """{user id: the train scopes their face embeddings belong to}: the trains of their unrevoked tickets."""
+    tickets, revocations = table("tickets"), table("ticket_revocations")
+    found: dict[Any, set[str]] = defaultdict(set)
+    for chunk in _chunks(sorted(set(user_ids), key=str)):
+        query = (
+            select(tickets.c.user_id, tickets.c.train_number)
+            .where(tickets.c.user_id.in_(chunk), tickets.c.id.not_in(select(revocations.c.ticket_id)))
+            .distinct()
+        )
+        for user, train in conn.execute(query):
+            found[user].add(train_scope(train))
+    return found
 
 
 def _rows(conn: Connection, table_name: str, column: str, keys: Iterable[Any]) -> list[RowMap]:
@@ -134,6 +159,8 @@ def _entries(
                 by_scope[scope].add(row["user_id"])
             elif table_name == "train_stores":
                 by_scope[scope].add(row["store_id"])
+    if table_name == "ticket_revocations":
+        _face_entries(conn, _holders(conn, [r["ticket_id"] for r in rows]), out)
     for scope, ids in sorted(by_scope.items()):
         if table_name == "tickets":
             users = _rows(conn, "users", "id", ids)
@@ -143,6 +170,48 @@ def _entries(
             _entries(conn, "stores", stores, [{scope}] * len(stores), out)
             items = _rows(conn, "store_items", "store_id", ids)
             _entries(conn, "store_items", items, [{scope}] * len(items), out)
+    if table_name == "tickets":
+        _face_entries(conn, {(user, scope) for scope, ids in by_scope.items() for user in ids}, out)
+
+
+def _holders(conn: Connection, ticket_ids: Iterable[Any]) -> set[tuple[Any, str]]:
+    """(user id, train scope) of each of these tickets that is still there."""
+    return {(r["user_id"], train_scope(r["train_number"])) for r in _rows(conn, "tickets", "id", ticket_ids)}
+
+
+def _face_entries(conn: Connection, touched: Iterable[tuple[Any, str]], out: list[dict[str, Any]]) -> None:
+    """Companions of tickets and revocations: for each (user, train scope) one of them touched, the user's
+    face embeddings as upserts in that scope if the user holds an unrevoked ticket on that train, else as
+    deletes there (withdrawn). After a withdrawal they go again, as upserts, to every scope that still wants
+    them: a robot keeps one scope per face, the one it last came in, and takes a delete only in that scope
+    (robot_agent/store/replica.py), so a robot that holds both trains keeps the face."""
+    scopes_by_user: dict[Any, set[str]] = defaultdict(set)
+    for user, scope in touched:
+        scopes_by_user[user].add(scope)
+    if not scopes_by_user:
+        return
+    embeddings, ids_of = table(EMBEDDINGS), defaultdict(list)
+    for chunk in _chunks(sorted(scopes_by_user, key=str)):  # keys only: most passengers have no face
+        for face_id, user in conn.execute(
+            select(embeddings.c.id, embeddings.c.user_id).where(embeddings.c.user_id.in_(chunk))
+        ):
+            ids_of[user].append(face_id)
+    if not ids_of:
+        return
+    wanted, now = _face_scopes(conn, ids_of), utcnow()
+    upserts: dict[Any, set[str]] = {}
+    for user in sorted(ids_of, key=str):
+        gone = scopes_by_user[user] - wanted.get(user, set())
+        out.extend(
+            _entry(scope, EMBEDDINGS, face_id, None, now)
+            for scope in sorted(gone)
+            for face_id in sorted(ids_of[user])
+        )
+        still = wanted.get(user, set())
+        upserts[user] = still if gone else scopes_by_user[user] & still
+    rows = _rows(conn, EMBEDDINGS, "user_id", [user for user, scopes in upserts.items() if scopes])
+    rows.sort(key=lambda r: (str(r["user_id"]), str(r["id"])))
+    _entries(conn, EMBEDDINGS, rows, [upserts[r["user_id"]] for r in rows], out)
 
 
 def _entry(
@@ -231,21 +300,43 @@ def _before_flush(session: Session, _flush: UOWTransaction, _instances: object) 
         return
     conn = session.connection()
     entries = [e for name, keys in sorted(deletes.items()) for e in _delete_entries(conn, name, keys)]
-    pending = session.info.setdefault(_PENDING, ([], defaultdict(set)))
+    pending = session.info.setdefault(_PENDING, ([], defaultdict(set), set()))
     pending[0].extend(entries)
     for name, keys in upserts.items():
         pending[1][name] |= keys
+    # A ticket deleted withdraws its passenger's embeddings from its train (once it is gone, see after).
+    pending[2].update(_holders(conn, deletes.get("tickets", ())))
+    if EMBEDDINGS in deletes:
+        _forget_vectors(conn, deletes[EMBEDDINGS])
+
+
+def _forget_vectors(conn: Connection, keys: Iterable[Any]) -> None:
+    """A face embedding deleted leaves no copy of its vector in the log: its earlier upserts become deletes.
+    A robot reading the log from before them applies a delete of a face it does not hold (nothing), where it
+    would have added the face only to delete it again."""
+    conn.execute(
+        update(CHANGES)
+        .where(
+            CHANGES.c.table_name == EMBEDDINGS,
+            CHANGES.c.op == "upsert",
+            CHANGES.c.row_key.in_(sorted(str(k) for k in keys)),
+        )
+        .values(op="delete", value=None)
+    )
 
 
 def _after_flush(session: Session, _flush: UOWTransaction) -> None:
     pending = session.info.pop(_PENDING, None)
     if pending is None:
         return
-    deletes, upserts = pending
+    deletes, upserts, withdrawn = pending
     conn = session.connection()
     _write(conn, deletes)
     for name, keys in sorted(upserts.items()):
         log_upserts(conn, name, keys)
+    faces: list[dict[str, Any]] = []
+    _face_entries(conn, withdrawn, faces)
+    _write(conn, faces)
 
 
 def _discard(session: Session, *_args: object) -> None:
@@ -347,6 +438,11 @@ def snapshot(conn: Connection, scope: str) -> list[Change]:
         of_train = select(tickets.c.id).where(tickets.c.train_number == train)
         for name in ("ticket_tokens", "ticket_revocations"):
             add(name, all_rows(name, table(name).c.ticket_id.in_(of_train)))
+        revoked = select(table("ticket_revocations").c.ticket_id)
+        holders = select(tickets.c.user_id).where(
+            tickets.c.train_number == train, tickets.c.id.not_in(revoked)
+        )
+        add(EMBEDDINGS, all_rows(EMBEDDINGS, table(EMBEDDINGS).c.user_id.in_(holders)))
         stop_rows = all_rows("train_stores", stops.c.train_number == train)
         store_ids = {r["store_id"] for r in stop_rows}
         add("stores", _rows(conn, "stores", "id", store_ids))

@@ -276,6 +276,10 @@ class FaceEmbedding(CloudTable, table=True):
     face_id: uuid.UUID = Field(
         sa_column=Column(Uuid, ForeignKey("faces.id", ondelete="CASCADE"), nullable=False)
     )
+    # The face's user, copied here (migration 0006): down-sync finds an embedding's scopes (the trains its
+    # user holds tickets on) and a snapshot its rows without a join. No foreign key of its own: the face's
+    # already takes the row away with the user.
+    user_id: uuid.UUID = Field(sa_type=Uuid, index=True)
     embedder: str = varchar(40)  # PipelineChoice's name: "sface", "dlib_resnet_v1"
     vector: bytes = Field(sa_type=LargeBinary)
     created_at: dt.datetime = created_at()

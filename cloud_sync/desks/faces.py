@@ -48,7 +48,9 @@ async def add_faces(session: AsyncSession, user_id: uuid.UUID, enrolled: Sequenc
         )
         faces.append(face)
         embeddings += [
-            FaceEmbedding(face_id=face.id, embedder=embedder, vector=vector, created_at=face.created_at)
+            FaceEmbedding(
+                face_id=face.id, user_id=user_id, embedder=embedder, vector=vector, created_at=face.created_at
+            )
             for embedder, vector in sorted(photo.vectors.items())
         ]
     # Faces first: nothing tells the session that embeddings refer to them (no relationship is mapped).

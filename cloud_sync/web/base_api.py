@@ -189,6 +189,17 @@ async def _ticket_row(body: schemas.TicketCreate, ctx: CloudContext, session: As
     return ticket
 
 
+async def _ticket_goes(session: AsyncSession, ticket: Ticket) -> None:
+    """A ticket deleted takes its token and revocation along through the session, so that robots hear of
+    them (the database's cascade would remove them unseen); the passenger's face embeddings leave its train
+    with the ticket (cloud_sync/db/changes.py). A revocation removed this way does not bring them back first:
+    the change log reads a revocation deleted on its own as nothing for faces."""
+    for row in (await session.get(TicketToken, ticket.id), await session.get(TicketRevocation, ticket.id)):
+        if row is not None:
+            await session.delete(row)
+    await session.flush()
+
+
 TICKETS: Resource[Ticket, schemas.TicketOut] = Resource(
     "ticket",
     "tickets",
@@ -199,6 +210,7 @@ TICKETS: Resource[Ticket, schemas.TicketOut] = Resource(
     _ticket_row,
     _exists(User, "user_id", "user"),
     present=_ticket_out,
+    before_delete=_ticket_goes,
     summaries={"create": "Issue a ticket and its signed token"},
 )
 

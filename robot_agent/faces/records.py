@@ -55,8 +55,10 @@ def add_face(
     source: str,
     at: dt.datetime,
     face_id: uuid.UUID | None = None,
+    sync_scope: str | None = None,
 ) -> FaceRow:
-    """Store one face, its embedding sealed to the row; a new id unless `face_id` is given."""
+    """Store one face, its embedding sealed to the row; a new id unless `face_id` is given. `sync_scope`:
+    the down-sync scope a face from the cloud came in (None for a local face)."""
     row = FaceRow(face_id or uuid.uuid4(), user_id, embedder, at, source)
     conn.execute(
         insert(FACES).values(
@@ -66,6 +68,7 @@ def add_face(
             embedding=seal_embedding(key, row.id, row.user_id, row.embedder, vector),
             created_at=row.created_at,
             source=row.source,
+            sync_scope=sync_scope,
         )
     )
     return row

@@ -9,20 +9,31 @@ round's requests comes. It asks again, too, when a restarted cloud down-sync say
 not follow on from the robot's cursor (one was lost: the robot was away, or restarted) is set aside and the
 robot asks again, at most once per `ASK_AGAIN_S`. A message that does not decode is logged and dropped; it
 never stops the robot.
+
+Faces (docs/sync.md, "Faces"): face embeddings are sealed on arrival by the `faces` sink the agent gives
+(robot_agent/faces/arrivals.py; without one they are dropped, with one warning). After a message that
+touches tickets or faces, and every `PRUNE_EVERY_S` while running, the faces of passengers with no ticket
+left are removed; after any face left, the write-ahead log is emptied of their pages, and whenever faces came
+or went `faces_changed` (the matcher's refresh) is called, from the worker thread, after the commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import random
 import time
 import uuid
+from collections.abc import Callable
 from typing import Final, Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from models.sync_changes import Answered, AskAgain, Changes, ChangesRefused, decode_changes, encode_request
+from robot_agent.faces.arrivals import prune_ended
+from robot_agent.faces.key import CREATE_HINT
+from robot_agent.faces.records import forget_deleted
 from robot_agent.store import replica
 from robot_agent.sync.sender import Link
 
@@ -35,6 +46,10 @@ ASK_AGAIN_S: Final = 1.0
 # the time the answer takes.
 ASK_FIRST_WAIT_S: Final = 2.0
 ASK_MAX_WAIT_S: Final = 30.0
+# Tokens expire with time, not with a message: the faces of passengers whose last ticket ended go within
+# this long (and at start).
+PRUNE_EVERY_S: Final = 3600.0
+_TICKETS_OR_FACES: Final = frozenset({"tickets", "ticket_tokens", "ticket_revocations", replica.SEALED})
 
 
 class DownLink(Link, Protocol):
@@ -44,9 +59,15 @@ class DownLink(Link, Protocol):
 class DownSync:
     """Keeps the robot's copies of the cloud's data current; `run()` until cancelled."""
 
-    def __init__(self, link: DownLink, store: Engine) -> None:
+    def __init__(self, link: DownLink, store: Engine, *, faces: replica.FaceSink | None = None) -> None:
         self._link = link
         self._store = store
+        self._faces = faces
+        self._dropped_said = False
+        # Called (from a worker thread, after the commit) when faces came or went: the matcher's refresh.
+        self.faces_changed: Callable[[], None] | None = None
+        self.faces_added = 0
+        self.faces_deleted = 0
         self._snapshot: tuple[str, str, int] | None = None  # (scope, snapshot id, last part applied)
         self._asked_at = float("-inf")
         self._heard_at = float("-inf")  # the last `down/changes` message of any kind
@@ -64,6 +85,23 @@ class DownSync:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._ask_on_connect(), name="down-sync requests")
             group.create_task(self._receive(), name="down-sync changes")
+            group.create_task(self._prune_now_and_then(), name="down-sync face pruning")
+
+    async def _prune_now_and_then(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.prune)
+            except Exception as err:  # a busy or broken database: said, and tried again next time
+                log.error("faces of ended tickets not pruned: %s", err)
+            await asyncio.sleep(PRUNE_EVERY_S)
+
+    def prune(self) -> int:
+        """Remove the faces of passengers with no ticket left (blocking; run off the loop); how many went."""
+        tally = replica.FaceTally()
+        with self._store.begin() as conn:
+            tally.deleted = prune_ended(conn, dt.datetime.now(dt.UTC))
+        self._after_faces(tally)
+        return tally.deleted
 
     async def _ask_on_connect(self) -> None:
         while True:
@@ -159,19 +197,56 @@ class DownSync:
             self.changed.set()
             self.changed.clear()
 
+    def _after_faces(self, tally: replica.FaceTally) -> None:
+        """After a commit: empty the write-ahead log of deleted faces' pages, say once that faces were
+        dropped, tell the matcher."""
+        if tally.dropped and not self._dropped_said:
+            self._dropped_said = True
+            log.warning(
+                "down-sync dropped %d face embeddings: this robot has no face key to seal them (%s); "
+                "faces that come later are dropped too, without another word",
+                tally.dropped,
+                CREATE_HINT,
+            )
+        if not tally.changed:
+            return
+        self.faces_added += tally.added
+        self.faces_deleted += tally.deleted
+        if tally.deleted:
+            forget_deleted(self._store)
+        if self.faces_changed is not None:
+            try:
+                self.faces_changed()
+            except Exception as err:  # the matcher's trouble is its own; down-sync carries on
+                log.error("faces changed, but telling the matcher failed: %s", err)
+
     def _cursors(self) -> dict[str, int]:
         with self._store.connect() as conn:
             return replica.cursors(conn)
 
     def _apply(self, message: Changes) -> int | None:
+        tally = replica.FaceTally()
         with self._store.begin() as conn:
-            if message.kind == "log":
-                return replica.apply_log(conn, message)
-            expected = (message.scope, message.snapshot, message.part - 1)
-            if message.part != 0 and self._snapshot != expected:
-                return None  # a part of a snapshot whose beginning this robot did not apply
-            applied = replica.apply_snapshot_part(conn, message)
+            applied = self._apply_in(conn, message, tally)
+        self._after_faces(tally)  # committed
+        if applied is None or message.kind == "log":
+            return applied
         self._snapshot = None if message.last else (message.scope, message.snapshot, message.part)
         if message.last:
             log.info("down-sync snapshot of %s applied, cursor %d", message.scope, message.upto)
+        return applied
+
+    def _apply_in(self, conn: Connection, message: Changes, tally: replica.FaceTally) -> int | None:
+        if message.kind == "log":
+            applied = replica.apply_log(conn, message, faces=self._faces, tally=tally)
+        else:
+            expected = (message.scope, message.snapshot, message.part - 1)
+            if message.part != 0 and self._snapshot != expected:
+                return None  # a part of a snapshot whose beginning this robot did not apply
+            applied = replica.apply_snapshot_part(conn, message, faces=self._faces, tally=tally)
+        if applied is not None and (
+            (message.kind == "snapshot" and message.last)
+            or any(c.table in _TICKETS_OR_FACES for c in message.changes)
+        ):
+            tally.deleted += prune_ended(conn, dt.datetime.now(dt.UTC))
         return applied

@@ -3,11 +3,20 @@ same transaction; compaction, and snapshots of what a scope holds now."""
 
 from __future__ import annotations
 
+import base64
+import os
+import uuid
 from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import select as sqlmodel_select
 
 from cloud_sync.db import changes
+from cloud_sync.db.tables import FaceEmbedding
+from cloud_sync.desks.face_enrolment import Enrolled
+from cloud_sync.desks.faces import add_faces
+from models.faces.choice import EMBEDDERS
+from models.faces.quality import Quality
 from tests.support.cloud import Cloud
 
 TRAIN = 742
@@ -149,3 +158,89 @@ async def test_compaction_leaves_a_floor_and_a_snapshot_holds_what_the_scope_has
         ]
     )
     assert all(c.op == "upsert" and c.change_id == 0 for c in snap)
+
+
+async def enrol(cloud: Cloud, user: str, photos: int) -> list[bytes]:
+    """`photos` faces of made-up vectors for `user`, stored as enrolment stores them (two embedders each);
+    the vectors."""
+    made = [
+        Enrolled("yunet", Quality(80.0, 1.0, 2.0, 120.0, 300.0), {e: os.urandom(512) for e in EMBEDDERS})
+        for _ in range(photos)
+    ]
+    async with cloud.context.sessions() as session:
+        await add_faces(session, uuid.UUID(user), made)
+        await session.commit()
+    return [v for photo in made for v in photo.vectors.values()]
+
+
+def replay(entries: list[tuple[str, str, str, str, Any]], scope: str) -> dict[tuple[str, str], Any]:
+    """What a robot holding only `scope` would hold after applying its log: {(table, key): value}."""
+    held: dict[tuple[str, str], Any] = {}
+    for s, table, op, key, value in entries:
+        if s == scope:
+            if op == "upsert":
+                held[(table, key)] = value
+            else:
+                held.pop((table, key), None)
+    return held
+
+
+async def agree(cloud: Cloud, *scopes: str) -> dict[str, set[str]]:
+    """Check each scope's log replayed holds what its snapshot holds (users aside: the log never takes a
+    passenger back); the embedding ids each holds."""
+    entries = await log(cloud)
+    held: dict[str, set[str]] = {}
+    for scope in scopes:
+        async with cloud.context.engine.connect() as conn:
+            snap = await conn.run_sync(changes.snapshot, scope)
+        expected = {(c.table, c.key): c.value for c in snap if c.table != "users"}
+        replayed = {k: v for k, v in replay(entries, scope).items() if k[0] != "users"}
+        assert replayed == expected, scope
+        held[scope] = {key for table, key in replayed if table == "face_embeddings"}
+    return held
+
+
+async def test_a_passengers_embeddings_follow_their_unrevoked_tickets_and_the_log_agrees_with_snapshots(
+    cloud: Cloud,
+) -> None:
+    anna = (await cloud.ok("POST", "/base_api/admin/user", json={"name": "Anna"}))["id"]
+    boris = (await cloud.ok("POST", "/base_api/admin/user", json={"name": "Boris"}))["id"]
+    vectors = await enrol(cloud, anna, 2)
+    await enrol(cloud, boris, 1)
+    assert await agree(cloud, "train:742", "train:100") == {"train:742": set(), "train:100": set()}
+
+    on_742 = await issue_ticket(cloud, anna)
+    on_100 = await issue_ticket(cloud, anna, train=100)
+    held = await agree(cloud, "train:742", "train:100")
+    async with cloud.context.sessions() as session:
+        annas = {
+            str(e.id)
+            for e in (await session.exec(sqlmodel_select(FaceEmbedding))).all()
+            if str(e.user_id) == anna
+        }
+    assert len(annas) == 4
+    assert held == {"train:742": annas, "train:100": annas}, "Boris holds no ticket: his face goes nowhere"
+
+    second_742 = await issue_ticket(cloud, anna)
+    await cloud.ok("POST", f"/base_api/admin/ticket/{on_742['id']}/revoke", json={"reason": "lost"})
+    assert (await agree(cloud, "train:742"))["train:742"] == annas, "another unrevoked ticket keeps them"
+    await cloud.ok("POST", f"/base_api/admin/ticket/{second_742['id']}/revoke", json={"reason": "refund"})
+    assert await agree(cloud, "train:742", "train:100") == {"train:742": set(), "train:100": annas}
+
+    third_742 = await issue_ticket(cloud, anna)
+    assert (await agree(cloud, "train:742"))["train:742"] == annas, "a new ticket brings them back"
+
+    faces = (await cloud.ok("GET", f"/base_api/admin/user/{anna}/faces"))["items"]
+    await cloud.ok("DELETE", f"/base_api/admin/user/{anna}/face/{faces[0]['id']}")
+    held = await agree(cloud, "train:742", "train:100")
+    assert len(held["train:742"]) == 2
+    assert held["train:100"] == held["train:742"]
+    text = repr(await log(cloud))
+    deleted = [v for v in vectors if base64.b64encode(v).decode() not in text]
+    assert len(deleted) == 2, "a deleted face's vectors leave the log"
+
+    for ticket in (on_100, third_742):  # deleted: its token, revocation and the passenger's faces with it
+        await cloud.ok("DELETE", f"/base_api/admin/ticket/{ticket['id']}")
+    assert await agree(cloud, "train:742", "train:100") == {"train:742": set(), "train:100": set()}
+    gone = {(t, k) for s, t, op, k, _ in await log(cloud) if op == "delete" and s == "train:100"}
+    assert {("ticket_tokens", on_100["id"]), ("tickets", on_100["id"])} <= gone

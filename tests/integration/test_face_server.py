@@ -332,7 +332,11 @@ async def test_no_vector_reaches_a_log_line_or_an_error(
         vectors = [r.vector for r in (await session.exec(select(FaceEmbedding))).all()]
     # A row the database refuses: the error's text is logged whole when nothing expects it.
     async with cloud.context.sessions() as session:
-        session.add(FaceEmbedding(face_id=uuid.uuid4(), embedder="sface", vector=vectors[0]))
+        session.add(
+            FaceEmbedding(
+                face_id=uuid.uuid4(), user_id=uuid.UUID(user["id"]), embedder="sface", vector=vectors[0]
+            )
+        )
         with pytest.raises(IntegrityError) as refused:
             await session.commit()
     await cloud.ok("DELETE", f"/base_api/admin/user/{user['id']}/face/{face_id}")

@@ -3,6 +3,7 @@ refuses a database that is behind."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import uuid
 from typing import Any
@@ -11,9 +12,11 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, inspect, text
+from sqlalchemy import LargeBinary, String, Uuid, column, insert, inspect, select, text
+from sqlalchemy import table as sa_table
 from sqlalchemy.engine import Connection
 
+from cloud_sync.db import changes
 from cloud_sync.db.database import SCHEMA, create_engine
 from cloud_sync.db.migrate import alembic_config, head_revision, require_current
 from cloud_sync.db.tables import CLOUD_METADATA
@@ -23,6 +26,7 @@ from models.base_server import BASE_METADATA
 from tests.support.cloud import in_thread, migrated
 
 AT = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.UTC)
+FIRST, SECOND = bytes(range(256)) * 2, b"\x00\x01" * 256  # two 128-d float32 vectors' bytes
 
 
 def _differences(connection: Connection) -> list[Any]:
@@ -136,7 +140,7 @@ async def test_0005_adds_the_face_tables_and_going_back_drops_only_them(cloud_db
             await connection.execute(insert(CLOUD_METADATA.tables["faces"]).values(**face))
             await connection.execute(
                 insert(CLOUD_METADATA.tables["face_embeddings"]).values(
-                    id=uuid.uuid4(), face_id=face["id"], embedder="sface", vector=bytes(512)
+                    id=uuid.uuid4(), face_id=face["id"], user_id=user, embedder="sface", vector=bytes(512)
                 )
             )
         in_thread(lambda: command.downgrade(alembic_config(cloud_db_url), "0004"))
@@ -153,3 +157,108 @@ async def test_0005_adds_the_face_tables_and_going_back_drops_only_them(cloud_db
         assert faces == 0
     finally:
         await engine.dispose()
+
+
+async def test_0006_copies_each_embeddings_user_and_logs_the_tokens_and_embeddings_never_logged(
+    cloud_db_url: str,
+) -> None:
+    """Robots holding cursors read only the log: what existed before tokens and embeddings replicated is
+    logged by the migration, in the scopes the code would have used, exactly as a snapshot carries it."""
+    in_thread(lambda: command.downgrade(alembic_config(cloud_db_url), "0005"))
+    table = {**BASE_METADATA.tables, **CLOUD_METADATA.tables}
+    anna, boris = uuid.uuid4(), uuid.uuid4()
+    on_742, on_100 = uuid.uuid4(), uuid.uuid4()
+    face, lone_face = uuid.uuid4(), uuid.uuid4()
+    engine = create_engine(cloud_db_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(table["users"]), [{"id": anna, "name": "Anna"}, {"id": boris, "name": "Boris"}]
+            )
+            ticket = {"wagon_number": 1, "place_number": 2, "date": AT, "station_id": "MSK",
+                      "destination_id": "SPB", "start_date": AT, "code": "C", "user_id": anna}  # fmt: skip
+            await connection.execute(
+                insert(table["tickets"]),
+                [
+                    {**ticket, "id": on_742, "train_number": 742},
+                    {**ticket, "id": on_100, "train_number": 100},
+                ],
+            )
+            await connection.execute(
+                insert(table["signing_keys"]).values(kid="00" * 8, public_key="11" * 32, created_at=AT)
+            )
+            await connection.execute(
+                insert(table["ticket_tokens"]),
+                [
+                    {"ticket_id": t, "kid": "00" * 8, "token": f"RB1:{t}", "issued_at": AT, "expires_at": AT}
+                    for t in (on_742, on_100)
+                ],
+            )
+            await connection.execute(
+                insert(table["ticket_revocations"]).values(ticket_id=on_100, reason="refund", revoked_at=AT)
+            )
+            measures = {"detector": "yunet", "eye_distance": 80.0, "yaw_degrees": 1.0, "roll_degrees": 2.0,
+                        "brightness": 120.0, "sharpness": 300.0}  # fmt: skip
+            await connection.execute(
+                insert(table["faces"]),
+                [{"id": face, "user_id": anna, **measures}, {"id": lone_face, "user_id": boris, **measures}],
+            )
+            # As 0005 had them: no user_id.
+            old_embeddings = sa_table(
+                "face_embeddings",
+                column("id", Uuid()),
+                column("face_id", Uuid()),
+                column("embedder", String()),
+                column("vector", LargeBinary()),
+            )
+            await connection.execute(
+                insert(old_embeddings),
+                [
+                    {"id": uuid.uuid4(), "face_id": face, "embedder": "sface", "vector": FIRST},
+                    {"id": uuid.uuid4(), "face_id": face, "embedder": "dlib_resnet_v1", "vector": SECOND},
+                    {"id": uuid.uuid4(), "face_id": lone_face, "embedder": "sface", "vector": FIRST},
+                ],
+            )
+        migrated(cloud_db_url)
+        async with engine.connect() as connection:
+            embeddings = table["face_embeddings"]
+            users = [u for (u,) in await connection.execute(select(embeddings.c.user_id))]
+            logged = (
+                await connection.execute(
+                    select(table["sync_changes"]).order_by(table["sync_changes"].c.change_id)
+                )
+            ).all()
+            snapshot_742 = await connection.run_sync(changes.snapshot, "train:742")
+            snapshot_100 = await connection.run_sync(changes.snapshot, "train:100")
+    finally:
+        await engine.dispose()
+    assert sorted(map(str, users)) == sorted([str(anna), str(anna), str(boris)])
+    assert [(e.scope, e.table_name, e.op) for e in logged] == [
+        ("train:100", "ticket_tokens", "upsert"),
+        ("train:742", "ticket_tokens", "upsert"),
+        ("train:742", "face_embeddings", "upsert"),
+        ("train:742", "face_embeddings", "upsert"),
+    ], "Boris holds no ticket, and Anna's ticket on train 100 is revoked: no embedding goes there"
+    for scope, snapshot in (("train:742", snapshot_742), ("train:100", snapshot_100)):
+        expected = {
+            (c.table, c.key, repr(c.value))
+            for c in snapshot
+            if c.table in ("ticket_tokens", "face_embeddings")
+        }
+        found = {(e.table_name, e.row_key, repr(e.value)) for e in logged if e.scope == scope}
+        assert found == expected, f"the log of {scope} holds what its snapshot would"
+    vectors = {base64.b64decode(e.value["vector"]) for e in logged if e.table_name == "face_embeddings"}
+    assert vectors == {FIRST, SECOND}
+
+    in_thread(lambda: command.downgrade(alembic_config(cloud_db_url), "0005"))
+    engine = create_engine(cloud_db_url)
+    try:
+        async with engine.connect() as connection:
+            left = (await connection.execute(text("SELECT table_name FROM sync_changes"))).scalars().all()
+            columns = await connection.run_sync(
+                lambda c: {col["name"] for col in inspect(c).get_columns("face_embeddings")}
+            )
+    finally:
+        await engine.dispose()
+    assert sorted(left) == ["ticket_tokens", "ticket_tokens"], "going back forgets the embeddings' entries"
+    assert "user_id" not in columns

@@ -76,6 +76,17 @@ def test_the_host_side_does_not_import_the_mcu_side(where: str) -> None:
         assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
 
 
+def test_the_robots_store_holds_no_face_key_and_imports_nothing_of_faces() -> None:
+    # Down-sync's face rows are sealed by a sink the agent injects (robot_agent/faces/arrivals.py): the store
+    # layer applies copies of the cloud's data and never holds the key that opens a passenger's face.
+    files = sorted((ROOT / "robot_agent" / "store").rglob("*.py"))
+    assert files
+    for path in files:
+        wrong = {m for m in imported_modules(path) if m.startswith("robot_agent.faces")}
+        assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
+    assert "robot_agent.store.replica" in imported_modules(ROOT / "robot_agent" / "faces" / "arrivals.py")
+
+
 def test_the_checker_sees_imports() -> None:
     # Guard against a checker that passes because it finds nothing.
     assert imported_packages(ROOT / "robot_agent" / "__main__.py") >= {"models", "robot_agent"}

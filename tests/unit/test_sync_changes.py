@@ -15,12 +15,15 @@ from models.sync_changes import (
     Changes,
     ChangesRefused,
     SyncRequest,
+    binary_of,
+    binary_text,
     decode_changes,
     encode_answered,
     encode_changes,
     encode_request,
     parse_request,
 )
+from robot_agent.store.replica import SEALED
 from robot_agent.store.tables import ROBOT_METADATA
 
 USER = {"id": str(uuid.uuid4()), "name": "Anna"}
@@ -114,5 +117,23 @@ def test_requests_round_trip_and_bad_ones_are_refused() -> None:
 
 def test_the_robot_keeps_exactly_the_columns_that_travel() -> None:
     for name, replicated in REPLICATED.items():
+        if name == SEALED:
+            continue
         columns = {c.name for c in ROBOT_METADATA.tables[name].columns} - {"sync_scope"}
         assert columns == set(replicated.columns), name
+
+
+def test_face_embeddings_have_no_clear_text_table_on_the_robot_but_sealed_rows_of_faces() -> None:
+    assert SEALED not in ROBOT_METADATA.tables
+    faces = {c.name for c in ROBOT_METADATA.tables["faces"].columns}
+    # The vector travels and is sealed into `embedding`; the rest is the row's own.
+    assert set(REPLICATED[SEALED].columns) - {"vector"} <= faces
+    assert {"embedding", "sync_scope"} <= faces
+
+
+def test_binary_columns_travel_as_base64_text_and_nothing_else_decodes() -> None:
+    data = bytes(range(256)) * 2
+    assert binary_of(binary_text(data), "vector") == data
+    for bad in (None, 7, "not base64!", "AAA"):
+        with pytest.raises(ChangesRefused, match="vector"):
+            binary_of(bad, "vector")
