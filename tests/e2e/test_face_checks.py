@@ -1,9 +1,9 @@
 """A passenger's ticket checked by their face, as the fleet runs: `cloud-sync serve --mqtt` issues the ticket,
-`robot-agent run` gets it (and its token) by down-sync, the passenger is enrolled on the robot (`robot-agent
-faces enroll`), the broker goes away, and the robot's image-folder camera shows another photo of the
-passenger, then a stranger: offline, the robot records one valid `ticket.checked` with method `face`, none
-for the stranger; once the broker is back the cloud has the check and the ticket is used.
-"""
+the passenger is enrolled from one photo through the Face Server, `robot-agent run` gets the ticket, its
+token and the sealed face by down-sync, the broker goes away, and the robot's image-folder camera shows
+another photo of the passenger, then a stranger: offline, the robot records one valid `ticket.checked` with
+method `face`, none for the stranger; once the broker is back the cloud has the check and the ticket is
+used."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import cv2
 import numpy as np
 from sqlalchemy import select
@@ -32,7 +33,7 @@ from tests.e2e.test_robot_agent_faults import BIN, log_of, start_agent, write_ro
 from tests.e2e.test_ticket_scanning import checks
 from tests.integration.test_robot_link import ACL, PASSWORDS, ROBOT
 from tests.support.cloud import migrated
-from tests.support.face_files import MODELS_DIR, face_photo_path
+from tests.support.face_files import MODELS_DIR, face_photo
 from tests.support.face_frames import GREY, portrait_frame
 from tests.support.http import request
 from tests.support.ports import accepts_connections, free_port
@@ -121,25 +122,31 @@ async def test_an_enrolled_passenger_s_ticket_is_checked_by_face_offline_and_rea
     body |= {"date": today.isoformat(), "station_id": "MSK", "destination_id": "SPB"}
     ticket = request(port, "POST", "/base_api/admin/ticket", token, body | {"start_date": today.isoformat()})
 
-    # Enrolled on the robot from one photo (the lead moves this to the cloud's enrolment and down-sync).
-    enrolled = robot_agent(
-        config, "faces", "enroll", "--user-id", user["id"], str(face_photo_path("obama.jpg"))
-    )
-    assert enrolled.returncode == 0, enrolled.stderr
+    # Enrolled in the cloud from one photo; the face comes down to the robot with the ticket and its token.
+    async with aiohttp.ClientSession() as http:
+        form = aiohttp.FormData()
+        form.add_field("image", face_photo("obama.jpg"), filename="obama.jpg", content_type="image/jpeg")
+        async with http.post(
+            f"http://127.0.0.1:{port}/base_api/admin/user/{user['id']}/face",
+            data=form,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as answer:
+            enrolled = await answer.json()
+    assert enrolled["accepted"] == 1, enrolled
     agent_log = tmp_path / "agent.log"
     agent = start_agent(config, agent_log)
     processes.append(agent)
     robot_db = tmp_path / "robot.db"
     await eventually(
-        lambda: robot_has(robot_db, "ticket_tokens", ticket["id"]) or agent.poll() is not None,
-        "the ticket's token on the robot",
+        lambda: "enrolled faces refreshed added=" in log_of(agent_log) or agent.poll() is not None,
+        "the passenger's face on the robot, matched",
         30,
         poll_s=0.2,
         in_thread=True,
     )
     assert agent.poll() is None, log_of(agent_log)
     assert robot_has(robot_db, "tickets", ticket["id"])
-    assert "face matching on detector=yunet embedder=sface enrolled=1" in log_of(agent_log)
+    assert robot_has(robot_db, "ticket_tokens", ticket["id"])
 
     broker.stop()
     # Offline: the passenger (another photo) for 0.5 s, nobody for 1.5 s (past the debounce), a stranger.
