@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
-
 from cloud_sync.desks.photos import PhotoError, check_photo
 from models.errors import ModelsError
 from models.faces.align import align
@@ -29,6 +27,7 @@ from models.faces.embed import Embedder
 from models.faces.image import decode_image
 from models.faces.manifest import ModelName
 from models.faces.quality import Quality, Refusal, Refused
+from models.faces.vectors import vector_bytes
 from models.model_files import load_models
 
 log = logging.getLogger(__name__)
@@ -75,11 +74,6 @@ class Enrolled:
 
     def __repr__(self) -> str:
         return f"Enrolled(detector={self.detector!r}, embedders={sorted(self.vectors)})"
-
-
-def vector_bytes(embedding: np.ndarray[Any, Any]) -> bytes:
-    """An embedding as stored: float32, little-endian."""
-    return np.asarray(embedding, dtype="<f4").tobytes()
 
 
 class _Worker:

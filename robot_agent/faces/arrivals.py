@@ -13,9 +13,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import Connection, and_, delete, exists, or_
 
+from models.faces.vectors import vector_from_bytes
 from robot_agent.faces.key import load_face_key
 from robot_agent.faces.records import FACES, add_face
 from robot_agent.faces.sealing import FaceKey
@@ -36,7 +36,7 @@ class SealingSink:
     def add(self, conn: Connection, scope: str, faces: Sequence[CloudFace]) -> None:
         at = dt.datetime.now(dt.UTC)
         for face in faces:
-            vector = np.frombuffer(face.vector, "<f4")
+            vector = vector_from_bytes(face.vector)
             add_face(
                 conn,
                 self._key,

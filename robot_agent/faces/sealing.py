@@ -17,6 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from numpy.typing import NDArray
 
+from models.faces.vectors import vector_bytes, vector_from_bytes
 from robot_agent.errors import FacesError
 
 KEY_BYTES: Final = 32
@@ -68,8 +69,7 @@ def seal_embedding(
     key: FaceKey, face_id: uuid.UUID, user_id: uuid.UUID, embedder: str, vector: NDArray[np.floating]
 ) -> bytes:
     """The `embedding` column of a face row: the vector as little-endian float32, sealed to its row."""
-    plaintext = np.ascontiguousarray(vector, "<f4").tobytes()
-    return ROW_VERSION + key.seal(plaintext, row_context(face_id, user_id, embedder))
+    return ROW_VERSION + key.seal(vector_bytes(vector), row_context(face_id, user_id, embedder))
 
 
 def open_embedding(
@@ -79,6 +79,7 @@ def open_embedding(
     if sealed[:1] != ROW_VERSION:
         raise SealError(f"unknown sealing version {sealed[:1].hex() or 'none'}")
     plaintext = key.open(sealed[1:], row_context(face_id, user_id, embedder))
-    if len(plaintext) % 4:
-        raise SealError(f"opens to {len(plaintext)} bytes, not float32s")
-    return np.frombuffer(plaintext, "<f4").astype(np.float32)
+    try:
+        return vector_from_bytes(plaintext)
+    except ValueError as err:
+        raise SealError(f"opens to {err}") from err
