@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cloud_sync.cli import build_parser as cloud_parser
-from robot_agent.__main__ import build_parser as robot_parser
+from robot_agent.cli import build_parser as robot_parser
 
 BIN = Path(sys.executable).parent
 EXAMPLE = Path(__file__).resolve().parents[2] / "robot.toml"
