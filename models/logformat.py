@@ -1,6 +1,7 @@
 """Log record formatting shared by the two programs: one line per event, as text or as JSON.
 
-Pure formatting; the programs' `__main__` modules attach it to their handlers.
+Pure formatting; the programs' command lines (`robot_agent/cli/`, `cloud_sync/cli/`) attach it to their
+handlers.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def make_formatter(kind: LogFormat) -> logging.Formatter:
 
 
 def configure(level: str | int, kind: LogFormat, stream_or_path: str | None = None) -> None:
-    """Send every logger's records, one line each, to stderr or to a file. Called once, by `__main__`."""
+    """Send every logger's records, one line each, to stderr or to a file. Called by the command lines' `main`
+    (and by robot-agent's again once robot.toml's [logging] is read)."""
     handler: logging.Handler = (
         logging.FileHandler(stream_or_path, encoding="utf-8") if stream_or_path else logging.StreamHandler()
     )

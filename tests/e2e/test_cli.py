@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cloud_sync.cli import build_parser as cloud_parser
-from robot_agent.__main__ import build_parser as robot_parser
+from robot_agent.cli import build_parser as robot_parser
 
 BIN = Path(sys.executable).parent
 EXAMPLE = Path(__file__).resolve().parents[2] / "robot.toml"
@@ -167,6 +167,37 @@ def test_check_config_on_a_missing_file(tmp_path: Path) -> None:
         1,
         f"{tmp_path / 'robot.toml'}: configuration file not found",
     )
+
+
+# What the agent's commands load only when they run (decision 41-D): the store (SQLAlchemy, Alembic) and the
+# agent itself; the face pipeline and its runtimes.
+HEAVY = ("sqlalchemy", "alembic", "robot_agent.store.database", "robot_agent.runtime")
+FACE_RUNTIMES = ("models.faces.pipeline", "cv2", "onnxruntime", "numpy")
+
+
+def modules_loaded_by(argv: list[str], cwd: Path) -> set[str]:
+    """Which of HEAVY and FACE_RUNTIMES `robot-agent ARGV` has imported once it is done."""
+    probe = (
+        "import json, sys\n"
+        "from robot_agent.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(json.dumps([m for m in {HEAVY + FACE_RUNTIMES!r} if m in sys.modules]), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=cwd, timeout=60, check=False
+    )
+    return set(json.loads(result.stderr.splitlines()[-1]))
+
+
+def test_help_and_check_config_load_only_what_they_need(robot_dir: Path) -> None:
+    assert modules_loaded_by(["--help"], robot_dir) == set()
+    assert modules_loaded_by(["keys", "--bogus"], robot_dir) == set()
+    assert run("robot-agent", "keys", "init", cwd=robot_dir).returncode == 0
+    # robot.toml's [vision] names the detector and embedder, so the config loads their runtimes (for now).
+    assert modules_loaded_by(["check-config"], robot_dir).isdisjoint(HEAVY)
 
 
 def test_schema_sql_creates_the_tables_in_sqlite(tmp_path: Path) -> None:

@@ -89,7 +89,7 @@ def test_the_robots_store_holds_no_face_key_and_imports_nothing_of_faces() -> No
 
 def test_the_checker_sees_imports() -> None:
     # Guard against a checker that passes because it finds nothing.
-    assert imported_packages(ROOT / "robot_agent" / "__main__.py") >= {"models", "robot_agent"}
+    assert imported_packages(ROOT / "robot_agent" / "cli" / "__init__.py") >= {"models", "robot_agent"}
     assert "firmware_bridge.mcu" in imported_modules(ROOT / "firmware_bridge" / "simulator.py")
 
 

@@ -1,5 +1,6 @@
 """`robot-agent faces enroll|identify|list|delete`: the robot's enrolled faces from the command line (tests,
-the demo, engineers). A thin layer over the matcher; every refusal is a FacesError, one line on stderr."""
+the demo, engineers). A thin layer over the matcher (robot_agent/faces/); every refusal is a FacesError, one
+line on stderr."""
 
 from __future__ import annotations
 
@@ -7,34 +8,24 @@ import argparse
 import json
 import logging
 import math
-import sys
 import uuid
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING, Any
 
 from models.errors import ModelsError
-from models.faces.image import decode_image
-from models.faces.quality import Refused
-from robot_agent.config import RobotConfig, VisionSection
+from robot_agent.cli.common import Commands, load, print_table, progress
 from robot_agent.errors import FacesError
-from robot_agent.faces import records
-from robot_agent.faces.configured import open_face_pipeline, open_matcher
-from robot_agent.store.database import open_store
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from robot_agent.config import RobotConfig, VisionSection
+    from robot_agent.faces.records import FaceRow
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[argparse.Namespace], RobotConfig]
-Printer = Callable[[list[str], list[tuple[object, ...]]], None]
 
-
-def add_faces_commands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], load: Loader, table: Printer
-) -> None:
-    """The `faces` group; `load` reads --config (and sets up logging), `table` prints aligned rows."""
+def register(commands: Commands) -> None:
     faces = commands.add_parser(
         "faces",
         help="the passengers' faces this robot can recognise",
@@ -57,7 +48,7 @@ def add_faces_commands(
         "Exits 0 only if every photo was enrolled (the accepted ones are kept either way).",
     )
     enroll.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="photos (JPEG, PNG, ...)")
-    enroll.set_defaults(handler=partial(_enroll, load))
+    enroll.set_defaults(handler=_enroll)
 
     identify = group.add_parser(
         "identify",
@@ -68,7 +59,7 @@ def add_faces_commands(
         "judge (the enrolment gate's minimum) are listed unmatched. Exits 0 once the photo is read.",
     )
     identify.add_argument("image", type=Path, metavar="IMAGE", help="a photo (JPEG, PNG, ...)")
-    identify.set_defaults(handler=partial(_identify, load))
+    identify.set_defaults(handler=_identify)
 
     listing = group.add_parser(
         "list",
@@ -78,7 +69,7 @@ def add_faces_commands(
     )
     listing.add_argument("--user-id", type=_user_id, metavar="ID", help="only this passenger's faces")
     listing.add_argument("--json", action="store_true", help="a JSON array of objects")
-    listing.set_defaults(handler=partial(_list, load, table))
+    listing.set_defaults(handler=_list)
 
     delete = group.add_parser(
         "delete",
@@ -89,7 +80,7 @@ def add_faces_commands(
         "without the models; without a usable face key the index file is removed (rebuilt when next "
         "needed). Prints how many faces were deleted.",
     )
-    delete.set_defaults(handler=partial(_delete, load))
+    delete.set_defaults(handler=_delete)
 
 
 def _user_id(text: str) -> uuid.UUID:
@@ -106,12 +97,17 @@ def _read(path: Path) -> bytes:
         raise FacesError(f"cannot read {path}: {err.strerror}") from err
 
 
-def _progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+def _load(args: argparse.Namespace) -> RobotConfig:
+    """--config, before provisioning too: faces are enrolled on a robot the cloud may not know yet."""
+    return load(args, key_may_be_missing=True, provisioned_may_be_missing=True)
 
 
-def _enroll(load: Loader, args: argparse.Namespace) -> int:
-    config = load(args)
+def _enroll(args: argparse.Namespace) -> int:
+    from models.faces.quality import Refused
+    from robot_agent.faces.configured import open_face_pipeline, open_matcher
+    from robot_agent.store.database import open_store
+
+    config = _load(args)
     photos = [(path, _read(path)) for path in args.images]  # a typo is named before any work is done
     store = open_store(config.storage.database)
     try:
@@ -124,12 +120,12 @@ def _enroll(load: Loader, args: argparse.Namespace) -> int:
                 result = pipeline.enrol_image(data)
                 step = f"[{n}/{len(photos)}] {path}"
                 if isinstance(result, Refused):
-                    _progress(f"{step}: refused: {result.reason.value} ({result.detail})")
+                    progress(f"{step}: refused: {result.reason.value} ({result.detail})")
                     refused.append(
                         {"image": str(path), "reason": result.reason.value, "detail": result.detail}
                     )
                 else:
-                    _progress(f"{step}: accepted")
+                    progress(f"{step}: accepted")
                     accepted.append((path, result.embedding))
         rows = matcher.enrol(args.user_id, [vector for _, vector in accepted]) if accepted else []
     finally:
@@ -144,8 +140,12 @@ def _enroll(load: Loader, args: argparse.Namespace) -> int:
     return 0
 
 
-def _identify(load: Loader, args: argparse.Namespace) -> int:
-    config = load(args)
+def _identify(args: argparse.Namespace) -> int:
+    from models.faces.image import decode_image
+    from robot_agent.faces.configured import open_face_pipeline, open_matcher
+    from robot_agent.store.database import open_store
+
+    config = _load(args)
     data = _read(args.image)
     store = open_store(config.storage.database)
     try:
@@ -198,8 +198,11 @@ def _number(value: float) -> float | None:
     return None if math.isinf(value) else round(value, 4)
 
 
-def _list(load: Loader, table: Printer, args: argparse.Namespace) -> int:
-    config = load(args)
+def _list(args: argparse.Namespace) -> int:
+    from robot_agent.faces import records
+    from robot_agent.store.database import open_store
+
+    config = _load(args)
     store = open_store(config.storage.database)
     try:
         with store.connect() as conn:
@@ -214,12 +217,15 @@ def _list(load: Loader, table: Printer, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([dict(zip(columns, row, strict=True)) for row in values], indent=2))
     else:
-        table(columns, list(values))
+        print_table(columns, list(values))
     return 0
 
 
-def _delete(load: Loader, args: argparse.Namespace) -> int:
-    config = load(args)
+def _delete(args: argparse.Namespace) -> int:
+    from robot_agent.faces.configured import open_matcher
+    from robot_agent.store.database import open_store
+
+    config = _load(args)
     store = open_store(config.storage.database)
     try:
         try:
@@ -236,9 +242,11 @@ def _delete(load: Loader, args: argparse.Namespace) -> int:
 
 def _delete_without_the_index(
     store: Engine, vision: VisionSection, user_id: uuid.UUID, why: FacesError
-) -> list[records.FaceRow]:
+) -> list[FaceRow]:
     """Deleting needs no key: the rows go, and the index file, which cannot be opened to take the faces
     out, goes too (the matcher rebuilds it from the database once it can)."""
+    from robot_agent.faces import records
+
     with store.begin() as conn:
         deleted = records.delete_faces(conn, user_id=user_id)
     records.forget_deleted(store)
