@@ -89,8 +89,13 @@ def _path(value: object, info: ValidationInfo) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def _point(value: object) -> tuple[float, float] | None:
+    """[x, y] from TOML as a point; None if it is not two numbers."""
+    if not isinstance(value, list) or len(value) != 2:
+        return None
+    if not all(isinstance(c, int | float) and not isinstance(c, bool) for c in value):
+        return None
+    return float(value[0]), float(value[1])
 
 
 def _template(value: object) -> Template:
@@ -111,10 +116,7 @@ def _template(value: object) -> Template:
     if not isinstance(size, int) or isinstance(size, bool) or not 16 <= size <= 1024:
         raise ValueError(f"template size: the chip's side in pixels, 16 to 1024, got {size!r}")
     raw = value.get("points")
-    pairs = (
-        [tuple(_number(c) for c in p) for p in raw if isinstance(p, list)] if isinstance(raw, list) else []
-    )
-    points = [(x, y) for x, y in (p for p in pairs if len(p) == 2) if x is not None and y is not None]
+    points = [point for point in map(_point, raw) if point is not None] if isinstance(raw, list) else []
     if not isinstance(raw, list) or len(raw) != 5 or len(points) != 5:
         raise ValueError(
             "template points: five [x, y] in the chip's pixels (the person's right eye, left eye, nose tip, "

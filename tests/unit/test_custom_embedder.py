@@ -130,6 +130,11 @@ def test_the_commented_example_in_robot_toml_reads(raw: dict[str, Any], robot_di
             "[[1, 2], [1, 2], [1, 2], [1, 2]]",
         ),
         (
+            {"template": {"size": 112, "points": [[120, 50]] * 5}},
+            "vision.embedders.mine.template: template points must lie inside the 112x112 chip, got "
+            "[[120, 50], [120, 50], [120, 50], [120, 50], [120, 50]]",
+        ),
+        (
             {"metric": "manhattan"},
             "vision.embedders.mine.metric: Input should be 'l2' or 'cosine', got 'manhattan'",
         ),
