@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 from bench.face_eval import pairs
 from bench.face_set import images, pipeline, pipeline_system, samples
 from bench.report import Figure, Table
-from models.faces.choice import EMBEDDERS, EmbedderName, PipelineChoice
+from models.faces.choice import DEFAULT_EMBEDDER, EMBEDDERS, EmbedderName, PipelineChoice
 from models.faces.embed import Metric, distance
 from models.faces.index_params import EF_CONSTRUCTION, EF_SEARCH, SPACES, M
 
@@ -263,7 +263,7 @@ def _figures(embedder: str, got: Measured) -> list[Figure | Table]:
 
 def run() -> list[Figure | Table]:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    default = PipelineChoice().embedder
+    default = DEFAULT_EMBEDDER
     rows: list[str] = []
     figures: list[Figure | Table] = []
     for embedder in (default, *(e for e in EMBEDDERS if e != default)):

@@ -25,7 +25,7 @@ import numpy as np
 from bench.face_set import photo, pipeline, scaled
 from bench.report import Figure, Table
 from models.faces.align import align
-from models.faces.choice import EmbedderName, PipelineChoice
+from models.faces.choice import DEFAULT_EMBEDDER, EmbedderName, PipelineChoice
 from models.faces.detect import upright
 from models.faces.image import BgrImage
 from models.faces.pipeline import FacePipeline
@@ -86,8 +86,8 @@ def run() -> list[Figure | Table]:
     shown = frames()
     default = PipelineChoice()
     configs: dict[str, tuple[EmbedderName, int]] = {
-        f"{default.detector} + {default.embedder} (default)": (default.embedder, 1),
-        f"{default.detector} + {default.embedder}, 2 threads": (default.embedder, 2),
+        f"{default.detector} + {DEFAULT_EMBEDDER} (default)": (DEFAULT_EMBEDDER, 1),
+        f"{default.detector} + {DEFAULT_EMBEDDER}, 2 threads": (DEFAULT_EMBEDDER, 2),
         f"{default.detector} + dlib_resnet_v1": ("dlib_resnet_v1", 1),
     }
     pipelines = {

@@ -3,7 +3,8 @@ size) before its bytes are handed to the face pipeline, which never opens a file
 
 Both programs load their models here (the robot from robot.toml's `[vision] models_dir`, cloud-sync from
 `--models-dir`). Nothing is ever downloaded: the files come from `robot-agent models fetch` and `models build`
-at set-up, and every error says which of the two to run.
+at set-up, and every error says which of the two to run. An operator's own embedder (models/faces/custom.py)
+is read from its path and checked against the sha256 its table pins instead.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from models.errors import ModelsError
 from models.faces.choice import PipelineChoice
+from models.faces.custom import CustomEmbedder
 from models.faces.manifest import (
     BUILT_FILES,
     MANIFEST_NAME,
@@ -111,8 +113,35 @@ def load_models(directory: Path, *names: ModelName) -> dict[ModelName, bytes]:
     return {name: verified_bytes(directory, manifest, name, fetch_remedy(directory, name)) for name in names}
 
 
+def read_custom_embedder(embedder: CustomEmbedder) -> bytes:
+    """An operator's embedder file, once its sha256 is the one its table pins; ModelFileError naming the
+    path and the table otherwise."""
+    path, key = embedder.path, embedder.key
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as err:
+        raise ModelFileError(
+            path, f"missing (the path {key} gives)", f"put the file there or fix {key}"
+        ) from err
+    except OSError as err:
+        raise ModelFileError(
+            path, f"cannot read: {err.strerror} (the path {key} gives)", f"fix {key}"
+        ) from err
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != embedder.sha256:
+        raise ModelFileError(
+            path,
+            f"sha256 {digest}, but {key} pins {embedder.sha256}",
+            "put the pinned file back; a different model is a new embedder: give it its own table, name and "
+            "threshold, so that faces it embeds are not compared with the old one's",
+        )
+    return data
+
+
 def open_pipeline(directory: Path, choice: PipelineChoice) -> FacePipeline:
     """The face pipeline `choice` names, from the model directory's files (each checked against the
-    manifest); ModelFileError naming the command to run when one is missing or wrong."""
+    manifest) and an operator's embedder file (checked against its sha256); ModelFileError naming the
+    command to run, or the table to fix, when one is missing or wrong."""
     files = load_models(directory, *choice.files())
-    return choice.build(files.__getitem__)
+    custom = read_custom_embedder(choice.embedder) if isinstance(choice.embedder, CustomEmbedder) else None
+    return choice.build(files.__getitem__, custom)

@@ -15,7 +15,7 @@ import uuid
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -31,7 +31,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from models.faces.choice import EMBEDDERS, DetectorName, EmbedderName, PipelineChoice
+from models.faces.choice import EMBEDDERS, DetectorName, PipelineChoice, embedder_named
+from models.faces.custom import EmbedderKey, EmbedderTable
 from models.keyfiles import check_private
 from robot_agent.errors import ConfigError, ConfigProblem
 
@@ -264,11 +265,15 @@ _FACES = PipelineChoice()
 class VisionSection(Section):
     """Faces: the detector and embedder by name (models/faces/choice.py), where their model files, the face
     key and the matcher's index are. Checked when face features start (`robot-agent faces ...`, and `run`
-    with match_faces), not here: without the models or the key the robot still checks tickets by QR."""
+    with match_faces), not here: without the models or the key the robot still checks tickets by QR.
+    `[vision.embedders.NAME]` tables add ONNX embedders of the operator's (models/faces/custom.py), which
+    `embedder` may then name; their files too are checked when faces start."""
 
     match_faces: bool = False
     detector: DetectorName = _FACES.detector
-    embedder: EmbedderName = _FACES.embedder
+    # Before `embedder`, whose check reads it.
+    embedders: dict[EmbedderKey, EmbedderTable] = {}
+    embedder: str = _FACES.spec.name
     detection_min_confidence: float = Field(default=_FACES.min_confidence, ge=0, le=1)
     # None: the embedder's own threshold (EmbedderSpec.threshold), the one the evaluation sets.
     match_max_distance: float | None = Field(default=None, gt=0)
@@ -278,13 +283,27 @@ class VisionSection(Section):
     # Checked when faces start (models/model_files.py), not here: `models fetch` makes it.
     models_dir: ResolvedPath = Field(default=Path("var/models"), validate_default=True)
 
+    @field_validator("embedder")
+    @classmethod
+    def _known_embedder(cls, name: str, info: ValidationInfo) -> str:
+        tables = info.data.get("embedders")
+        if tables is None:  # a bad [vision.embedders] table, reported under its own key
+            return name
+        if name not in EMBEDDERS and name not in tables:
+            known = [*EMBEDDERS, *tables]
+            raise ValueError(
+                f"unknown embedder {name!r}: one of {', '.join(known)} (a name of your own needs a "
+                f"[vision.embedders.{name}] table)"
+            )
+        return name
+
     @field_validator("match_max_distance")
     @classmethod
     def _only_stricter(cls, distance: float | None, info: ValidationInfo) -> float | None:
-        embedder = info.data.get("embedder")
-        if distance is None or embedder not in EMBEDDERS:
+        embedder, tables = info.data.get("embedder"), info.data.get("embedders")
+        if distance is None or embedder is None or tables is None:
             return distance
-        limit = EMBEDDERS[embedder][0].threshold
+        limit = tables[embedder].threshold if embedder in tables else EMBEDDERS[embedder][0].threshold
         if distance > limit:
             raise ValueError(
                 f"{distance} is above the {embedder} embedder's own threshold {limit:.3f}: this key may "
@@ -299,7 +318,13 @@ class VisionSection(Section):
     @property
     def choice(self) -> PipelineChoice:
         """The face pipeline these keys name."""
-        return PipelineChoice(self.detector, self.embedder, self.detection_min_confidence)
+        custom = {
+            name: table.embedder(name, f"[vision.embedders.{name}]") for name, table in self.embedders.items()
+        }
+        # A name neither built in nor in [vision.embedders] was refused when the file was read.
+        return PipelineChoice(
+            self.detector, embedder_named(self.embedder, custom), self.detection_min_confidence
+        )
 
 
 STANDARD_BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1000000, 2000000)
@@ -435,7 +460,7 @@ def _problem(error: ErrorDetails) -> ConfigProblem:
         return ConfigProblem(f"{key}.type" if key else "type", "missing required key")
     message = error["msg"].removeprefix("Value error, ")
     value = error.get("input")
-    if kind.endswith("_type") or kind.endswith("_parsing") or kind.startswith("literal"):
+    if kind.endswith("_type") or kind.endswith("_parsing") or kind.startswith("literal") or kind == "enum":
         message = f"{message}, got {value!r}"
     return ConfigProblem(key, message)
 
@@ -445,12 +470,23 @@ def _key_path(loc: tuple[int | str, ...]) -> tuple[str, type[BaseModel] | None]:
     keys: list[str] = []
     candidates: list[type[BaseModel]] = [RobotConfig]
     owner: type[BaseModel] | None = RobotConfig
+    named: list[type[BaseModel]] = []  # a table of tables ([vision.embedders]): the next key is a name
     for elem in loc:
+        if elem == "[key]":  # pydantic's mark of a table's name that failed its check
+            continue
+        if named:
+            keys.append(str(elem))
+            candidates, named = named, []
+            continue
         owner = candidates[0] if len(candidates) == 1 else None
         holder = next((m for m in candidates if elem in m.model_fields), None)
         if holder is not None:
             keys.append(str(elem))
-            candidates = _models_in(holder.model_fields[str(elem)].annotation)
+            annotation = holder.model_fields[str(elem)].annotation
+            if get_origin(annotation) is dict:
+                named, candidates = _models_in(get_args(annotation)[1]), []
+            else:
+                candidates = _models_in(annotation)
             continue
         branch = [m for m in candidates if _tag_of(m) == elem]
         if branch:

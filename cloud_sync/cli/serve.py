@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import tomllib
 from pathlib import Path
 
 import cv2
@@ -25,7 +26,8 @@ from cloud_sync.desks.signing import KeyRing
 from cloud_sync.errors import CloudSyncError, reason
 from cloud_sync.web.app import create_app
 from cloud_sync.web.context import CONTEXT
-from models.faces.choice import DETECTOR_FILES
+from models.faces.choice import DETECTOR_FILES, UnknownEmbedder, embedder_named
+from models.faces.custom import CustomEmbedder, CustomEmbedderError, parse_embedders_file
 
 log = logging.getLogger("cloud_sync")
 
@@ -77,12 +79,20 @@ def register(commands: Commands, parents: Parents) -> None:
         help="the detector whose landmarks align and whose gate judges each photo (default: yunet)",
     )
     faces.add_argument(
+        "--face-embedders-file",
+        type=_embedders_file,
+        metavar="FILE.toml",
+        help="ONNX embedders of your own, one [embedders.NAME] table each, with the keys of robot.toml's "
+        "[vision.embedders.NAME] (path, sha256, template, metric, threshold, ...); each file is checked "
+        "against its sha256 when enrolment starts",
+    )
+    faces.add_argument(
         "--face-embedder",
         action="append",
-        choices=ALL_EMBEDDERS,
         metavar="NAME",
-        help="keep each face's embedding by this embedder; repeat for several (default: every one, "
-        f"{', '.join(ALL_EMBEDDERS)}, so robots may run any)",
+        help=f"keep each face's embedding by this embedder: {', '.join(ALL_EMBEDDERS)} or a name from "
+        "--face-embedders-file; repeat for several (default: every one, built in or from the file, so "
+        "robots may run any)",
     )
     faces.add_argument(
         "--face-workers",
@@ -114,6 +124,20 @@ def _workers(text: str) -> int:
     return workers
 
 
+def _embedders_file(text: str) -> dict[str, CustomEmbedder]:
+    """The embedders a --face-embedders-file adds; relative paths are taken from the file's folder."""
+    path = Path(text)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return parse_embedders_file(raw, path.resolve().parent, str(path))
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {reason(err)}") from err
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise argparse.ArgumentTypeError(f"{path}: not valid TOML: {err}") from err
+    except CustomEmbedderError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def _quiet_opencv() -> None:
     """Keep OpenCV's own warnings off stderr, as the agent does: YuNet's "setPreferableTarget Targets are
     not supported" comes from C++ straight to the stream, past logging, at every new photo size, and would
@@ -130,15 +154,23 @@ def _serve(args: argparse.Namespace) -> int:
             return [f"tickets cannot be issued (answered 503) until this is fixed: {err}"]
         return []
 
-    # Checked here, not in the app's start-up, so that an old database is a one-line error before serving.
-    warnings = with_session(args.db, check_signing)
-    login = broker_login_from(args) if args.mqtt else None
+    custom: dict[str, CustomEmbedder] = args.face_embedders_file or {}
+    try:
+        embedders = tuple(
+            embedder_named(name, custom)
+            for name in dict.fromkeys(args.face_embedder or [*ALL_EMBEDDERS, *custom])
+        )
+    except UnknownEmbedder as err:
+        raise CloudSyncError(f"--face-embedder: {err}") from err
     faces = FaceSettings(
         models_dir=args.models_dir,
         detector=args.face_detector,
-        embedders=tuple(dict.fromkeys(args.face_embedder or ALL_EMBEDDERS)),
+        embedders=embedders,
         workers=args.face_workers,
     )
+    # Checked here, not in the app's start-up, so that an old database is a one-line error before serving.
+    warnings = with_session(args.db, check_signing)
+    login = broker_login_from(args) if args.mqtt else None
     _quiet_opencv()
     app = create_app(
         args.db,

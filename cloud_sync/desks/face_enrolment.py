@@ -3,7 +3,9 @@ native sessions are not safe to share, and one photo blocks for 50-150 ms), fed 
 
 Every photo is judged once by the detector's quality gate (`FacePipeline.enrol_image`) and then embedded by
 each configured embedder, so that a robot may run any of them against the same enrolment: photos are not
-kept, and a fleet that changed embedder could otherwise only ask every passenger to enrol again.
+kept, and a fleet that changed embedder could otherwise only ask every passenger to enrol again. An embedder
+is a built-in one or an operator's own (models/faces/custom.py, `cloud-sync serve --face-embedders-file`),
+whose faces are kept under its name as the robots that run it keep theirs.
 """
 
 from __future__ import annotations
@@ -22,13 +24,21 @@ from typing import Any, Final
 from cloud_sync.desks.photos import PhotoError, check_photo
 from models.errors import ModelsError
 from models.faces.align import align
-from models.faces.choice import EMBEDDERS, DetectorName, EmbedderName, PipelineChoice
+from models.faces.choice import (
+    EMBEDDERS,
+    DetectorName,
+    EmbedderChoice,
+    EmbedderName,
+    PipelineChoice,
+    embedder_spec,
+)
+from models.faces.custom import CustomEmbedder
 from models.faces.embed import Embedder
 from models.faces.image import decode_image
 from models.faces.manifest import ModelName
 from models.faces.quality import Quality, Refusal, Refused
 from models.faces.vectors import vector_bytes
-from models.model_files import load_models
+from models.model_files import load_models, read_custom_embedder
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +52,34 @@ MAX_CONCURRENT_REQUESTS: Final = 4
 @dataclass(frozen=True)
 class FaceSettings:
     """How the cloud enrols faces (`cloud-sync serve --models-dir --face-detector --face-embedder
-    --face-workers`): the model directory, one detector, the embedders every face is kept for (the first one
-    runs inside the pipeline), and the worker threads."""
+    --face-embedders-file --face-workers`): the model directory, one detector, the embedders every face is
+    kept for (the first one runs inside the pipeline), and the worker threads."""
 
     models_dir: Path = DEFAULT_MODELS_DIR
     detector: DetectorName = "yunet"
-    embedders: tuple[EmbedderName, ...] = ALL_EMBEDDERS
+    embedders: tuple[EmbedderChoice, ...] = ALL_EMBEDDERS
     workers: int = 1
 
     def __post_init__(self) -> None:
-        if not self.embedders or len(set(self.embedders)) != len(self.embedders):
-            raise ValueError(f"embedders must be one or more distinct names, not {self.embedders}")
+        names = self.names()
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"embedders must be one or more distinct names, not {names}")
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, not {self.workers}")
 
+    def names(self) -> list[str]:
+        """The embedders' names, which their faces are kept by."""
+        return [embedder_spec(embedder).name for embedder in self.embedders]
+
     def files(self) -> list[ModelName]:
-        """Every model file enrolment loads."""
+        """Every file of the model directory enrolment loads (an operator's embedder's file is its own)."""
         first = PipelineChoice(self.detector, self.embedders[0]).files()
-        return list(dict.fromkeys([*first, *(EMBEDDERS[name][1] for name in self.embedders[1:])]))
+        others = (EMBEDDERS[e][1] for e in self.embedders[1:] if not isinstance(e, CustomEmbedder))
+        return list(dict.fromkeys([*first, *others]))
+
+    def custom(self) -> list[CustomEmbedder]:
+        """The operator's embedders among them."""
+        return [embedder for embedder in self.embedders if isinstance(embedder, CustomEmbedder)]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -79,15 +99,23 @@ class Enrolled:
 class _Worker:
     """One thread's pipeline and extra embedders."""
 
-    def __init__(self, settings: FaceSettings, files: Mapping[ModelName, bytes]) -> None:
+    def __init__(
+        self, settings: FaceSettings, files: Mapping[ModelName, bytes], custom: Mapping[str, bytes]
+    ) -> None:
         self.detector = settings.detector
-        self.first = settings.embedders[0]
-        self.pipeline = PipelineChoice(settings.detector, self.first).build(files.__getitem__)
+        first = PipelineChoice(settings.detector, settings.embedders[0])
+        self.first = first.spec.name
+        self.pipeline = first.build(files.__getitem__, custom.get(self.first))
         self.others: list[tuple[str, Embedder]] = []
         try:
-            for name in settings.embedders[1:]:
-                spec, file = EMBEDDERS[name]
-                self.others.append((name, Embedder(files[file], spec)))
+            for embedder in settings.embedders[1:]:
+                spec = embedder_spec(embedder)
+                model = (
+                    custom[spec.name]
+                    if isinstance(embedder, CustomEmbedder)
+                    else files[EMBEDDERS[embedder][1]]
+                )
+                self.others.append((spec.name, Embedder(model, spec)))
         except BaseException:
             self.close()
             raise
@@ -113,6 +141,11 @@ class _Worker:
         self.pipeline.close()
         for _, embedder in self.others:
             embedder.close()
+
+
+def _read_custom(embedders: Sequence[CustomEmbedder]) -> dict[str, bytes]:
+    """Each operator's embedder's file, checked against the sha256 its table pins."""
+    return {embedder.spec.name: read_custom_embedder(embedder) for embedder in embedders}
 
 
 @dataclass(eq=False)
@@ -143,8 +176,10 @@ class EnrolmentWorkers:
         )
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        # The model files' bytes while the threads build their pipelines, then dropped (~65 MB).
+        # The model files' bytes while the threads build their pipelines, then dropped (~65 MB); an
+        # operator's embedders' by name.
         self._files: Mapping[ModelName, bytes] | None = None
+        self._custom: Mapping[str, bytes] = {}
         self._load_ms = 0
         self._admission = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
 
@@ -157,6 +192,7 @@ class EnrolmentWorkers:
         began = time.perf_counter()
         try:
             self._files = await asyncio.to_thread(load_models, settings.models_dir, *settings.files())
+            self._custom = await asyncio.to_thread(_read_custom, settings.custom())
         except ModelsError as err:
             self.unavailable = f"face enrolment is unavailable: {err}"
             return
@@ -169,7 +205,7 @@ class EnrolmentWorkers:
             self._threads.append(thread)
             thread.start()
         errors = [r for r in await asyncio.gather(*built, return_exceptions=True) if r is not None]
-        self._files = None
+        self._files, self._custom = None, {}
         if errors:
             await self.stop()
             why = f"the models in {settings.models_dir} cannot be loaded: {errors[0]}"
@@ -190,7 +226,7 @@ class EnrolmentWorkers:
         log.info(
             "face enrolment ready detector=%s embedders=%s workers=%d ms=%d",
             settings.detector,
-            ",".join(settings.embedders),
+            ",".join(settings.names()),
             settings.workers,
             self._load_ms,
         )
@@ -200,7 +236,7 @@ class EnrolmentWorkers:
     ) -> None:
         try:
             assert self._files is not None
-            worker = _Worker(settings, self._files)
+            worker = _Worker(settings, self._files, self._custom)
         except BaseException as err:
             loop.call_soon_threadsafe(_settle, ready, None, err)
             return

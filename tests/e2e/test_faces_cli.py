@@ -5,6 +5,7 @@ refuse in one line naming the command to run, and the rest of the agent (tickets
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import subprocess
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from models.faces.embed import SFACE
-from tests.support.face_files import MODELS_DIR, face_photo_path
+from tests.support.face_files import MODELS_DIR, face_photo_path, model_path
 from tests.support.provisioned import write_provisioned_files
 
 BIN = Path(sys.executable).parent
@@ -144,6 +145,38 @@ def test_a_corrupt_index_is_rebuilt_and_deleting_leaves_no_trace(tmp_path: Path)
     assert (
         not (robot / "var" / "robot.db-wal").exists() or (robot / "var" / "robot.db-wal").stat().st_size == 0
     )
+
+
+def test_an_embedder_of_ones_own_enrols_and_identifies_under_its_name(tmp_path: Path) -> None:
+    # Set-up's SFace file, configured as the operator's own embedder with SFace's spec values.
+    robot = robot_folder(tmp_path)
+    sface = model_path("sface_2021dec_fp32.onnx")
+    config = robot / "robot.toml"
+    text = config.read_text().replace('embedder = "sface"', 'embedder = "my_sface"', 1)
+    config.write_text(
+        f"""{text}
+[vision.embedders.my_sface]
+path = "{sface}"
+sha256 = "{hashlib.sha256(sface.read_bytes()).hexdigest()}"
+template = "arcface_112"
+channels = "rgb"
+layout = "nchw"
+mean = [0, 0, 0]
+scale = 1.0
+metric = "cosine"
+threshold = {SFACE.threshold}
+"""
+    )
+    enrolled = agent(robot, "faces", "enroll", "--user-id", OBAMA, str(face_photo_path("obama.jpg")))
+    assert enrolled.returncode == 0, enrolled.stderr
+
+    again = identified(robot, "obama2.jpg")
+    assert (again["embedder"], again["threshold"], again["enrolled"]) == ("my_sface", SFACE.threshold, 1)
+    [seen] = again["faces"]
+    assert (seen["user_id"], seen["verdict"]) == (OBAMA, "match")
+    assert 0 < seen["distance"] < SFACE.threshold
+    stored = sqlite3.connect(robot / "var" / "robot.db").execute("SELECT embedder FROM faces").fetchall()
+    assert stored == [("my_sface",)]
 
 
 def test_without_the_face_key_face_commands_refuse_and_say_how_to_make_it(tmp_path: Path) -> None:

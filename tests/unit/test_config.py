@@ -245,7 +245,10 @@ def test_the_detector_and_embedder_are_named_from_the_pipelines_choices(
     )
     raw["vision"]["embedder"] = "arcface"
     [line] = problems(raw, robot_dir)
-    assert line == "vision.embedder: Input should be 'sface' or 'dlib_resnet_v1', got 'arcface'"
+    assert line == (
+        "vision.embedder: unknown embedder 'arcface': one of sface, dlib_resnet_v1 (a name of your own "
+        "needs a [vision.embedders.arcface] table)"
+    )
 
 
 @pytest.mark.parametrize(("embedder", "limit"), [("sface", "0.530"), ("dlib_resnet_v1", "0.500")])
