@@ -1,8 +1,10 @@
 """The face watcher in-process, on set-up's models and real photos: a recognised passenger's ticket is checked
 once per showing with method `face`, strangers and passengers without a ticket here record nothing, a face
 enrolled beside the running watcher is seen at its next refresh; the QR scanner and the watcher share one
-camera, each getting frames and the QR checks going on while a face frame is being processed; and an agent
-whose face models or key are missing says so once and checks tickets by QR.
+camera, each getting frames and the QR checks going on while a face frame is being processed; an agent
+whose face models or key are missing says so once and checks tickets by QR; and faces followed across a
+video's frames are embedded a fraction as often with the same checks, their carried name replaced at once
+by a fresh embedding's.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import threading
 import uuid
 from collections.abc import Iterator
@@ -24,6 +27,8 @@ from sqlalchemy import Engine
 
 from models.faces.choice import PipelineChoice
 from models.faces.detect import DetectedFace
+from models.faces.identify import Identification
+from models.faces.identify import Verdict as Match
 from models.faces.image import BgrImage
 from models.faces.pipeline import Enrolled, FacePipeline
 from models.faces.track import FaceTracker
@@ -35,7 +40,7 @@ from robot_agent.runtime import Agent
 from robot_agent.store.database import open_store
 from robot_agent.tickets import CheckMethod, CheckOutcome, TicketDesk
 from robot_agent.vision.camera import Camera, Frame
-from robot_agent.vision.faces import FaceWatcher
+from robot_agent.vision.faces import FaceNamer, FaceWatcher
 from robot_agent.vision.fanout import FrameFanout, Subscription
 from robot_agent.vision.scan import TicketScanner
 from tests.e2e.test_ticket_scanning import robot, ticket
@@ -281,3 +286,28 @@ async def test_faces_followed_across_frames_are_embedded_less_often_and_checked_
     # Each face when it appears; then Obama (known) after 1 s, Biden (unknown) every 0.3 s (every 5th frame):
     # 2 + 6 in the first showing, 1 + 3 in the second.
     assert (shown["embedded_faces"], shown["tracked_faces"]) == (12, 78)
+
+
+def test_a_followed_face_keeps_its_name_until_due_and_a_fresh_embedding_replaces_it_at_once(
+    pipeline: FacePipeline,
+) -> None:
+    """The watcher's per-frame path on a real face, 15 frames/s, with an identification that names Obama the
+    first time and nobody after (as when someone else has stepped into his place): the name is carried,
+    marked not fresh, until the track is due (1 s), then the fresh answer replaces it in that frame."""
+    answers = [
+        Identification(Match.MATCH, OBAMA, 0.2, math.inf),
+        Identification(Match.TOO_FAR, None, 0.9, math.inf),
+    ]
+    asked: list[int] = []
+
+    def identify(vector: NDArray[np.float32]) -> Identification[uuid.UUID]:
+        asked.append(len(asked))
+        return answers[min(len(asked) - 1, 1)]
+
+    namer = FaceNamer(Kept(pipeline), identify)
+    face = portrait_frame("obama2.jpg")
+    seen = [namer.name(drifting(face, n), n / 15) for n in range(18)]
+    assert all(len(sightings) == 1 for sightings in seen)
+    named = [(s.identity, s.fresh) for [s] in seen]
+    assert named == [(OBAMA, True)] + [(OBAMA, False)] * 14 + [(None, True)] + [(None, False)] * 2
+    assert len(asked) == 2
