@@ -104,7 +104,7 @@ class FaceNamer:
         min_eye_distance = self.pipeline.limits.min_eye_distance
         located = [face for face in self.pipeline.locate(image) if face.eye_distance >= min_eye_distance]
         tracks = self.tracker.associate([face.box for face in located], at_s)
-        due = [i for i, track in enumerate(tracks) if self.tracker.due(track, at_s)]
+        due = self.tracker.to_embed(tracks, at_s)
         found = self.pipeline.embed(image, [located[i] for i in due])
         for i, face in zip(due, found, strict=True):
             who = self.identify(face.embedding)

@@ -261,7 +261,7 @@ async def test_faces_followed_across_frames_are_embedded_less_often_and_checked_
     video = [(drifting(both, n), n / 15) for n in range(30)] + [
         (drifting(both, n), 6 + n / 15) for n in range(15)
     ]
-    never_kept: FaceTracker[uuid.UUID] = FaceTracker(reembed_s=0.0, unknown_reembed_s=0.0)
+    never_kept: FaceTracker[uuid.UUID] = FaceTracker(reembed_s=0.0, unknown_reembed_s=0.0, max_reembeds=2)
     runs: dict[str, tuple[list[Verdict], dict[str, Any]]] = {}
     for name, tracker in (("tracked", None), ("every face", never_kept)):
         (tmp_path / name).mkdir()
@@ -283,7 +283,8 @@ async def test_faces_followed_across_frames_are_embedded_less_often_and_checked_
     assert {k: shown[k] for k in counted} == {k: every[k] for k in counted}
     assert (shown["faces"], shown["matched"], shown["unknown"]) == (90, 45, 45)
     assert (every["embedded_faces"], every["tracked_faces"]) == (90, 0)
-    # Each face when it appears; then Obama (known) after 1 s, Biden (unknown) every 0.3 s (every 5th frame):
+    # Each face when it appears; then Obama (known) after 1 s, Biden (unknown) every 0.3 s (every 5th frame;
+    # the two due in the same frame are embedded one a frame):
     # 2 + 6 in the first showing, 1 + 3 in the second.
     assert (shown["embedded_faces"], shown["tracked_faces"]) == (12, 78)
 

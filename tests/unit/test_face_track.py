@@ -167,3 +167,36 @@ def test_a_carried_name_keeps_a_showing_going_but_never_starts_one() -> None:
     assert not debouncer.new_showing("ann", 8.0)
     debouncer.continue_showing("ann", 11.5)  # past the window: the showing ended, and is not restarted
     assert debouncer.new_showing("ann", 11.6)
+
+
+def test_new_faces_are_all_embedded_and_faces_due_together_are_spread_one_a_frame() -> None:
+    tracker: FaceTracker[str] = FaceTracker(reembed_s=1.0, unknown_reembed_s=0.3, max_reembeds=1)
+    boxes = [box(0), box(200), box(400)]
+    tracks = tracker.associate(boxes, 0.0)
+    assert tracker.to_embed(tracks, 0.0) == [0, 1, 2]  # three new faces: none waits
+    for track, name in zip(tracks, ("ann", "bob", "cy"), strict=True):
+        tracker.identified(track, name, 0.0)
+    embedded: list[tuple[int, int]] = []
+    for n in range(1, 61):
+        now = n / 16  # 16 frames/s here: times exact in binary, 1 s = 16 frames
+        shown = [*boxes, box(600)] if n >= 48 else boxes  # a fourth face from frame 48
+        tracks = tracker.associate(shown, now)
+        for i in tracker.to_embed(tracks, now):
+            embedded.append((n, i))
+            tracker.identified(tracks[i], tracks[i].identity or "dan", now)
+    # All three due at frame 16, embedded one a frame (equally overdue: in order), then each a second after
+    # its last; a new face is embedded at once, beside the one due (frame 48).
+    first, second = [(16, 0), (17, 1), (18, 2)], [(32, 0), (33, 1), (34, 2)]
+    assert embedded == [*first, *second, (48, 0), (48, 3), (49, 1), (50, 2)]
+
+
+def test_the_longest_overdue_face_is_embedded_first() -> None:
+    tracker: FaceTracker[str] = FaceTracker(reembed_s=1.0, unknown_reembed_s=0.25, max_age_s=2.0)
+    known, unknown = tracker.associate([box(0), box(200)], 0.0)
+    tracker.identified(known, "ann", 0.0)
+    tracker.identified(unknown, None, 0.625)
+    tracks = tracker.associate([box(0), box(200)], 1.25)
+    # Ann is 0.25 s overdue, the unknown face 0.375 s: the unknown one first, Ann in the next frame.
+    assert tracker.to_embed(tracks, 1.25) == [1]
+    tracker.identified(unknown, None, 1.25)
+    assert tracker.to_embed(tracker.associate([box(0), box(200)], 1.3125), 1.3125) == [0]
