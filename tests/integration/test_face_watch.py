@@ -312,3 +312,22 @@ def test_a_followed_face_keeps_its_name_until_due_and_a_fresh_embedding_replaces
     named = [(s.identity, s.fresh) for [s] in seen]
     assert named == [(OBAMA, True)] + [(OBAMA, False)] * 14 + [(None, True)] + [(None, False)] * 2
     assert len(asked) == 2
+
+
+async def test_a_change_of_the_enrolled_faces_ends_every_track(
+    tmp_path: Path, pipeline: FacePipeline, obama: NDArray[np.float32]
+) -> None:
+    """A face followed as unknown is embedded afresh in the first frame after the matcher's faces changed,
+    not 0.3 s later: no name made against the old faces is carried past a refresh."""
+    bot = Robot(tmp_path)
+    watcher = FaceWatcher(Subscription("test"), Kept(pipeline), bot.matcher, bot.desk, 3.0)
+    face = portrait_frame("obama2.jpg")
+    await watcher.watch(frame(drifting(face, 0), 0, 0.0))
+    await watcher.watch(frame(drifting(face, 1), 1, 1 / 15))
+    assert (watcher.stats.embedded_faces, watcher.stats.tracked_faces, watcher.stats.unknown) == (1, 1, 2)
+    # Enrolled by another matcher on the same database (down-sync, `faces enroll`), then the refresh hook.
+    Matcher(bot.store, bot.matcher.key, CHOICE.spec, tmp_path / "other.hnsw").enrol(OBAMA, [obama])
+    watcher.refresh()
+    await watcher.watch(frame(drifting(face, 2), 2, 2 / 15))
+    assert (watcher.stats.embedded_faces, watcher.stats.matched, watcher.stats.no_ticket) == (2, 1, 1)
+    bot.store.dispose()
