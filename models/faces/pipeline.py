@@ -82,7 +82,7 @@ class FacePipeline:
 
     def embed(self, image: BgrImage, located: Sequence[DetectedFace]) -> list[FoundFace]:
         """The faces `locate` found in `image` (some or all), each made upright, aligned and embedded (one
-        batch), in their order. `faces()` is `locate` then `embed` of those big enough."""
+        batch), in their order; `faces()` does the same for every face big enough once upright."""
         return self._embedded(image, [self.upright(image, face) for face in located])
 
     def faces(self, image: BgrImage, min_eye_distance: float = 0.0) -> list[FoundFace]:
