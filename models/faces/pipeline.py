@@ -1,13 +1,17 @@
 """One object both programs run: a detector, the alignment to the embedder's template, and the embedder.
 
-`faces(image)` is the robot's per-frame call; `enrol_image(bytes)` the cloud's (and `robot-agent faces
-enroll`'s): the quality gate first, then one embedding or the reason for refusing. A pipeline holds native
-sessions that are not safe to share between threads: give each worker thread its own, and run it off an
-asyncio loop (it blocks for tens of milliseconds).
+`faces(image)` finds and embeds every face of a frame (`robot-agent faces identify`, the benchmarks); it is
+`locate`, then `upright` and the eye-distance filter, then `embed`'s alignment and batch, and the robot's
+face watcher calls `locate` and `embed` itself, to embed only the faces it has not named in the last frames.
+`enrol_image(bytes)` is the cloud's (and `robot-agent faces enroll`'s): the quality gate first, then one
+embedding or the reason for refusing. A pipeline holds native sessions that are not safe to share between
+threads: give each worker thread its own, and run it off an asyncio loop (it blocks for tens of
+milliseconds).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -64,18 +68,34 @@ class FacePipeline:
 
     def detect(self, image: BgrImage) -> list[DetectedFace]:
         """The faces in `image`, tilted ones measured again upright (detect.upright), best first."""
-        return [
-            upright(self.detector, image, face, self.upright_passes)
-            for face in detect_scaled(self.detector, image, self.max_detection_side)
-        ]
+        return [self.upright(image, face) for face in self.locate(image)]
+
+    def locate(self, image: BgrImage) -> list[DetectedFace]:
+        """The faces in `image` as the detector measured them, best first: one detection of the frame, before
+        any per-face work (`upright`, alignment, embedding), for a caller that chooses which faces to embed
+        (the robot's face watcher follows faces from frame to frame, models.faces.track)."""
+        return detect_scaled(self.detector, image, self.max_detection_side)
+
+    def upright(self, image: BgrImage, face: DetectedFace) -> DetectedFace:
+        """`face` measured again upright if it is tilted (detect.upright): a few detections a tilted face."""
+        return upright(self.detector, image, face, self.upright_passes)
+
+    def embed(self, image: BgrImage, located: Sequence[DetectedFace]) -> list[FoundFace]:
+        """The faces `locate` found in `image` (some or all), each made upright, aligned and embedded (one
+        batch), in their order; `faces()` does the same for every face big enough once upright."""
+        return self._embedded(image, [self.upright(image, face) for face in located])
 
     def faces(self, image: BgrImage, min_eye_distance: float = 0.0) -> list[FoundFace]:
-        """Every face in `image` at least `min_eye_distance` pixels between the eyes, best detection first,
-        each with its embedding (all embedded in one batch)."""
-        found = [face for face in self.detect(image) if face.eye_distance >= min_eye_distance]
+        """Every face in `image` at least `min_eye_distance` pixels between the eyes (once upright), best
+        detection first, each with its embedding (all embedded in one batch)."""
+        return self._embedded(
+            image, [face for face in self.detect(image) if face.eye_distance >= min_eye_distance]
+        )
+
+    def _embedded(self, image: BgrImage, faces: list[DetectedFace]) -> list[FoundFace]:
         template = self.embedder.spec.template
-        vectors = self.embedder.embed([align(image, face, template).image for face in found])
-        return [FoundFace(face, vector) for face, vector in zip(found, vectors, strict=True)]
+        vectors = self.embedder.embed([align(image, face, template).image for face in faces])
+        return [FoundFace(face, vector) for face, vector in zip(faces, vectors, strict=True)]
 
     def enrol_image(self, data: bytes) -> Enrolled | Refused:
         """The embedding of the one face in the photo `data` (file bytes), or the gate's reason to refuse."""

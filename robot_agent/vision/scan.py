@@ -58,6 +58,13 @@ class Debouncer:
             self._last_seen = {k: t for k, t in self._last_seen.items() if t >= horizon}
         return last is None or at_s - last > self.window_s
 
+    def continue_showing(self, key: str, at_s: float) -> None:
+        """A sighting that may keep an open showing going but never starts one (the face watcher's name
+        carried by a track, not made afresh): it counts only when the key was seen within `window_s`."""
+        last = self._last_seen.get(key)
+        if last is not None and last <= at_s and at_s - last <= self.window_s:
+            self._last_seen[key] = at_s
+
 
 class RetryBudget:
     """How much of one core the QR reader's retry passes may take on frames where the first pass read nothing.

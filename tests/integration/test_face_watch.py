@@ -1,8 +1,10 @@
 """The face watcher in-process, on set-up's models and real photos: a recognised passenger's ticket is checked
 once per showing with method `face`, strangers and passengers without a ticket here record nothing, a face
 enrolled beside the running watcher is seen at its next refresh; the QR scanner and the watcher share one
-camera, each getting frames and the QR checks going on while a face frame is being processed; and an agent
-whose face models or key are missing says so once and checks tickets by QR.
+camera, each getting frames and the QR checks going on while a face frame is being processed; an agent
+whose face models or key are missing says so once and checks tickets by QR; and faces followed across a
+video's frames are embedded a fraction as often with the same checks, their carried name replaced at once
+by a fresh embedding's.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,8 +26,12 @@ from numpy.typing import NDArray
 from sqlalchemy import Engine
 
 from models.faces.choice import PipelineChoice
+from models.faces.detect import DetectedFace
+from models.faces.identify import Identification
+from models.faces.identify import Verdict as Match
 from models.faces.image import BgrImage
-from models.faces.pipeline import Enrolled, FacePipeline, FoundFace
+from models.faces.pipeline import Enrolled, FacePipeline
+from models.faces.track import FaceTracker
 from models.tickets import Verdict
 from robot_agent.config import RobotConfig, load_config
 from robot_agent.faces.key import create_face_key, load_face_key
@@ -32,13 +40,13 @@ from robot_agent.runtime import Agent
 from robot_agent.store.database import open_store
 from robot_agent.tickets import CheckMethod, CheckOutcome, TicketDesk
 from robot_agent.vision.camera import Camera, Frame
-from robot_agent.vision.faces import FaceWatcher
+from robot_agent.vision.faces import FaceNamer, FaceWatcher
 from robot_agent.vision.fanout import FrameFanout, Subscription
 from robot_agent.vision.scan import TicketScanner
 from tests.e2e.test_ticket_scanning import robot, ticket
 from tests.integration.test_ticket_desk import events, held
 from tests.support.face_files import MODELS_DIR, face_photo, model_bytes
-from tests.support.face_frames import face_and_code_frame, portrait_frame
+from tests.support.face_frames import drifting, face_and_code_frame, portrait_frame, two_people_frame
 from tests.support.qr_images import render_qr
 
 OBAMA = uuid.UUID(int=0x0B)
@@ -143,8 +151,8 @@ async def test_a_recognised_passenger_is_checked_once_a_showing_and_strangers_re
 
 
 class Gated(Kept):
-    """Holds the watcher's first frame inside `faces()` until the QR scanner has checked `checks` tickets: a
-    watcher that starved the scanner (one slot, one thread) would never let go."""
+    """Holds the watcher's first frame inside `locate()` (its detection) until the QR scanner has checked
+    `checks` tickets: a watcher that starved the scanner (one slot, one thread) would never let go."""
 
     def __init__(self, real: FacePipeline, checks: int) -> None:
         super().__init__(real)
@@ -160,9 +168,9 @@ class Gated(Kept):
             if len(self.outcomes) >= self.checks:
                 self._open.set()
 
-    def faces(self, image: BgrImage, min_eye_distance: float = 0.0) -> list[FoundFace]:
+    def locate(self, image: BgrImage) -> list[DetectedFace]:
         assert self._open.wait(60), "the QR scanner checked nothing while a face frame was being processed"
-        return super().faces(image, min_eye_distance)
+        return super().locate(image)
 
 
 async def test_the_qr_scanner_and_the_face_watcher_share_the_camera_without_starving_each_other(
@@ -240,3 +248,86 @@ def test_an_agent_without_face_models_or_key_says_so_once_and_checks_tickets_by_
             assert "faces" not in agent.vision_snapshot()
         finally:
             agent.store.dispose()
+
+
+async def test_faces_followed_across_frames_are_embedded_less_often_and_checked_the_same(
+    tmp_path: Path, pipeline: FacePipeline, obama: NDArray[np.float32]
+) -> None:
+    """Obama (a passenger with a ticket here) and Biden (a stranger) side by side, drifting a few pixels a
+    frame at 15 frames/s for 2 s, out of view for 4 s, back for 1 s; the same video through a watcher whose
+    tracker never keeps a name (every face embedded in every frame, as before tracking): the same checks and
+    the same counts of faces, matched and unknown, with a fraction of the embeddings."""
+    both = two_people_frame("obama2.jpg", "biden.jpg")
+    video = [(drifting(both, n), n / 15) for n in range(30)] + [
+        (drifting(both, n), 6 + n / 15) for n in range(15)
+    ]
+    never_kept: FaceTracker[uuid.UUID] = FaceTracker(reembed_s=0.0, unknown_reembed_s=0.0, max_reembeds=2)
+    runs: dict[str, tuple[list[Verdict], dict[str, Any]]] = {}
+    for name, tracker in (("tracked", None), ("every face", never_kept)):
+        (tmp_path / name).mkdir()
+        bot = Robot(tmp_path / name)
+        bot.matcher.enrol(OBAMA, [obama])
+        held(bot.store, ticket()[1], user_id=OBAMA)
+        watcher = FaceWatcher(Subscription("test"), Kept(pipeline), bot.matcher, bot.desk, 3.0)
+        if tracker is not None:
+            watcher.namer.tracker = tracker
+        verdicts = []
+        for n, (image, at_s) in enumerate(video):
+            verdicts += [outcome.verdict for outcome in await watcher.watch(frame(image, n, at_s))]
+        runs[name] = verdicts, watcher.snapshot()
+        bot.store.dispose()
+
+    (tracked, shown), (baseline, every) = runs["tracked"], runs["every face"]
+    assert tracked == baseline == [Verdict.VALID, Verdict.ALREADY_USED]
+    counted = ("frames", "faces", "matched", "unknown", "checks", "valid", "no_ticket")
+    assert {k: shown[k] for k in counted} == {k: every[k] for k in counted}
+    assert (shown["faces"], shown["matched"], shown["unknown"]) == (90, 45, 45)
+    assert (every["embedded_faces"], every["tracked_faces"]) == (90, 0)
+    # Each face when it appears; then Obama (known) after 1 s, Biden (unknown) every 0.3 s (every 5th frame;
+    # the two due in the same frame are embedded one a frame):
+    # 2 + 6 in the first showing, 1 + 3 in the second.
+    assert (shown["embedded_faces"], shown["tracked_faces"]) == (12, 78)
+
+
+def test_a_followed_face_keeps_its_name_until_due_and_a_fresh_embedding_replaces_it_at_once(
+    pipeline: FacePipeline,
+) -> None:
+    """The watcher's per-frame path on a real face, 15 frames/s, with an identification that names Obama the
+    first time and nobody after (as when someone else has stepped into his place): the name is carried,
+    marked not fresh, until the track is due (1 s), then the fresh answer replaces it in that frame."""
+    answers = [
+        Identification(Match.MATCH, OBAMA, 0.2, math.inf),
+        Identification(Match.TOO_FAR, None, 0.9, math.inf),
+    ]
+    asked: list[int] = []
+
+    def identify(vector: NDArray[np.float32]) -> Identification[uuid.UUID]:
+        asked.append(len(asked))
+        return answers[min(len(asked) - 1, 1)]
+
+    namer = FaceNamer(Kept(pipeline), identify)
+    face = portrait_frame("obama2.jpg")
+    seen = [namer.name(drifting(face, n), n / 15) for n in range(18)]
+    assert all(len(sightings) == 1 for sightings in seen)
+    named = [(s.identity, s.fresh) for [s] in seen]
+    assert named == [(OBAMA, True)] + [(OBAMA, False)] * 14 + [(None, True)] + [(None, False)] * 2
+    assert len(asked) == 2
+
+
+async def test_a_change_of_the_enrolled_faces_ends_every_track(
+    tmp_path: Path, pipeline: FacePipeline, obama: NDArray[np.float32]
+) -> None:
+    """A face followed as unknown is embedded afresh in the first frame after the matcher's faces changed,
+    not 0.3 s later: no name made against the old faces is carried past a refresh."""
+    bot = Robot(tmp_path)
+    watcher = FaceWatcher(Subscription("test"), Kept(pipeline), bot.matcher, bot.desk, 3.0)
+    face = portrait_frame("obama2.jpg")
+    await watcher.watch(frame(drifting(face, 0), 0, 0.0))
+    await watcher.watch(frame(drifting(face, 1), 1, 1 / 15))
+    assert (watcher.stats.embedded_faces, watcher.stats.tracked_faces, watcher.stats.unknown) == (1, 1, 2)
+    # Enrolled by another matcher on the same database (down-sync, `faces enroll`), then the refresh hook.
+    Matcher(bot.store, bot.matcher.key, CHOICE.spec, tmp_path / "other.hnsw").enrol(OBAMA, [obama])
+    watcher.refresh()
+    await watcher.watch(frame(drifting(face, 2), 2, 2 / 15))
+    assert (watcher.stats.embedded_faces, watcher.stats.matched, watcher.stats.no_ticket) == (2, 1, 1)
+    bot.store.dispose()
