@@ -184,7 +184,7 @@ def video(three: BgrImage) -> list[Figure | Table]:
     """The watcher's per-frame path (tracked) against every face embedded, on one video, known and unknown."""
     default = PipelineChoice()
     shown = video_frames(three)
-    faces = pipeline(default.detector, default.embedder, threads=1)
+    faces = pipeline(default.detector, DEFAULT_EMBEDDER, threads=1)
     with tempfile.TemporaryDirectory() as folder, faces:
         store = open_store(Path(folder) / "robot.db")
         create_face_key(Path(folder) / "faces.key")
