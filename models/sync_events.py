@@ -69,7 +69,7 @@ class TicketChecked(_EventData):
     # "token" (typed or pasted) or "face" (the camera recognised the passenger; their ticket's token came
     # from the robot's copy). Older robots sent no method: theirs were camera checks. Any short text is
     # accepted, not only these: a cloud that refused a newer robot's method would dead-letter the whole
-    # batch, the purchases in it too (decisions §41-C).
+    # batch, the purchases in it too (decisions §41).
     method: Annotated[str, Field(min_length=1, max_length=20, pattern=NO_NUL)] = "camera"
 
 

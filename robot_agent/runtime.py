@@ -105,7 +105,7 @@ class Agent:
         vision = self.config.vision
         try:
             matcher = open_matcher(self.store, vision)
-            # One intra-op thread: the QR scanner's decoding keeps a core of its own (decisions §41-C).
+            # One intra-op thread: the QR scanner's decoding keeps a core of its own (decisions §41).
             pipeline = open_face_pipeline(vision, threads=1)
         except FacesError as err:
             log.error("face matching is off: %s", err)

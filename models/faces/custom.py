@@ -142,7 +142,7 @@ class EmbedderTable(BaseModel):
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     scale: float = Field(default=1.0, gt=0)
     metric: Metric
-    # No default: nothing here evaluates the model (docs/decisions.md §41-F).
+    # No default: nothing here evaluates the model (docs/decisions.md §44).
     threshold: float = Field(gt=0)
 
     @field_validator("sha256")

@@ -169,7 +169,7 @@ def test_check_config_on_a_missing_file(tmp_path: Path) -> None:
     )
 
 
-# What the agent's commands load only when they run (decision 41-D): the store (SQLAlchemy, Alembic) and the
+# What the agent's commands load only when they run (decision 43): the store (SQLAlchemy, Alembic) and the
 # agent itself; the face pipeline and its runtimes.
 HEAVY = ("sqlalchemy", "alembic", "robot_agent.store.database", "robot_agent.runtime")
 FACE_RUNTIMES = ("models.faces.pipeline", "cv2", "onnxruntime", "numpy")
