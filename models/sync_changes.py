@@ -89,6 +89,8 @@ REPLICATED: Final[Mapping[str, Replicated]] = {
         ),
         Replicated("train_stores", "id", ("id", "store_id", "train_number", "train_date")),
         Replicated("signing_keys", "kid", ("kid", "public_key", "created_at", "retired_at")),
+        Replicated("hotels", "id", ("id", "name", "description", "logo_url", "destination_id")),
+        Replicated("attractions", "id", ("id", "name", "description", "logo_url", "destination_id")),
         Replicated("robot_assignments", "id", ("id", "robot_id", "train_number", "train_date")),
     )
 }

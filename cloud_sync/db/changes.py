@@ -10,11 +10,11 @@ transaction as the change itself, once per scope the row belongs to:
 
 Scopes: tickets, their tokens, their revocations and their passengers travel in the ticket's train scope;
 a passenger's face embeddings in the train scope of every ticket of theirs that is not revoked; stores and
-items in the scope of every train `train_stores` puts them on; engineers, auth cards and signing keys go to
-every robot; assignments to the robot assigned. A ticket brings its passenger and the passenger's embeddings
-along into its train's scope, a `train_stores` row its store and that store's items; a revocation, or a
-ticket deleted, withdraws the passenger's embeddings from that scope (delete entries there) unless another
-unrevoked ticket of theirs is on that train.
+items in the scope of every train `train_stores` puts them on; engineers, auth cards, signing keys, hotels
+and attractions go to every robot; assignments to the robot assigned. A ticket brings its passenger and the
+passenger's embeddings along into its train's scope, a `train_stores` row its store and that store's items;
+a revocation, or a ticket deleted, withdraws the passenger's embeddings from that scope (delete entries
+there) unless another unrevoked ticket of theirs is on that train.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ FLOORS: Final = CLOUD_METADATA.tables["sync_change_floors"]
 _IN_CHUNK: Final = 5_000  # keys per IN (...): well inside SQLite's 32,766 parameters
 # PostgreSQL: the advisory lock ("rail") a writer of the log holds until its commit (`_write` says why).
 PG_LOG_LOCK: Final = f"SELECT pg_advisory_xact_lock({0x7261696C})"
-_UNSCOPED: Final = {"engineers", "auth_cards", "signing_keys"}
+_UNSCOPED: Final = {"engineers", "auth_cards", "signing_keys", "hotels", "attractions"}
 EMBEDDINGS: Final = "face_embeddings"
 RowMap = Mapping[Any, Any]  # a row as SQLAlchemy maps it, or a dict of its columns
 
@@ -424,7 +424,7 @@ def snapshot(conn: Connection, scope: str) -> list[Change]:
         return [r._mapping for r in conn.execute(select(t).where(*where))]
 
     if scope == ALL_SCOPE:
-        for name in ("engineers", "auth_cards", "signing_keys"):
+        for name in ("engineers", "auth_cards", "signing_keys", "hotels", "attractions"):
             add(name, all_rows(name))
     elif scope.startswith("robot:"):
         t = table("robot_assignments")

@@ -258,6 +258,25 @@ class ReplicaSigningKey(ReplicaTable, table=True):
     retired_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
 
 
+class ReplicaPlace(ReplicaTable):
+    """A hotel or an attraction at a destination (the seed's tables): what the robot tells a passenger it
+    lets in about where they are going."""
+
+    id: uuid.UUID = Field(sa_type=Uuid, primary_key=True)
+    name: str = varchar(256)
+    description: str | None = varchar(1024, nullable=True, default=None)
+    logo_url: str | None = varchar(256, nullable=True, default=None)
+    destination_id: str = Field(sa_type=String(256), index=True)
+
+
+class ReplicaHotel(ReplicaPlace, table=True):
+    __tablename__ = "hotels"
+
+
+class ReplicaAttraction(ReplicaPlace, table=True):
+    __tablename__ = "attractions"
+
+
 class ReplicaAssignment(ReplicaTable, table=True):
     __tablename__ = "robot_assignments"
 

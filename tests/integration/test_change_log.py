@@ -98,6 +98,21 @@ async def test_engineers_go_to_every_robot_and_assignments_to_their_robot(cloud:
     assert not any(t == "robots" for _, t, _, _, _ in entries), "robots' own rows are not replicated"
     value = next(v for _, t, _, _, v in entries if t == "engineers")
     assert value["password"].startswith("$2"), "only the bcrypt hash travels"
+    place = {"name": "Hermitage", "destination_id": "SPB"}
+    hotel = await cloud.ok("POST", "/base_api/admin/hotel", json=place | {"name": "Astoria"})
+    attraction = await cloud.ok("POST", "/base_api/admin/attraction", json=place)
+    last = (await log(cloud))[-2:]
+    assert [(s, t, op, k) for s, t, op, k, _ in last] == [
+        ("all", "hotels", "upsert", hotel["id"]),
+        ("all", "attractions", "upsert", attraction["id"]),
+    ]
+    assert last[1][4] == {
+        "id": attraction["id"],
+        "name": "Hermitage",
+        "description": None,
+        "logo_url": None,
+        "destination_id": "SPB",
+    }
 
 
 async def test_a_store_put_on_a_train_brings_its_items_and_their_changes_follow(cloud: Cloud) -> None:

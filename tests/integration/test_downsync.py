@@ -350,3 +350,27 @@ async def test_a_down_sync_restarted_while_the_robot_stays_online_has_it_ask_aga
     finally:
         await stop(*tasks)
         await robot.link.close()
+
+
+def test_hotels_and_attractions_arrive_in_the_all_scope_and_are_found_by_destination(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "robot.db")
+    hotel, attraction = uuid.uuid4(), uuid.uuid4()
+    place = {"description": None, "logo_url": None, "destination_id": "SPB"}
+    changes = (
+        Change(1, "hotels", "upsert", str(hotel), {"id": str(hotel), "name": "Astoria", **place}),
+        Change(
+            2, "attractions", "upsert", str(attraction), {"id": str(attraction), "name": "Hermitage", **place}
+        ),
+    )
+    with store.begin() as conn:
+        replica.apply_log(conn, Changes("all", "log", 0, 2, changes))
+        found = {
+            name: [
+                r.name
+                for r in conn.execute(
+                    select(replica.table(name)).where(replica.table(name).c.destination_id == "SPB")
+                )
+            ]
+            for name in ("hotels", "attractions")
+        }
+    assert found == {"hotels": ["Astoria"], "attractions": ["Hermitage"]}

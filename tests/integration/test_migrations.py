@@ -262,3 +262,52 @@ async def test_0006_copies_each_embeddings_user_and_logs_the_tokens_and_embeddin
         await engine.dispose()
     assert sorted(left) == ["ticket_tokens", "ticket_tokens"], "going back forgets the embeddings' entries"
     assert "user_id" not in columns
+
+
+async def test_0007_logs_every_hotel_and_attraction_for_every_robot_as_a_snapshot_carries_them(
+    cloud_db_url: str,
+) -> None:
+    """Hotels and attractions replicate from issue 16 on: those there before are logged in the `all` scope by
+    the migration, exactly as the code logs them; going back removes those entries and nothing else."""
+    in_thread(lambda: command.downgrade(alembic_config(cloud_db_url), "0006"))
+    table = BASE_METADATA.tables
+    engine = create_engine(cloud_db_url)
+    place = {"description": None, "logo_url": "https://example.org/logo.png", "destination_id": "SPB"}
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(insert(table["hotels"]).values(id=uuid.uuid4(), name="Astoria", **place))
+            await connection.execute(
+                insert(table["attractions"]),
+                [{"id": uuid.uuid4(), "name": name, **place} for name in ("Hermitage", "Kunstkamera")],
+            )
+        migrated(cloud_db_url)
+        async with engine.connect() as connection:
+            logs = (
+                await connection.execute(
+                    select(CLOUD_METADATA.tables["sync_changes"]).order_by(
+                        CLOUD_METADATA.tables["sync_changes"].c.change_id
+                    )
+                )
+            ).all()
+            snapshot = await connection.run_sync(changes.snapshot, "all")
+        assert [(e.scope, e.table_name, e.op) for e in logs] == [
+            ("all", "hotels", "upsert"),
+            ("all", "attractions", "upsert"),
+            ("all", "attractions", "upsert"),
+        ]
+        assert sorted((e.table_name, e.row_key, e.value["name"]) for e in logs) == sorted(
+            (c.table, c.key, (c.value or {})["name"])
+            for c in snapshot
+            if c.table in ("hotels", "attractions")
+        )
+        assert {e.row_key: e.value for e in logs} == {
+            c.key: c.value for c in snapshot if c.table in ("hotels", "attractions")
+        }, "the migration logs each row exactly as a snapshot carries it"
+        in_thread(lambda: command.downgrade(alembic_config(cloud_db_url), "0006"))
+        async with engine.connect() as connection:
+            left = (await connection.execute(text("SELECT count(*) FROM sync_changes"))).scalar_one()
+            hotels = (await connection.execute(text("SELECT count(*) FROM hotels"))).scalar_one()
+        assert (left, hotels) == (0, 1)
+        migrated(cloud_db_url)
+    finally:
+        await engine.dispose()
