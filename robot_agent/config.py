@@ -190,6 +190,7 @@ class CloudSection(Section):
     credentials_file: ProvisionedFile | None = None
     tls: TlsSection | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    telemetry_interval_s: float = Field(default=10.0, ge=1, le=3600)
 
     @property
     def host(self) -> str:

@@ -1,14 +1,24 @@
-"""`robot-agent run`: the agent's long-running process, its parts started together and stopped together.
+"""`robot-agent run`: the agent's long-running process, its parts supervised, stopped together.
 
 `Agent` does everything that can fail on a bad set-up (key, credentials, database, broker URL) when it is
-built, so that `robot-agent run` refuses with one line before anything starts. `Agent.run()` then runs every
-part as one task of one TaskGroup until it is cancelled (SIGTERM or SIGINT): the sync sender, down-sync,
-telemetry, with `[tickets] scan` the ticket scanner (QR codes to the ticket desk) and with `[vision]
-match_faces` the face watcher (recognised passengers to the same desk); the two share the camera through one
-fan-out, each at its own pace. Adding a part (the hardware) is one more task there. Face matching that
-cannot start (no models, no face key) is one ERROR and the agent runs without it. The link to the broker
-connects in the background and reconnects for ever: a broker that is down or refuses the robot leaves the
-agent working offline, its events waiting in the outbox.
+built, so that `robot-agent run` refuses with one line before anything starts. `Agent.run()` then opens the
+devices `[hardware]` names and runs every part under one `Supervisor` until it is cancelled (SIGTERM or
+SIGINT): the sync sender, down-sync, telemetry, the broker link's and the camera's health, with `[tickets]
+scan` the ticket scanner (QR codes to the ticket desk) and with `[vision] match_faces` the face watcher
+(recognised passengers to the same desk), which share the camera through one fan-out, each at its own pace;
+and the hardware's watchers (MCU link, e-stop, card reader: robot_agent/devices.py). A part that fails is
+reported and restarted with backoff and never takes the others down: no camera, the robot still sells and
+syncs; no broker, it still checks tickets (its events wait in the outbox); no MCU link, the devices refuse
+commands and the link is made again by itself.
+
+`status` (RobotStatus) is the robot's one status object, `live` (LiveEvents) its live events: every status
+change is also a live event. Others plug in here: `agent.supervisor.add(name, part)` before `run()` adds a
+supervised part; `agent.card_taps.subscribe()` gives the card reader's taps (the local API's card login);
+`agent.devices` is set once `run()` has opened them.
+
+On cancellation every part stops; a ticket check in its worker thread finishes its transaction (asyncio.run
+waits for its thread before the process exits); the devices are put in their safe state and closed; the
+link says "offline" and the database is closed.
 """
 
 from __future__ import annotations
@@ -16,21 +26,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from hardware.factory import Devices, open_devices
 from models.credentials import parse_credentials
 from robot_agent.clock import Clock
 from robot_agent.config import RobotConfig
+from robot_agent.devices import CardTaps, DeviceWatch
 from robot_agent.errors import FacesError, RobotAgentError
 from robot_agent.faces.arrivals import SealingSink, open_face_sink
 from robot_agent.faces.configured import open_face_pipeline, open_matcher
+from robot_agent.faces.matcher import Matcher
 from robot_agent.identity import load_key_file
+from robot_agent.live import LiveEvents
+from robot_agent.status import PartState, RobotStatus
 from robot_agent.store.database import open_store
-from robot_agent.sync import telemetry
+from robot_agent.supervisor import Supervisor
 from robot_agent.sync.downsync import DownSync
 from robot_agent.sync.mqtt import RobotLink
 from robot_agent.sync.sender import Sender
-from robot_agent.sync.telemetry import Telemetry
+from robot_agent.sync.telemetry import SyncReport, Telemetry
 from robot_agent.tickets import TicketDesk
 from robot_agent.vision.camera import Camera
 from robot_agent.vision.faces import FaceWatcher
@@ -38,6 +53,8 @@ from robot_agent.vision.fanout import FrameFanout
 from robot_agent.vision.scan import TicketScanner, camera_snapshot
 
 log = logging.getLogger(__name__)
+
+CAMERA_POLL_S: Final = 0.5
 
 
 def read_credentials(path: Path) -> tuple[str, str]:
@@ -58,9 +75,17 @@ class Agent:
     """The robot agent: built from the configuration (raising RobotAgentError on a bad set-up), then `run()`
     until cancelled."""
 
-    def __init__(self, config: RobotConfig, *, telemetry_interval_s: float = telemetry.INTERVAL_S) -> None:
+    def __init__(self, config: RobotConfig, *, telemetry_interval_s: float | None = None) -> None:
         self.config = config
         robot = config.robot.id
+        self.status = RobotStatus(robot)
+        self.live = LiveEvents()
+        self.status.listen(self._status_changed)
+        self.supervisor = Supervisor(self.status, self.live)
+        self.card_taps = CardTaps()
+        self.devices: Devices | None = None
+        self._watch: DeviceWatch | None = None
+        self._matcher: Matcher | None = None
         key = load_key_file(config.robot.key_file)
         cloud = config.cloud
         username, password = (
@@ -94,9 +119,14 @@ class Agent:
             self.sender,
             self.downsync,
             clock,
-            interval_s=telemetry_interval_s,
+            interval_s=telemetry_interval_s
+            if telemetry_interval_s is not None
+            else cloud.telemetry_interval_s,
             tickets=self.vision_snapshot if self.camera is not None else None,
+            health=self.health,
         )
+        self._add_sources()
+        self._add_parts()
 
     def _face_watcher(self, desk: TicketDesk) -> FaceWatcher | None:
         """The face watcher `[vision]` configures, or None, after one ERROR naming what to run, when its
@@ -116,6 +146,7 @@ class Agent:
             vision.embedder,
             len(matcher),
         )
+        self._matcher = matcher
         frames = self.fanout.subscribe("face watcher")
         watcher = FaceWatcher(frames, pipeline, matcher, desk, self.config.tickets.debounce_s)
         self.downsync.faces_changed = watcher.refresh  # faces down-sync brings are matched at once
@@ -142,8 +173,113 @@ class Agent:
             shown["faces"] = self.faces.snapshot()
         return shown
 
+    # -- status ------------------------------------------------------------------------------------------
+
+    def _status_changed(self, kind: str, data: dict[str, Any]) -> None:
+        """Every status change ("part", "mcu", "estop") is a live event too."""
+        self.live.publish(kind, data)
+
+    def _add_sources(self) -> None:
+        self.status.add_source("sync", self.sync_snapshot)
+        self.status.add_source("assignment", lambda: self.config.assignment.model_dump(mode="json"))
+        if self.camera is not None:
+            self.status.add_source("vision", self.vision_snapshot)
+        if self._matcher is not None:
+            matcher = self._matcher
+            self.status.add_source("faces", lambda: {"enrolled": len(matcher)})
+
+    async def sync_snapshot(self) -> dict[str, Any]:
+        """The status's "sync": backlog and oldest event's age, last ack, down-sync's counters."""
+        report: SyncReport = await self.telemetry.report()
+        return {
+            "online": report.online,
+            "backlog": report.backlog.events,
+            "oldest_age_ms": report.backlog.oldest_age_ms,
+            "in_flight_events": report.backlog.in_flight,
+            "acked_batches": report.acked_batches,
+            "resent_batches": report.resent_batches,
+            "last_ack_ms": report.last_ack_ms,
+            "applied_changes": report.applied_changes,
+            "refused_changes": report.refused_changes,
+        }
+
+    async def health(self) -> dict[str, Any]:
+        """What telemetry carries of the status: each part's health, the MCU link, the e-stop."""
+        snapshot = await self.status.snapshot()
+        return {key: snapshot[key] for key in ("parts", "mcu", "estop")}
+
+    # -- parts --------------------------------------------------------------------------------------------
+
+    def _add_parts(self) -> None:
+        add = self.supervisor.add
+        add("sync sender", self.sender.run)
+        add("down-sync", self.downsync.run)
+        add("telemetry", self.telemetry.run)
+        add("broker link", self._broker_link)
+        if self.fanout is not None:
+            add("camera", self._camera)
+            add("camera fan-out", self.fanout.run)
+        if self.scanner is not None:
+            add("ticket scanner", self.scanner.run)
+        if self.faces is not None:
+            add("face watcher", self.faces.run)
+
+    async def _broker_link(self) -> None:
+        """The broker link's health as a part: RobotLink reconnects by itself, so this only reports. Down is
+        a fault (the robot works on offline, its events waiting in the outbox) after a first connect, or
+        when the first does not come within a keep-alive."""
+        link, name = self.link, "broker link"
+        try:
+            async with asyncio.timeout(self.config.cloud.keepalive_s):
+                await link.wait_connected()
+        except TimeoutError:
+            self._fault(name, "the broker is unreachable: working offline, events wait in the outbox")
+        while True:
+            await link.wait_connected()
+            if self.status.parts()[name].state is not PartState.RUNNING:
+                self.status.part_changed(name, PartState.RUNNING)
+                log.info("part %s back", name)
+            await link.wait_disconnected()
+            self._fault(name, "the broker link dropped: working offline, events wait in the outbox")
+
+    async def _camera(self) -> None:
+        """The camera's health as a part: its capture thread reopens a lost source by itself (and logs the
+        outage), so this only reports it, polling its counters; returns when a file or folder ends."""
+        assert self.camera is not None
+        camera, name, failed = self.camera, "camera", False
+        while True:
+            stats = camera.stats()
+            if stats.ended:
+                return
+            if not stats.connected and stats.last_error is not None and not failed:
+                failed = True
+                self._fault(name, f"camera source unavailable: {stats.last_error}")
+            elif stats.connected and failed:
+                failed = False
+                self.status.part_changed(name, PartState.RUNNING)
+                log.info("part %s back", name)
+            await asyncio.sleep(CAMERA_POLL_S)
+
+    def _fault(self, part: str, error: str) -> None:
+        """A part's trouble that the part itself rides out: the same report as a failure (status, WARNING,
+        live "fault"), without a restart."""
+        self.status.part_changed(part, PartState.FAILED, error)
+        log.warning("part %s failed: %s", part, error)
+        self.live.publish("fault", {"part": part, "error": error})
+
+    async def _open_devices(self) -> Devices:
+        hardware = self.config.hardware
+        devices = await open_devices(hardware.backend, hardware.serial_url, hardware.baudrate)
+        watch = DeviceWatch(devices, self.status, self.live, self.card_taps)
+        self.supervisor.add("mcu link", watch.mcu_link)
+        self.supervisor.add("e-stop", watch.estop)
+        self.supervisor.add("card reader", watch.card_reader)
+        self._watch = watch
+        log.info("devices open backend=%s", hardware.backend)
+        return devices
+
     async def run(self) -> None:
-        """Run every part until cancelled; then say "offline", disconnect and close the database."""
+        """Run every part until cancelled; then devices safe and closed, "offline", the database closed."""
         config = self.config
         log.info(
             "agent starting robot=%s broker=%s database=%s",
@@ -155,17 +291,12 @@ class Agent:
         if self.camera is not None:
             self.camera.start()
         try:
-            async with asyncio.TaskGroup() as parts:
-                parts.create_task(self.sender.run(), name="sync sender")
-                parts.create_task(self.downsync.run(), name="down-sync")
-                parts.create_task(self.telemetry.run(), name="telemetry")
-                if self.fanout is not None:
-                    parts.create_task(self.fanout.run(), name="camera fan-out")
-                if self.scanner is not None:
-                    parts.create_task(self.scanner.run(), name="ticket scanner")
-                if self.faces is not None:
-                    parts.create_task(self.faces.run(), name="face watcher")
+            self.devices = await self._open_devices()
+            await self.supervisor.run()
         finally:
+            if self._watch is not None:
+                await self._watch.safe_state()
+                await self._watch.devices.close()
             if self.camera is not None:
                 await asyncio.to_thread(self.camera.stop)
             if self.faces is not None:

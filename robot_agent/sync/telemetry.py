@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
@@ -79,6 +80,8 @@ class SyncReport:
     applied_changes: int = 0
     refused_changes: int = 0
     tickets: dict[str, Any] | None = None  # the ticket scanner's counters and camera (None: not scanning)
+    # The robot's status (RobotStatus): "parts" (each one's health), "mcu", "estop"; empty: not given.
+    health: dict[str, Any] = field(default_factory=dict)
 
 
 def _iso(ms: int) -> str:
@@ -105,6 +108,7 @@ def telemetry_payload(report: SyncReport, now_ms: int) -> bytes:
                 "refused_messages": report.refused_changes,
             },
             "tickets": report.tickets,
+            **report.health,
         },
         separators=(",", ":"),
     ).encode()
@@ -124,6 +128,7 @@ class Telemetry:
         *,
         interval_s: float = INTERVAL_S,
         tickets: Callable[[], dict[str, Any]] | None = None,
+        health: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self._robot = robot
         self._link = link
@@ -133,6 +138,7 @@ class Telemetry:
         self._clock = clock
         self._interval_s = interval_s
         self._tickets = tickets
+        self._health = health
         self._started = time.monotonic()
         self.sent = 0
 
@@ -177,9 +183,15 @@ class Telemetry:
             # The outbox is busy or broken; sync reports its own trouble. Telemetry tries again next time.
             log.warning("robot=%s telemetry: cannot read the outbox: %s", self._robot, err.__class__.__name__)
             return
+        if self._health is not None:
+            # Read here, not in report(): the robot's status reads report() as its "sync" source.
+            report = dataclasses.replace(report, health=await self._health())
+        troubled = sorted(
+            name for name, part in report.health.get("parts", {}).items() if part["state"] == "failed"
+        )
         log.info(
             "robot=%s link=%s backlog=%d oldest_age_ms=%s batches_in_flight=%d acked_batches=%d "
-            "resent_batches=%d",
+            "resent_batches=%d failed_parts=%s",
             self._robot,
             "online" if report.online else "offline",
             report.backlog.events,
@@ -187,6 +199,7 @@ class Telemetry:
             report.batches_in_flight,
             report.acked_batches,
             report.resent_batches,
+            ",".join(troubled) or "-",
         )
         if not report.online:
             return
