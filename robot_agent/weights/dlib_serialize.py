@@ -25,6 +25,7 @@ from robot_agent.errors import RobotAgentError
 Floats = NDArray[np.float32]
 
 _SPECIAL_EXPONENTS = {32000: math.inf, 32001: -math.inf, 32002: math.nan}
+MAX_DIMENSION = (1 << 31) - 1  # dlib keeps long longs; no real network comes near
 
 
 class DlibModelError(RobotAgentError):
@@ -94,11 +95,22 @@ class Reader:
         if found != version:
             raise DlibModelError(f"{what} at byte {start}: version {found}, expected {version}")
         return (
-            self.count(f"{what}'s num_samples"),
-            self.count(f"{what}'s k"),
-            self.count(f"{what}'s nr"),
-            self.count(f"{what}'s nc"),
+            self._dimension(what, "num_samples"),
+            self._dimension(what, "k"),
+            self._dimension(what, "nr"),
+            self._dimension(what, "nc"),
         )
+
+    def _dimension(self, what: str, name: str) -> int:
+        # A corrupt count can be anything up to 2^64; beside a zero one it would pass the size check and
+        # then be refused by numpy ("array is too big"): refuse it here, by name.
+        start = self.offset
+        value = self.count(f"{what}'s {name}")
+        if value > MAX_DIMENSION:
+            raise DlibModelError(
+                f"{what}'s {name} at byte {start} is {value}: no tensor has a dimension so large"
+            )
+        return value
 
     def tensor(self, what: str) -> Floats:
         """A tensor's data, shaped (num_samples, k, nr, nc)."""

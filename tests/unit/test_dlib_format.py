@@ -223,3 +223,11 @@ def test_the_build_check_refuses_what_does_not_run() -> None:
     tiny = dlib_onnx.build_model(read_network(TINY.data, TINY.nodes)).SerializeToString()
     with pytest.raises(DlibModelError, match="does not run in ONNX Runtime"):
         dlib_onnx.check(tiny)  # a 6x6 network given 150x150 chips
+
+
+def test_a_tensor_with_an_impossible_dimension_is_refused_by_name_even_beside_a_zero_one() -> None:
+    # Found by the property above: a zero dimension makes the tensor 0 bytes long, so only the dimension
+    # itself can be refused (numpy would say "array is too big").
+    data = dlib_files.integer(2) + b"".join(dlib_files.integer(d) for d in (0, 1 << 62, 1 << 62, 3))
+    with pytest.raises(DlibModelError, match=r"filters's k at byte \d+ is 4611686018427387904: no tensor"):
+        Reader(data).tensor("filters")
