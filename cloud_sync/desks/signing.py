@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
-import hashlib
-import hmac
 import logging
 import secrets
 import time
@@ -21,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cloud_sync.db.tables import SigningKey
 from cloud_sync.errors import CloudSyncError
+from models import card_keys
 from models.base_api import TrustedKeyOut, TrustList
 from models.columns import utcnow
 from models.keyfiles import KeyFileProblem, ed25519_pem, write_private_file
@@ -179,5 +178,4 @@ class KeyRing:
             if not path.exists():
                 _write_private(path, secrets.token_bytes(32))
             self._pepper = _read_private(path)
-        normalized = uid.strip().replace(":", "").lower()
-        return hmac.new(self._pepper, normalized.encode(), hashlib.sha256).hexdigest()
+        return card_keys.card_key(self._pepper, uid)
