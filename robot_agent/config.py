@@ -380,6 +380,9 @@ class TicketsSection(Section):
     scan: bool = True
 
 
+UNIX_PATH_MAX = 107  # sun_path is 108 bytes on Linux, with its NUL
+
+
 class ApiSection(Section):
     """The local control API (robot_agent/api/): a unix socket for the engineers' UI and tools."""
 
@@ -390,6 +393,13 @@ class ApiSection(Section):
     card_key_file: ResolvedPath = Field(default=Path("var/card-pepper"), validate_default=True)
     session_idle_s: float = Field(default=900.0, gt=0, le=86_400)
     card_login_s: float = Field(default=20.0, gt=0, le=300)
+
+    @field_validator("socket")
+    @classmethod
+    def _fits_a_socket_address(cls, path: Path) -> Path:
+        if len(os.fsencode(path)) > UNIX_PATH_MAX:
+            raise ValueError(f"a unix socket's path is at most {UNIX_PATH_MAX} bytes: {path} is longer")
+        return path
 
 
 class RobotConfig(Section):
