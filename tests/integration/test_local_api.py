@@ -5,6 +5,7 @@ kept out of the logs. Devices are the simulated backend; the store is a real SQL
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
 import logging
@@ -27,18 +28,24 @@ from hardware.devices import GateState
 from hardware.factory import Devices, open_devices
 from hardware.sim import SimDevices
 from models.card_keys import card_key
+from models.faces.choice import PipelineChoice
 from models.passwords import hash_password
 from models.privileges import ALL, Privilege
 from robot_agent.api.engineers import load_card_pepper
+from robot_agent.api.faces import MatcherFaces
 from robot_agent.api.logs import LiveLogHandler
 from robot_agent.api.server import NOBODY, LocalApi
 from robot_agent.config import load_config
+from robot_agent.faces import records
+from robot_agent.faces.key import create_face_key, load_face_key
+from robot_agent.faces.matcher import Matcher
 from robot_agent.identity import create_key_file
 from robot_agent.live import LiveEvents
 from robot_agent.status import RobotStatus
 from robot_agent.store.database import open_store
 from robot_agent.store.tables import ROBOT_METADATA
 from robot_agent.tickets import TicketDesk
+from tests.support.face_files import face_photo, model_bytes
 
 ROBOT = uuid.UUID("6f1c1a9e-3d2b-4f0e-9a51-7a0b5f3c2d10")
 TABLES = ROBOT_METADATA.tables
@@ -489,7 +496,7 @@ async def test_a_stale_socket_is_replaced_and_a_live_one_refused(tmp_path: Path,
     assert not stale.exists()
 
 
-def _api_like(robot: Robot, path: Path) -> LocalApi:
+def _api_like(robot: Robot, path: Path, faces: MatcherFaces | None = None) -> LocalApi:
     async def nothing() -> None:
         return None
 
@@ -502,6 +509,7 @@ def _api_like(robot: Robot, path: Path) -> LocalApi:
         devices=robot.devices,
         tickets=robot.api._tickets,
         sync_now=nothing,
+        faces=faces,
         wall=clock,
     )
 
@@ -515,3 +523,39 @@ async def test_the_api_stops_at_once_with_a_watcher_connected(robot: Robot) -> N
         await asyncio.wait_for(asyncio.gather(serving, return_exceptions=True), 10)
         assert await asyncio.wait_for(stream.content.read(), 10) == b""  # the stream ended
     assert not robot.api.socket_path.exists()
+
+
+async def test_faces_are_enrolled_through_the_quality_gate_and_deleted(tmp_path: Path, robot: Robot) -> None:
+    choice = PipelineChoice()
+    create_face_key(tmp_path / "faces.key")
+    matcher = Matcher(
+        robot.store, load_face_key(tmp_path / "faces.key"), choice.spec, tmp_path / "faces.hnsw"
+    )
+    with choice.build(model_bytes) as pipeline:
+        api = _api_like(robot, tmp_path / "faces.sock", MatcherFaces(pipeline, matcher))
+        serving = asyncio.create_task(api.run())
+        await asyncio.wait_for(api.listening.wait(), 10)
+        add_engineer(robot.store, "anna", Privilege.FACES)
+        connector = aiohttp.UnixConnector(path=str(api.socket_path))
+        async with aiohttp.ClientSession("http://robot", connector=connector) as client:
+            login = await client.post("/session", json={"login": "anna", "password": PASSWORD})
+            headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+            user = uuid.uuid4()
+            photos = [
+                base64.b64encode(face_photo("obama.jpg")).decode(),
+                base64.b64encode(b"no image").decode(),
+            ]
+            enrolled = await client.post(f"/actions/faces/{user}", json={"images": photos}, headers=headers)
+            assert enrolled.status == 200, await enrolled.text()
+            first, second = (await enrolled.json())["results"]
+            assert set(first) == {"image", "face_id"}
+            assert second["reason"] == "not_an_image"
+            with robot.store.connect() as conn:
+                assert [str(row.id) for row in records.list_faces(conn, user)] == [first["face_id"]]
+            deleted = await client.delete(f"/actions/faces/{user}", headers=headers)
+            assert (await deleted.json())["deleted"] == 1
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+    audited = [(e["action"], e["detail"]) for e in outbox_events(robot.store, "engineer_action")]
+    assert ("face.enrol", f"done: 1 of 2 photos enrolled for user {user}") in audited
+    assert ("face.delete", f"done: 1 faces of user {user} deleted") in audited
