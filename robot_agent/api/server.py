@@ -144,9 +144,11 @@ class LocalApi:
     """See the module. Give it what the agent already has; `run()` serves until cancelled.
 
     `card_taps`: the card reader's taps (the API is their one reader: a tap while a card login waits logs
-    in, any other is published as a "card_tap" event without its UID). `card_pepper`: the fleet's card key
-    (engineers.load_card_pepper), None to log in by password only. `faces`: None when the robot has none.
-    `monotonic` and `wall` are injectable for tests (sessions and the lock; audited times).
+    in, any other is published as a "card_tap" event without its UID); one `run()` reads them to their end,
+    so a restarted API is a new LocalApi with a new `devices.card_reader.taps()`. `card_pepper`: the fleet's
+    card key (engineers.load_card_pepper), None to log in by password only. `faces`: None when the robot has
+    none (faces.MatcherFaces otherwise). `monotonic` and `wall` are injectable for tests (sessions and the
+    lock; audited times).
     """
 
     def __init__(
@@ -188,6 +190,7 @@ class LocalApi:
         self._streams: set[Subscription] = set()
         self.routes = self._routes()
         self.listening = asyncio.Event()  # set once the socket accepts connections
+        status.add_source("api", self._status_source)
 
     # -- serving ---------------------------------------------------------------------------------------
 
@@ -276,12 +279,20 @@ class LocalApi:
                     self._live.publish("card_tap", {"reader": tap.reader, "for": "login"})
                 else:
                     self._live.publish("card_tap", {"reader": tap.reader, "for": None})
+            log.error("the card reader's taps ended: card login is off until the local API restarts")
         except asyncio.CancelledError:
             raise
         except Exception as err:
-            log.error("card reader failed, card login off until the agent restarts: %s", err)
-        finally:
-            self._card_taps = None
+            log.error("the card reader failed: card login is off until the local API restarts: %s", err)
+        self._card_taps = None
+
+    def _status_source(self) -> dict[str, Any]:
+        """The API's part of the robot's status: open sessions and the login lock (never a token)."""
+        return {
+            "sessions": len(self.sessions),
+            "login_failures": self.guard.failures,
+            "logins_locked_for_s": math.ceil(self.guard.locked_for()),
+        }
 
     # -- the request pipeline ----------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import cbor2
 import pytest
+from openapi_spec_validator import validate
 from sqlalchemy import Engine, insert, select, update
 
 from hardware.devices import GateState
@@ -207,7 +208,9 @@ async def test_status_events_and_openapi_need_only_the_socket_which_is_0660(robo
     status = await (await robot.client.get("/status")).json()
     assert status["robot"] == str(ROBOT)
     assert status["estop"]["pressed"] is False
+    assert status["api"] == {"sessions": 0, "login_failures": 0, "logins_locked_for_s": 0}
     document = await (await robot.client.get("/openapi.json")).json()
+    validate(document)  # a valid OpenAPI 3.1 document
     gate = document["paths"]["/actions/gate/pulse"]["post"]
     assert "`GATE` privilege" in gate["description"]
     assert {"403", "423"} <= set(gate["responses"])
@@ -336,6 +339,7 @@ async def test_five_failed_logins_lock_logins_for_five_minutes(robot: Robot) -> 
         assert by_card.status == 429
     robot.now[0] += 299
     assert (await robot.login("anna")).status == 429
+    assert (await (await robot.client.get("/status")).json())["api"]["logins_locked_for_s"] == 1
     robot.now[0] += 1
     assert (await robot.login("anna")).status == 200
     audited = [
