@@ -105,7 +105,10 @@ class Reader:
         shape = self._shape(what, 2)
         size = math.prod(shape)
         raw = self._take(4 * size, f"{what} ({size} floats)")
-        return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(shape)
+        try:
+            return np.frombuffer(raw, dtype="<f4").astype(np.float32).reshape(shape)
+        except ValueError as err:  # an empty tensor whose other sides are absurd: numpy refuses the shape
+            raise DlibModelError(f"{what}: shape {shape} is not a tensor numpy can hold") from err
 
     def alias_tensor(self, what: str) -> tuple[int, int, int, int]:
         """An alias tensor: the shape of a view into a layer's parameters."""
