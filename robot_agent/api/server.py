@@ -61,6 +61,7 @@ SOCKET_MODE: Final = 0o660
 NOBODY: Final = uuid.UUID(int=0)  # the engineer of an audited login failure that names none
 MAX_DETAIL: Final = 255
 MAX_BODY: Final = 48 * 1024 * 1024  # face photos, base64
+STREAM_CHECK_S: Final = 5.0  # how often a quiet event stream checks that its watcher is still there
 
 
 class FaceActions(Protocol):
@@ -188,6 +189,8 @@ class LocalApi:
         self._login_lock = asyncio.Lock()
         self._card_wait: asyncio.Future[CardTap] | None = None
         self._streams: set[Subscription] = set()
+        self.streams_ended = asyncio.Event()  # set whenever the last stream ends (tests wait on it)
+        self.stream_check_s = STREAM_CHECK_S
         self.routes = self._routes()
         self.listening = asyncio.Event()  # set once the socket accepts connections
         status.add_source("api", self._status_source)
@@ -510,15 +513,29 @@ class LocalApi:
         await response.prepare(call.request)
         subscription = self._live.subscribe(kinds, after=query.after)
         self._streams.add(subscription)
+        watch = asyncio.create_task(self._close_when_gone(call.request, subscription))
         try:
             async with subscription:
                 async for event in subscription:
                     await response.write(_dumps(event.as_json()).encode() + b"\n")
-        except ConnectionError:  # the watcher went away
+        except ConnectionError:  # the watcher went away while we wrote
             pass
         finally:
+            watch.cancel()
             self._streams.discard(subscription)
+            if not self._streams:
+                self.streams_ended.set()
         return response
+
+    async def _close_when_gone(self, request: web.Request, subscription: Subscription) -> None:
+        """End a stream whose watcher hung up while no event came: aiohttp does not cancel the handler, and
+        a quiet robot writes nothing that would fail, so a vanished watcher would keep its queue for ever."""
+        while True:
+            await asyncio.sleep(self.stream_check_s)
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                subscription.close()
+                return
 
     async def _openapi(self, _request: web.Request) -> web.StreamResponse:
         return web.json_response(self.document())

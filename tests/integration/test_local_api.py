@@ -563,3 +563,13 @@ async def test_faces_are_enrolled_through_the_quality_gate_and_deleted(tmp_path:
     audited = [(e["action"], e["detail"]) for e in outbox_events(robot.store, "engineer_action")]
     assert ("face.enrol", f"done: 1 of 2 photos enrolled for user {user}") in audited
     assert ("face.delete", f"done: 1 faces of user {user} deleted") in audited
+
+
+async def test_a_watcher_that_hangs_up_on_a_quiet_stream_is_let_go(robot: Robot) -> None:
+    robot.api.stream_check_s = 0.05
+    robot.api.streams_ended.clear()
+    async with robot.client.get("/events?kinds=nothing_ever") as stream:
+        assert stream.status == 200
+    # nothing is ever published to it: only the check notices the watcher is gone
+    await asyncio.wait_for(robot.api.streams_ended.wait(), 10)
+    assert not robot.api._streams
