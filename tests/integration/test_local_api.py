@@ -573,3 +573,19 @@ async def test_a_watcher_that_hangs_up_on_a_quiet_stream_is_let_go(robot: Robot)
     # nothing is ever published to it: only the check notices the watcher is gone
     await asyncio.wait_for(robot.api.streams_ended.wait(), 10)
     assert not robot.api._streams
+
+
+async def test_a_session_ends_after_fifteen_idle_minutes_or_at_logout(robot: Robot) -> None:
+    add_engineer(robot.store, "anna", Privilege.SYNC)
+    headers = {"Authorization": f"Bearer {await robot.token('anna')}"}
+    robot.now[0] += 899
+    shown = await robot.client.get("/session", headers=headers)  # used: renewed for 15 minutes
+    assert (await shown.json())["privileges"] == ["SYNC"]
+    robot.now[0] += 899
+    assert (await robot.client.post("/actions/sync", headers=headers)).status == 200
+    robot.now[0] += 900
+    assert (await robot.client.post("/actions/sync", headers=headers)).status == 401
+    headers = {"Authorization": f"Bearer {await robot.token('anna')}"}
+    assert (await robot.client.delete("/session", headers=headers)).status == 200
+    assert (await robot.client.get("/session", headers=headers)).status == 401
+    assert (await robot.client.get("/session", headers={"Authorization": "Bearer forged"})).status == 401
