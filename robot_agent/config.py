@@ -381,6 +381,28 @@ class TicketsSection(Section):
     scan: bool = True
 
 
+UNIX_PATH_MAX = 107  # sun_path is 108 bytes on Linux, with its NUL
+
+
+class ApiSection(Section):
+    """The local control API (robot_agent/api/): a unix socket for the engineers' UI and tools."""
+
+    # The unix socket it listens on (mode 0660: its owner and its group may connect).
+    socket: ResolvedPath = Field(default=Path("var/robot-agent.sock"), validate_default=True)
+    # The fleet's card pepper (32 bytes, mode 0600, written by provisioning); without it engineers log in
+    # by password only.
+    card_key_file: ResolvedPath = Field(default=Path("var/card-pepper"), validate_default=True)
+    session_idle_s: float = Field(default=900.0, gt=0, le=86_400)
+    card_login_s: float = Field(default=20.0, gt=0, le=300)
+
+    @field_validator("socket")
+    @classmethod
+    def _fits_a_socket_address(cls, path: Path) -> Path:
+        if len(os.fsencode(path)) > UNIX_PATH_MAX:
+            raise ValueError(f"a unix socket's path is at most {UNIX_PATH_MAX} bytes: {path} is longer")
+        return path
+
+
 class RobotConfig(Section):
     """The whole of robot.toml."""
 
@@ -394,6 +416,8 @@ class RobotConfig(Section):
     tickets: TicketsSection = TicketsSection()
     hardware: HardwareSection
     logging: LoggingSection = LoggingSection()
+    # Validated from {} when the file has no [api], so that its default paths follow the TOML's folder.
+    api: ApiSection = Field(default_factory=dict, validate_default=True)
 
 
 # -- loading ----------------------------------------------------------------------------------------------

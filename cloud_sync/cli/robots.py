@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from cloud_sync.cli.common import Commands, Parents, with_session
 from cloud_sync.db.database import DEFAULT_DB_URL
 from cloud_sync.desks.robots import add_robot
+from cloud_sync.desks.signing import KeyRing
 from cloud_sync.errors import CloudSyncError
 from cloud_sync.sync import broker_files, broker_login, provisioning
 from models.base_api import RobotCreate
@@ -42,11 +43,13 @@ def register(commands: Commands, parents: Parents) -> None:
     add.set_defaults(handler=_robot_add)
     provision = robot_commands.add_parser(
         "provision",
-        parents=[db],
+        parents=[db, parents.keys_dir],
         help="give a robot its broker password and trust list",
         description="Make a new MQTT password for a robot of the robots table (replacing any old one; only "
         "its hash is stored) and write the robot's files into --out: mqtt-credentials (username:password, "
-        "mode 0600) and trust.json (the ticket trust list). The password is never printed. Run "
+        "mode 0600), trust.json (the ticket trust list) and card-pepper (mode 0600: the fleet's card "
+        "pepper from --keys-dir, made there if new, with which the robot matches engineers' auth cards). The "
+        "password is never printed. Run "
         "`cloud-sync broker-config` afterwards and restart the broker so that it knows the new password.",
     )
     provision.add_argument("robot_id", type=uuid.UUID, metavar="ROBOT_ID", help="the robot's id (robots.id)")
@@ -128,16 +131,18 @@ def _robot_add(args: argparse.Namespace) -> int:
 def _robot_provision(args: argparse.Namespace) -> int:
     url = broker_login.parse_mqtt_url(args.mqtt_url)
     credential = with_session(args.db, lambda session: provisioning.provision_robot(session, args.robot_id))
-    written = provisioning.write_robot_files(credential, args.out)
+    written = provisioning.write_robot_files(credential, args.out, KeyRing(args.keys_dir).card_pepper())
     print(f"robot        {written.robot_id}")
     print(f"broker       {url}")
     print(f"username     {written.username}")
     print(f"credentials  {written.credentials_file}  (mode 0600)")
     print(f"trust list   {written.trust_file}  (keys: {written.trusted_keys})")
+    print(f"card key     {written.card_key_file}  (mode 0600)")
     print("robot.toml: these lines (relative paths are from its folder; on another machine, copy the files):")
     print(f'  [cloud]    mqtt_url = "{url}"')
     print(f'             credentials_file = "{written.credentials_file.resolve()}"')
     print(f'  [tickets]  trust_file = "{written.trust_file.resolve()}"')
+    print(f'  [api]      card_key_file = "{written.card_key_file.resolve()}"')
     print("next: `cloud-sync broker-config --out DIR` gives the broker the new password; (re)start it on")
     print("  DIR/mosquitto.conf (SIGHUP does not reload it); then, on the robot,")
     print("  `robot-agent --config robot.toml run`")

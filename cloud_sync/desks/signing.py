@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
-import hashlib
-import hmac
 import logging
 import secrets
 import time
@@ -21,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cloud_sync.db.tables import SigningKey
 from cloud_sync.errors import CloudSyncError
+from models import card_keys
 from models.base_api import TrustedKeyOut, TrustList
 from models.columns import utcnow
 from models.keyfiles import KeyFileProblem, ed25519_pem, write_private_file
@@ -172,12 +171,16 @@ class KeyRing:
         log.info("ticket signing key in use kid=%s", row.kid)
         return self._active
 
-    def card_key(self, uid: str) -> str:
-        """The keyed hash stored for an auth card's UID (the UID itself is never stored or logged)."""
+    def card_pepper(self) -> bytes:
+        """The fleet's card pepper, made on first use: robots get a copy at provisioning, to match cards
+        offline (decision 47-A). Never logged."""
         if self._pepper is None:
             path = self.keys_dir / _PEPPER_FILE
             if not path.exists():
-                _write_private(path, secrets.token_bytes(32))
+                _write_private(path, secrets.token_bytes(card_keys.PEPPER_BYTES))
             self._pepper = _read_private(path)
-        normalized = uid.strip().replace(":", "").lower()
-        return hmac.new(self._pepper, normalized.encode(), hashlib.sha256).hexdigest()
+        return self._pepper
+
+    def card_key(self, uid: str) -> str:
+        """The keyed hash stored for an auth card's UID (the UID itself is never stored or logged)."""
+        return card_keys.card_key(self.card_pepper(), uid)

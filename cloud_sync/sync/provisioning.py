@@ -44,7 +44,7 @@ def robot_username(robot_id: uuid.UUID) -> str:
     return f"{ROBOT_USER_PREFIX}{robot_id}"
 
 
-def write_file(path: Path, text: str, mode: int, *, group: int | None = None) -> None:
+def write_file(path: Path, text: str | bytes, mode: int, *, group: int | None = None) -> None:
     """Write `path` whole or not at all (a temporary file renamed over it), created with `mode` (and
     `group`, if given).
 
@@ -58,8 +58,8 @@ def write_file(path: Path, text: str, mode: int, *, group: int | None = None) ->
             if group is not None:
                 os.fchown(fd, -1, group)
             os.fchmod(fd, mode)
-            with os.fdopen(fd, "w") as out:
-                out.write(text)
+            with os.fdopen(fd, "wb") as out:
+                out.write(text.encode() if isinstance(text, str) else text)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temporary, path)
@@ -89,6 +89,7 @@ class ProvisionedRobot:
     credentials_file: Path
     trust_file: Path
     trusted_keys: int
+    card_key_file: Path
 
 
 async def provision_robot(session: AsyncSession, robot_id: uuid.UUID) -> NewCredential:
@@ -114,14 +115,23 @@ async def provision_robot(session: AsyncSession, robot_id: uuid.UUID) -> NewCred
     return NewCredential(robot_id, username, password, trust_document(keys))
 
 
-def write_robot_files(credential: NewCredential, out: Path) -> ProvisionedRobot:
-    """Write what the robot needs into `out`: `mqtt-credentials` (0600) and `trust.json` (the ticket trust
-    list). Called after the commit: a file with a password the database does not know would lock it out."""
+def write_robot_files(credential: NewCredential, out: Path, card_pepper: bytes) -> ProvisionedRobot:
+    """Write what the robot needs into `out`: `mqtt-credentials` (0600), `trust.json` (the ticket trust
+    list) and `card-pepper` (0600: the fleet's card pepper, so that the robot matches engineers' auth cards
+    offline against the synced keyed hashes). Called after the commit: a file with a password the database
+    does not know would lock it out."""
     credentials_file, trust_file = out / "mqtt-credentials", out / "trust.json"
+    card_key_file = out / "card-pepper"
     write_file(credentials_file, f"{credential.username}:{credential.password}\n", 0o600)
     write_file(trust_file, credential.trust.model_dump_json(indent=2) + "\n", 0o644)
+    write_file(card_key_file, card_pepper, 0o600)
     return ProvisionedRobot(
-        credential.robot_id, credential.username, credentials_file, trust_file, len(credential.trust.keys)
+        credential.robot_id,
+        credential.username,
+        credentials_file,
+        trust_file,
+        len(credential.trust.keys),
+        card_key_file,
     )
 
 

@@ -98,12 +98,19 @@ def test_provision_writes_the_robots_files_and_never_prints_the_password(fleet: 
         assert shown in result.stdout
     [key] = json.loads((out / "trust.json").read_text())["keys"]
     assert (key["kid"], key["kty"], key["crv"], key["valid_to"]) == (fleet.kid, "OKP", "Ed25519", None)
+    pepper = out / "card-pepper"  # the fleet's card pepper: the robot matches auth cards with it
+    assert pepper.stat().st_mode & 0o777 == 0o600
+    assert len(pepper.read_bytes()) == 32
+    assert pepper.read_bytes().hex() not in result.stdout + result.stderr
+    assert f'card_key_file = "{pepper.resolve()}"' in result.stdout
+    pepper_bytes = pepper.read_bytes()
 
     again = fleet.run(
         "robot", "provision", str(robot_id), "--mqtt-url", "mqtt://broker.train:1883", "--out", str(out)
     )
     assert again.returncode == 0, again.stderr
     assert credentials.read_text().strip().split(":")[1] != password
+    assert (out / "card-pepper").read_bytes() == pepper_bytes  # one pepper for the fleet
     config = fleet.run("broker-config", "--out", str(fleet.directory / "broker"))
     assert config.returncode == 0, config.stderr
     security = json.loads((fleet.directory / "broker" / "dynamic-security.json").read_text())

@@ -356,3 +356,13 @@ def test_any_value_anywhere_loads_or_names_that_key(robot_dir: Path, data: st.Da
     for line in reported:
         # The changed key, or (for a check across keys) its section.
         assert line.startswith((f"{dotted}:", f"{dotted}.", f"{'.'.join(path[:-1])}:")), reported
+
+
+def test_the_api_socket_path_must_fit_a_unix_socket_address(raw: dict[str, Any], robot_dir: Path) -> None:
+    config = load_config(robot_dir / "robot.toml")
+    assert config.api.socket == robot_dir / "var" / "robot-agent.sock"
+    assert config.api.card_key_file == robot_dir / "var" / "card-pepper"
+    raw["api"]["socket"] = "s" * 120 + ".sock"
+    [line] = problems(raw, robot_dir)
+    assert line.startswith("api.socket: ")
+    assert "at most 107 bytes" in line
