@@ -10,6 +10,8 @@
   (`Checked`) pulses the gate. Valid: steady green, the gate, a chime with the wagon and place, then the
   hotels and attractions at the destination. Refused: blinking red (a passenger who cannot tell red from
   green still tells steady from blinking), the buzzer, the reason in plain words.
+- A recognised passenger the desk finds no ticket for gives no verdict: after `identify_timeout_s` the robot
+  asks for the code, once per engagement (their face seen again keeps them engaged, it does not ask again).
 - Several verdicts in a row (a family with one ticket each) each answer anew: every VALID one pulses the
   gate. While a verdict shows, faces and codes change nothing (the passenger let in is still in view; a
   second passenger's code is checked in milliseconds and its verdict replaces the shown one).
