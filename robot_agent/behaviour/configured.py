@@ -1,7 +1,9 @@
 """The behaviour as robot.toml configures it: one call for the agent, which then feeds the driver and runs it.
 
     driver = open_behaviour(config, devices, store, live=live)
-    scanner.on_outcome = faces.on_outcome = driver.on_outcome
+    scanner.on_code, scanner.on_outcome = driver.code_shown, driver.on_outcome
+    faces.on_sighting, faces.on_outcome = driver.face_seen, driver.on_outcome
+    status.add_source("behaviour", driver.snapshot)
     parts.create_task(driver.run(), name="behaviour")
 
 The speaker is the simulated one until a robot has a real speaker and display (another `Speaker` backend).
