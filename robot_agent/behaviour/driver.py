@@ -5,7 +5,9 @@ Events are queued (`post`, from any thread) and handled one at a time, in order,
 verdict comes in as the desk's `CheckOutcome` (`on_outcome` has the scanner's and the face watcher's callback
 shape); the driver looks up the passenger's seat and the places at their destination in the store, off the
 loop, and hands the machine a `Checked`. Between events it sleeps until the machine's next deadline, then
-ticks. With an `EStop` device it follows its changes itself (and its state at start).
+ticks. With an `EStop` device it follows its changes itself (and its state at start). An answer's actions
+are carried out while the next event is awaited, and that event waits for them, except the e-stop pressed,
+which cancels whatever they still wait on (a command on a slow link) and is answered at once.
 
 A device that refuses or fails (the e-stop pressed before the machine heard of it, the MCU link down) never
 reaches the machine: the failure is logged and published as a live "fault" event, and the other actions of
@@ -121,12 +123,28 @@ class BehaviourDriver:
         log.info(
             "behaviour running state=%s language=%s", self.behaviour.state, self.behaviour.settings.language
         )
-        async with asyncio.TaskGroup() as tasks:
-            if self.estop is not None:
-                tasks.create_task(self._follow_estop(self.estop), name="behaviour e-stop")
-            while True:
-                item = await self._next()
-                await self.handle(item)
+        acting: asyncio.Task[None] | None = None
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                if self.estop is not None:
+                    tasks.create_task(self._follow_estop(self.estop), name="behaviour e-stop")
+                while True:
+                    item = await self._next()
+                    if acting is not None:
+                        if isinstance(item, EStopChanged) and item.pressed and not acting.done():
+                            # At once: what the last answer still waits on (a slow link) stops now.
+                            acting.cancel()
+                        await asyncio.wait([acting])
+                        if not acting.cancelled() and (bug := acting.exception()) is not None:
+                            raise bug  # device errors were reported; anything else is a bug: fail the part
+                        acting = None
+                    actions = await self.decide(item)
+                    if actions:
+                        # Carried out while the next event is awaited: an e-stop does not wait for it.
+                        acting = asyncio.create_task(self.execute(actions), name="behaviour actions")
+        finally:
+            if acting is not None:
+                acting.cancel()
 
     async def _next(self) -> Event | _Outcome:
         deadline = self.behaviour.deadline
@@ -147,6 +165,13 @@ class BehaviourDriver:
 
     async def handle(self, item: Event | _Outcome) -> list[Action]:
         """Hand one event to the machine and carry out its actions; returns them (for tests)."""
+        actions = await self.decide(item)
+        if actions:
+            await self.execute(actions)
+        return actions
+
+    async def decide(self, item: Event | _Outcome) -> list[Action]:
+        """Hand one event to the machine; its actions, not yet carried out."""
         event = await self._checked(item) if isinstance(item, _Outcome) else item
         behaviour = self.behaviour
         before = (behaviour.state, behaviour.since)
@@ -157,8 +182,6 @@ class BehaviourDriver:
                 "behaviour",
                 {"state": behaviour.state.value, "previous": before[0].value, "on": type(event).__name__},
             )
-        if actions:
-            await self.execute(actions)
         return actions
 
     async def _checked(self, item: _Outcome) -> Checked:

@@ -211,3 +211,35 @@ async def test_a_code_shown_is_stamped_and_waited_for(robot: Robot) -> None:
     await robot.driver.handle(event)
     assert robot.driver.behaviour.state is State.IDENTIFIED
     assert robot.sim.lights.showing == (LightPattern.PULSE, 0, 96, 255)
+
+
+class StuckGate:
+    """A gate whose command never gets its reply (a link gone quiet): `pulse` waits until cancelled."""
+
+    state = GateState.CLOSED
+
+    def __init__(self) -> None:
+        self.waiting = asyncio.Event()
+        self.cancelled = False
+
+    async def pulse(self, ms: int) -> None:
+        self.waiting.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+
+async def test_the_estop_does_not_wait_for_a_command_stuck_on_a_slow_link(devices: Devices) -> None:
+    robot = Robot(devices)
+    gate = robot.driver.gate = StuckGate()
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(robot.driver.run())
+        robot.driver.on_outcome(outcome())
+        await gate.waiting.wait()
+        robot.sim.press_estop()
+        await run_until(robot, "utterance", {"key": "estop_halted"})
+        running.cancel()
+    assert gate.cancelled
+    assert robot.speaker.keys == ["valid", "hotels", "attractions", "estop_halted"]
