@@ -75,6 +75,7 @@ class BehaviourDriver:
         self._clock = clock
         self._queue: asyncio.Queue[Event | _Outcome] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._acting: asyncio.Task[None] | None = None  # the last answer's actions, while they run
         self.faults = 0
 
     def now(self) -> float:
@@ -87,7 +88,8 @@ class BehaviourDriver:
     # -- feeding it (any thread) ---------------------------------------------------------------------------
 
     def post(self, event: Event) -> None:
-        """Queue an event (stamped by its sender with `now()`)."""
+        """Queue an event (stamped by its sender with `now()`); these calls are for the loop's thread, and
+        for any thread once `run` has started."""
         self._put(event)
 
     def on_outcome(self, outcome: CheckOutcome, _frame: object = None) -> None:
@@ -111,9 +113,16 @@ class BehaviourDriver:
         except RuntimeError:
             running = None
         if loop is None or running is loop:
-            self._queue.put_nowait(item)
+            self._enqueue(item)
         else:
-            loop.call_soon_threadsafe(self._queue.put_nowait, item)
+            loop.call_soon_threadsafe(self._enqueue, item)
+
+    def _enqueue(self, item: Event | _Outcome) -> None:
+        if isinstance(item, EStopChanged) and item.pressed and self._acting is not None:
+            # At once: what the last answer still waits on (a command on a slow link) stops now, whatever
+            # events are queued before this one.
+            self._acting.cancel()
+        self._queue.put_nowait(item)
 
     # -- running -------------------------------------------------------------------------------------------
 
@@ -123,28 +132,26 @@ class BehaviourDriver:
         log.info(
             "behaviour running state=%s language=%s", self.behaviour.state, self.behaviour.settings.language
         )
-        acting: asyncio.Task[None] | None = None
         try:
             async with asyncio.TaskGroup() as tasks:
                 if self.estop is not None:
                     tasks.create_task(self._follow_estop(self.estop), name="behaviour e-stop")
                 while True:
                     item = await self._next()
+                    acting = self._acting
                     if acting is not None:
-                        if isinstance(item, EStopChanged) and item.pressed and not acting.done():
-                            # At once: what the last answer still waits on (a slow link) stops now.
-                            acting.cancel()
-                        await asyncio.wait([acting])
+                        await asyncio.wait([acting])  # still cancellable by an e-stop meanwhile
+                        self._acting = None
                         if not acting.cancelled() and (bug := acting.exception()) is not None:
                             raise bug  # device errors were reported; anything else is a bug: fail the part
-                        acting = None
                     actions = await self.decide(item)
                     if actions:
-                        # Carried out while the next event is awaited: an e-stop does not wait for it.
-                        acting = asyncio.create_task(self.execute(actions), name="behaviour actions")
+                        # Carried out while the next event is awaited: an e-stop pressed cancels them.
+                        self._acting = asyncio.create_task(self.execute(actions), name="behaviour actions")
         finally:
-            if acting is not None:
-                acting.cancel()
+            if self._acting is not None:
+                self._acting.cancel()
+                self._acting = None
 
     async def _next(self) -> Event | _Outcome:
         deadline = self.behaviour.deadline
@@ -158,8 +165,8 @@ class BehaviourDriver:
 
     async def _follow_estop(self, estop: EStop) -> None:
         changes = estop.changes()  # subscribed now: no change between this and reading `pressed` is lost
-        if estop.pressed:
-            self.post(EStopChanged(self.now(), True))
+        # Its state as it is now, pressed or not: a driver restarted halted hears of a release it missed.
+        self.post(EStopChanged(self.now(), estop.pressed))
         async for pressed in changes:
             self.post(EStopChanged(self.now(), pressed))
 

@@ -243,3 +243,15 @@ async def test_the_estop_does_not_wait_for_a_command_stuck_on_a_slow_link(device
         running.cancel()
     assert gate.cancelled
     assert robot.speaker.keys == ["valid", "hotels", "attractions", "estop_halted"]
+
+
+async def test_a_driver_restarted_while_halted_hears_of_a_release_it_missed(robot: Robot) -> None:
+    robot.sim.press_estop()
+    for _ in range(2):  # run, stopped (the supervisor restarting the part), run again
+        async with asyncio.TaskGroup() as tasks:
+            running = tasks.create_task(robot.driver.run())
+            await run_until(robot, "behaviour", {"state": "halted" if robot.sim.estop.pressed else "idle"})
+            running.cancel()
+        robot.sim.release_estop()  # while the driver is not running
+    assert robot.driver.behaviour.state is State.IDLE
+    assert robot.speaker.keys == ["estop_halted", "estop_released"]
