@@ -1,7 +1,7 @@
 """The robot's behaviour with passengers: a pure state machine, events in, actions out, no I/O.
 
-    idle ──face──► engaged ──code or named face──► identified ──verdict──► valid | refused ──timeout──► idle
-      └──code or named face──────────────────────►┘    └──timeout──► engaged (asked for the code)
+    idle ─stranger─► engaged ──code or named face──► identified ──verdict──► valid | refused ──time──► idle
+      └──code or named face────────────────────────►┘    └──timeout──► engaged (asked for the code)
     any verdict, in any state but halted, goes straight to valid or refused; engaged times out to idle
     e-stop pressed, in any state ──► halted ──released──► idle
 
