@@ -403,6 +403,23 @@ class ApiSection(Section):
         return path
 
 
+class BehaviourSection(Section):
+    """How the robot behaves with passengers (robot_agent/behaviour/): the language it speaks, how long it
+    waits, how long the gate opens."""
+
+    # Russian by default: the seed's railway and its passengers are Russian-speaking.
+    language: Literal["ru", "en"] = "ru"
+    # A passenger engaged (a face in view) who shows no ticket is let go this long after last seen.
+    engaged_timeout_s: float = Field(default=20.0, gt=0, le=600)
+    # A code read, or a passenger recognised, whose check gives no verdict this soon: ask for the code.
+    identify_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # How long a verdict shows (its lights too, up to the MCU's 60 s) before the robot is idle again.
+    verdict_s: float = Field(default=6.0, gt=0, le=60)
+    gate_pulse_ms: int = Field(default=3000, ge=1, le=10_000)
+    # How many hotels, and how many attractions, at the destination a passenger let in is told of.
+    places: int = Field(default=3, ge=0, le=10)
+
+
 class RobotConfig(Section):
     """The whole of robot.toml."""
 
@@ -415,6 +432,7 @@ class RobotConfig(Section):
     vision: VisionSection = Field(default_factory=dict, validate_default=True)
     tickets: TicketsSection = TicketsSection()
     hardware: HardwareSection
+    behaviour: BehaviourSection = BehaviourSection()
     logging: LoggingSection = LoggingSection()
     # Validated from {} when the file has no [api], so that its default paths follow the TOML's folder.
     api: ApiSection = Field(default_factory=dict, validate_default=True)

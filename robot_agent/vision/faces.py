@@ -129,6 +129,7 @@ class FaceWatcher:
         *,
         refresh_s: float = REFRESH_S,
         on_outcome: Callable[[CheckOutcome, Frame], None] | None = None,
+        on_sighting: Callable[[uuid.UUID | None], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.frames = frames
@@ -138,6 +139,9 @@ class FaceWatcher:
         self.debouncer = Debouncer(debounce_s)
         self.refresh_s = refresh_s
         self.on_outcome = on_outcome
+        # The behaviour's eyes: a passenger's new showing (their id, before its check), else None for a frame
+        # with faces in it ("someone is here"). Called on the event loop; the id is never logged.
+        self.on_sighting = on_sighting
         self.stats = FaceStats()
         # A track ending sooner than the debounce window means that a followed face's carried name always
         # finds its showing still open (a frame gap longer than the window ends the track first).
@@ -206,12 +210,16 @@ class FaceWatcher:
                 fresh[sighting.identity] = fresh.get(sighting.identity, False) or sighting.fresh
         outcomes = []
         at_s = frame.mono_ns / 1e9
+        named = False  # a new showing was reported to on_sighting in this frame
         for user_id, embedded in fresh.items():
             if not embedded:  # a carried name: it may only keep a showing going (the rule above)
                 self.debouncer.continue_showing(str(user_id), at_s)
                 continue
             if not self.debouncer.new_showing(str(user_id), at_s):
                 continue
+            named = True
+            if self.on_sighting is not None:
+                self.on_sighting(user_id)
             outcome = await self._in_worker(self.desk.check_face, user_id)
             if outcome is None:
                 self.stats.no_ticket += 1
@@ -229,6 +237,8 @@ class FaceWatcher:
             if self.on_outcome is not None:
                 self.on_outcome(outcome, frame)
             outcomes.append(outcome)
+        if seen and not named and self.on_sighting is not None:
+            self.on_sighting(None)
         return outcomes
 
     def close(self) -> None:

@@ -134,6 +134,7 @@ class TicketScanner:
         *,
         reader: QrReader | None = None,
         on_outcome: Callable[[CheckOutcome, Frame], None] | None = None,
+        on_code: Callable[[], None] | None = None,
         frames: FrameFeed | None = None,
     ) -> None:
         self.camera = camera
@@ -142,6 +143,7 @@ class TicketScanner:
         self.reader = reader or QrReader()
         self.debouncer = Debouncer(debounce_s)
         self.on_outcome = on_outcome
+        self.on_code = on_code  # a new showing goes to the desk (the behaviour's "code shown"), on the loop
         self.stats = ScanStats()
         self.retry_budget = RetryBudget()
 
@@ -180,6 +182,8 @@ class TicketScanner:
             key = str(ticket_id) if ticket_id is not None else code
             if not self.debouncer.new_showing(key, frame.mono_ns / 1e9):
                 continue
+            if self.on_code is not None:
+                self.on_code()
             outcome = await asyncio.to_thread(self.desk.check, code, CheckMethod.CAMERA)
             latency_ms = (time.monotonic_ns() - frame.mono_ns) / 1e6
             self.stats.checks += 1

@@ -98,8 +98,16 @@ async def test_a_recognised_passenger_is_checked_once_a_showing_and_strangers_re
 ) -> None:
     bot = Robot(tmp_path)
     now = [0.0]
+    sightings: list[uuid.UUID | None] = []
     watcher = FaceWatcher(
-        Subscription("test"), Kept(pipeline), bot.matcher, bot.desk, 3.0, refresh_s=30.0, clock=lambda: now[0]
+        Subscription("test"),
+        Kept(pipeline),
+        bot.matcher,
+        bot.desk,
+        3.0,
+        refresh_s=30.0,
+        clock=lambda: now[0],
+        on_sighting=sightings.append,
     )
     caplog.set_level(logging.DEBUG)
     passenger, stranger = portrait_frame("obama2.jpg"), portrait_frame("biden.jpg")
@@ -125,6 +133,8 @@ async def test_a_recognised_passenger_is_checked_once_a_showing_and_strangers_re
         ("valid", "face"),
         ("already_used", "face"),
     ]
+    # What the behaviour hears: someone in view, and the passenger's id at each new showing, before its check.
+    assert sightings == [None, None, OBAMA, OBAMA, None, None, OBAMA]
     shown = watcher.snapshot()
     assert {
         k: shown[k] for k in ("frames", "faces", "matched", "unknown", "checks", "valid", "no_ticket")

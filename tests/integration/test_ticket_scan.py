@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from models.tickets import Verdict, live_code
 from robot_agent.config import load_config
 from robot_agent.store.database import open_store
-from robot_agent.tickets import TicketDesk
+from robot_agent.tickets import CheckOutcome, TicketDesk
 from robot_agent.vision.camera import Camera, Frame
 from robot_agent.vision.qr import QrReader
 from robot_agent.vision.scan import Debouncer, RetryBudget, TicketScanner
@@ -105,9 +105,13 @@ async def test_a_live_code_redrawn_while_held_up_is_checked_once(tmp_path: Path)
     config = load_config(config_path)
     store = open_store(config.storage.database)
     camera = Camera(config.camera)
-    seen = []
+    seen: list[CheckOutcome | str] = []
     scanner = TicketScanner(
-        camera, TicketDesk(store, config), 1.0, on_outcome=lambda outcome, frame: seen.append(outcome)
+        camera,
+        TicketDesk(store, config),
+        1.0,
+        on_outcome=lambda outcome, frame: seen.append(outcome),
+        on_code=lambda: seen.append("code shown"),
     )
     try:
         camera.start()
@@ -115,7 +119,11 @@ async def test_a_live_code_redrawn_while_held_up_is_checked_once(tmp_path: Path)
     finally:
         camera.stop()
         store.dispose()
-    assert [(o.ticket_id, o.verdict) for o in seen] == [(ticket_id, Verdict.VALID)]
+    assert seen[0] == "code shown"  # told before its check
+    assert [(o.ticket_id, o.verdict) for o in seen[1:] if isinstance(o, CheckOutcome)] == [
+        (ticket_id, Verdict.VALID)
+    ]
+    assert len(seen) == 2
     snapshot = scanner.snapshot()
     assert (snapshot["checks"], snapshot["valid"]) == (1, 1)
     assert snapshot["frames"] == 31 - snapshot["camera"]["dropped_frames"]
