@@ -6,7 +6,9 @@ devices `[hardware]` names and runs every part under one `Supervisor` until it i
 SIGINT): the sync sender, down-sync, telemetry, the broker link's and the camera's health, with `[tickets]
 scan` the ticket scanner (QR codes to the ticket desk) and with `[vision] match_faces` the face watcher
 (recognised passengers to the same desk), which share the camera through one fan-out, each at its own pace;
-and the hardware's watchers (MCU link, e-stop, card reader: robot_agent/devices.py). A part that fails is
+the hardware's watchers (MCU link, e-stop, card reader: robot_agent/devices.py); the behaviour with
+passengers on those devices, told by the camera's readers what they see and each check's outcome
+(robot_agent/behaviour/); and the local control API on `[api] socket` (robot_agent/api/). A part that fails is
 reported and restarted with backoff and never takes the others down: no camera, the robot still sells and
 syncs; no broker, it still checks tickets (its events wait in the outbox); no MCU link, the devices refuse
 commands and the link is made again by itself.
@@ -14,7 +16,8 @@ commands and the link is made again by itself.
 `status` (RobotStatus) is the robot's one status object, `live` (LiveEvents) its live events: every status
 change is also a live event. Others plug in here: `agent.supervisor.add(name, part)` before `run()` adds a
 supervised part; `agent.card_taps.subscribe()` gives the card reader's taps (the local API's card login);
-`agent.devices` is set once `run()` has opened them.
+`agent.devices` and `agent.behaviour` are set once `run()` has opened the devices. Each check is a live
+"ticket_checked" event (verdict, method, ticket id; never who), and WARNING-and-above log lines "log" events.
 
 On cancellation every part stops; a ticket check in its worker thread finishes its transaction (asyncio.run
 waits for its thread before the process exits); the devices are put in their safe state and closed; the
@@ -30,6 +33,13 @@ from typing import Any, Final
 
 from hardware.factory import Devices, open_devices
 from models.credentials import parse_credentials
+from models.faces.pipeline import FacePipeline
+from robot_agent.api.engineers import load_card_pepper
+from robot_agent.api.faces import MatcherFaces
+from robot_agent.api.logs import LiveLogHandler
+from robot_agent.api.server import LocalApi
+from robot_agent.behaviour.configured import open_behaviour
+from robot_agent.behaviour.driver import BehaviourDriver
 from robot_agent.clock import Clock
 from robot_agent.config import RobotConfig
 from robot_agent.devices import CardTaps, DeviceWatch
@@ -46,7 +56,7 @@ from robot_agent.sync.downsync import DownSync
 from robot_agent.sync.mqtt import RobotLink
 from robot_agent.sync.sender import Sender
 from robot_agent.sync.telemetry import SyncReport, Telemetry
-from robot_agent.tickets import TicketDesk
+from robot_agent.tickets import CheckOutcome, TicketDesk
 from robot_agent.vision.camera import Camera
 from robot_agent.vision.faces import FaceWatcher
 from robot_agent.vision.fanout import FrameFanout
@@ -86,6 +96,11 @@ class Agent:
         self.devices: Devices | None = None
         self._watch: DeviceWatch | None = None
         self._matcher: Matcher | None = None
+        self._api_pipeline: FacePipeline | None = None
+        self.behaviour: BehaviourDriver | None = None
+        self._card_pepper: bytes | None = (
+            None  # read when run() starts: a missing one is a warning, not a refusal
+        )
         key = load_key_file(config.robot.key_file)
         cloud = config.cloud
         username, password = (
@@ -100,8 +115,10 @@ class Agent:
         self.fanout: FrameFanout | None = None
         self.scanner: TicketScanner | None = None
         self.faces: FaceWatcher | None = None
+        self.clock = clock
+        self.desk = TicketDesk(self.store, config, clock)
         if config.tickets.scan or config.vision.match_faces:
-            desk = TicketDesk(self.store, config, clock)
+            desk = self.desk
             self.camera = Camera(config.camera)
             self.fanout = FrameFanout(self.camera)
             if config.tickets.scan:
@@ -147,6 +164,10 @@ class Agent:
             len(matcher),
         )
         self._matcher = matcher
+        try:  # the API's enrolments run beside the watcher: a pipeline of their own (not thread-safe)
+            self._api_pipeline = open_face_pipeline(vision, threads=1)
+        except FacesError as err:
+            log.error("the local API's face actions are off: %s", err)
         frames = self.fanout.subscribe("face watcher")
         watcher = FaceWatcher(frames, pipeline, matcher, desk, self.config.tickets.debounce_s)
         self.downsync.faces_changed = watcher.refresh  # faces down-sync brings are matched at once
@@ -269,6 +290,7 @@ class Agent:
 
     async def _open_devices(self) -> Devices:
         hardware = self.config.hardware
+        self._card_pepper = load_card_pepper(self.config.api.card_key_file)
         devices = await open_devices(hardware.backend, hardware.serial_url, hardware.baudrate)
         watch = DeviceWatch(devices, self.status, self.live, self.card_taps)
         self.supervisor.add("mcu link", watch.mcu_link)
@@ -276,7 +298,54 @@ class Agent:
         self.supervisor.add("card reader", watch.card_reader)
         self._watch = watch
         log.info("devices open backend=%s", hardware.backend)
+        self._behave(devices)
+        self.supervisor.add("local api", lambda: self._local_api(devices).run())
         return devices
+
+    def _behave(self, devices: Devices) -> None:
+        """The behaviour with passengers, on the devices: the camera's readers tell it what they see and
+        hand it each check's outcome, which is also a live event."""
+        driver = open_behaviour(self.config, devices, self.store, live=self.live)
+        self.behaviour = driver
+
+        def checked(outcome: CheckOutcome, frame: object = None) -> None:
+            self.live.publish("ticket_checked", _check_event(outcome))
+            driver.on_outcome(outcome, frame)
+
+        if self.scanner is not None:
+            self.scanner.on_code, self.scanner.on_outcome = driver.code_shown, checked
+        if self.faces is not None:
+            self.faces.on_sighting, self.faces.on_outcome = driver.face_seen, checked
+        self.status.add_source("behaviour", driver.snapshot)
+        self.supervisor.add("behaviour", driver.run)
+
+    def _local_api(self, devices: Devices) -> LocalApi:
+        """A new local API (each start reads its own card taps), as `[api]` configures it."""
+        api = self.config.api
+        faces = None
+        if self._matcher is not None and self._api_pipeline is not None:
+            faces = MatcherFaces(self._api_pipeline, self._matcher)
+        return LocalApi(
+            socket_path=api.socket,
+            status=self.status,
+            live=self.live,
+            store=self.store,
+            devices=devices,
+            tickets=self.desk,
+            sync_now=self.sync_now,
+            card_taps=aiter(self.card_taps.subscribe()),
+            card_pepper=self._card_pepper,
+            faces=faces,
+            clock=self.clock,
+            session_idle_s=api.session_idle_s,
+            card_login_s=api.card_login_s,
+        )
+
+    async def sync_now(self) -> None:
+        """The local API's "sync now": send the outbox at once and ask the cloud for what changed."""
+        self.sender.wake()
+        if self.link.connected:
+            await self.downsync.ask()
 
     async def run(self) -> None:
         """Run every part until cancelled; then devices safe and closed, "offline", the database closed."""
@@ -290,6 +359,8 @@ class Agent:
         await self.link.start()
         if self.camera is not None:
             self.camera.start()
+        live_log = LiveLogHandler(self.live)  # WARNING and above are live events too
+        logging.getLogger().addHandler(live_log)
         try:
             self.devices = await self._open_devices()
             await self.supervisor.run()
@@ -301,7 +372,10 @@ class Agent:
                 await asyncio.to_thread(self.camera.stop)
             if self.faces is not None:
                 await asyncio.to_thread(self.faces.close)
+            if self._api_pipeline is not None:
+                self._api_pipeline.close()
             await self.link.close()
+            logging.getLogger().removeHandler(live_log)
             self.store.dispose()
             log.info(
                 "agent stopped robot=%s acked_batches=%d resent_batches=%d",
@@ -309,3 +383,15 @@ class Agent:
                 self.sender.acked_batches,
                 self.sender.resent_batches,
             )
+
+
+def _check_event(outcome: CheckOutcome) -> dict[str, Any]:
+    """A check as a live event: the verdict and how, the ticket's id, never who (no user id)."""
+    return {
+        "verdict": outcome.verdict.value,
+        "ok": outcome.ok,
+        "method": outcome.method.value,
+        "ticket_id": str(outcome.ticket_id) if outcome.ticket_id else None,
+        "train_number": outcome.train_number,
+        "reason": outcome.reason,
+    }

@@ -8,6 +8,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from robot_agent.config import load_config
 from robot_agent.identity import create_key_file
 from robot_agent.runtime import Agent
@@ -74,6 +76,18 @@ async def test_the_agents_status_and_live_events_and_a_failing_part_that_takes_n
         assert "vision" not in status  # no camera configured
         health = await agent.health()
         assert set(health) == {"parts", "mcu", "estop"}
+        assert {"behaviour", "local api"} <= set(parts)
+        # The local API serves the same status object on the agent's socket.
+        await eventually(lambda: agent.config.api.socket.exists(), "the local API's socket", 10)
+        connector = aiohttp.UnixConnector(path=str(agent.config.api.socket))
+        async with (
+            aiohttp.ClientSession(connector=connector) as http,
+            http.get("http://robot/status") as answer,
+        ):
+            served = await answer.json()
+        assert answer.status == 200
+        assert served["estop"]["pressed"] is True
+        assert set(served["parts"]) == set((await agent.status.snapshot())["parts"])
     finally:
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)
