@@ -312,10 +312,15 @@ class Agent:
             self.live.publish("ticket_checked", _check_event(outcome))
             driver.on_outcome(outcome, frame)
 
+        def halted() -> bool:  # no ticket is used up while the gate cannot open
+            return self.status.estop_pressed
+
         if self.scanner is not None:
             self.scanner.on_code, self.scanner.on_outcome = driver.code_shown, checked
+            self.scanner.hold = halted
         if self.faces is not None:
             self.faces.on_sighting, self.faces.on_outcome = driver.face_seen, checked
+            self.faces.hold = halted
         self.status.add_source("behaviour", driver.snapshot)
         self.supervisor.add("behaviour", driver.run)
 

@@ -142,6 +142,9 @@ class FaceWatcher:
         # The behaviour's eyes: a passenger's new showing (their id, before its check), else None for a frame
         # with faces in it ("someone is here"). Called on the event loop; the id is never logged.
         self.on_sighting = on_sighting
+        # While it says so (the e-stop is pressed), no passenger is checked (TicketScanner.hold says why).
+        self.hold: Callable[[], bool] | None = None
+        self.held = 0
         self.stats = FaceStats()
         # A track ending sooner than the debounce window means that a followed face's carried name always
         # finds its showing still open (a frame gap longer than the window ends the track first).
@@ -212,6 +215,11 @@ class FaceWatcher:
         at_s = frame.mono_ns / 1e9
         named = False  # a new showing was reported to on_sighting in this frame
         for user_id, embedded in fresh.items():
+            if (
+                self.hold is not None and self.hold()
+            ):  # as the scanner's hold: nothing checked, nothing counted
+                self.held += 1
+                continue
             if not embedded:  # a carried name: it may only keep a showing going (the rule above)
                 self.debouncer.continue_showing(str(user_id), at_s)
                 continue

@@ -144,6 +144,11 @@ class TicketScanner:
         self.debouncer = Debouncer(debounce_s)
         self.on_outcome = on_outcome
         self.on_code = on_code  # a new showing goes to the desk (the behaviour's "code shown"), on the loop
+        # While it says so (the e-stop is pressed), codes are read but not checked: a ticket checked while the
+        # gate cannot open would be used up for nothing. The showing is not counted, so it is checked once
+        # the hold ends.
+        self.hold: Callable[[], bool] | None = None
+        self.held = 0  # showings not checked because of the hold
         self.stats = ScanStats()
         self.retry_budget = RetryBudget()
 
@@ -180,6 +185,9 @@ class TicketScanner:
         for code in codes:
             ticket_id = ticket_id_of(code)
             key = str(ticket_id) if ticket_id is not None else code
+            if self.hold is not None and self.hold():
+                self.held += 1
+                continue
             if not self.debouncer.new_showing(key, frame.mono_ns / 1e9):
                 continue
             if self.on_code is not None:

@@ -122,6 +122,11 @@ async def test_a_recognised_passenger_is_checked_once_a_showing_and_strangers_re
     assert (watcher.stats.matched, watcher.stats.no_ticket, len(bot.matcher)) == (1, 1, 1)
 
     ticket_id = held(bot.store, ticket()[1], user_id=OBAMA)
+    # Held (the e-stop pressed): nobody is checked, and the showing is not counted.
+    watcher.hold = lambda: True
+    assert await watcher.watch(frame(passenger, 4, 8.5)) == []
+    assert watcher.held == 1
+    watcher.hold = None
     [first] = await watcher.watch(frame(passenger, 4, 10.0))
     assert (first.ticket_id, first.verdict, first.method) == (ticket_id, Verdict.VALID, CheckMethod.FACE)
     assert await watcher.watch(frame(passenger, 5, 11.0)) == []  # the same showing
@@ -134,14 +139,14 @@ async def test_a_recognised_passenger_is_checked_once_a_showing_and_strangers_re
         ("already_used", "face"),
     ]
     # What the behaviour hears: someone in view, and the passenger's id at each new showing, before its check.
-    assert sightings == [None, None, OBAMA, OBAMA, None, None, OBAMA]
+    assert sightings == [None, None, OBAMA, None, OBAMA, None, None, OBAMA]  # held: someone, nobody named
     shown = watcher.snapshot()
     assert {
         k: shown[k] for k in ("frames", "faces", "matched", "unknown", "checks", "valid", "no_ticket")
     } == {
-        "frames": 7,
-        "faces": 7,
-        "matched": 4,
+        "frames": 8,
+        "faces": 8,
+        "matched": 5,  # the held frame's too: seen, named, not checked
         "unknown": 3,
         "checks": 2,
         "valid": 1,

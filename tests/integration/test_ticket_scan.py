@@ -130,3 +130,31 @@ async def test_a_live_code_redrawn_while_held_up_is_checked_once(tmp_path: Path)
     assert snapshot["camera"]["ended"] is True
     assert 0 < snapshot["latency_p50_ms"] <= snapshot["latency_max_ms"] < 5_000
     assert str(ticket_id) not in str(snapshot)
+
+
+async def test_while_held_a_shown_code_is_not_checked_and_is_checked_once_the_hold_ends(
+    tmp_path: Path,
+) -> None:
+    """The agent holds the scanner while the e-stop is pressed: a ticket checked then would be used up while
+    the gate cannot open. The showing is not counted either, so it is checked as soon as the hold ends."""
+    ticket_id, token = ticket()
+    config = load_config(robot(tmp_path, f'type = "folder"\npath = "{tmp_path}"\nloop = false'))
+    store = open_store(config.storage.database)
+    seen: list[CheckOutcome] = []
+    scanner = TicketScanner(
+        Camera(config.camera), TicketDesk(store, config), 1.0, on_outcome=lambda o, f: seen.append(o)
+    )
+    held = [True]
+    scanner.hold = lambda: held[0]
+    image = render_qr(token)
+    try:
+        for n in range(3):
+            assert await scanner.scan(_frame(image, n, n * 0.1)) == []
+        held[0] = False
+        [outcome] = await scanner.scan(_frame(image, 3, 0.3))
+        assert await scanner.scan(_frame(image, 4, 0.4)) == []  # the same showing
+    finally:
+        store.dispose()
+    assert (outcome.ticket_id, outcome.verdict) == (ticket_id, Verdict.VALID)
+    assert scanner.held == 3
+    assert [o.verdict for o in seen] == [Verdict.VALID]
