@@ -45,4 +45,8 @@ def _check_config(args: argparse.Namespace) -> int:
     devices = "simulated" if hw.backend == "simulated" else f"mcu on {hw.serial_url} at {hw.baudrate} baud"
     gpio = "simulated" if hw.gpio.backend == "simulated" else f"gpiod on {hw.gpio.chip}"
     print(f"  hardware {devices}, gpio {gpio}")
+    api = config.api
+    cards = "card logins" if api.card_key_file.exists() else "password logins only (no card key yet)"
+    print(f"  local API {api.socket}, {cards}")
+    print(f"  behaviour speaks {config.behaviour.language}, gate opens {config.behaviour.gate_pulse_ms} ms")
     return 0

@@ -107,6 +107,11 @@ def test_check_config_then_keys_init_then_check_config(robot_dir: Path) -> None:
         f"  broker login {robot_dir / 'var' / 'mqtt-credentials'} (not yet: "
         "`cloud-sync robot provision ROBOT_ID --out DIR` writes it; `run` needs it)"
     ) in after.stdout.splitlines()
+    assert (
+        f"  local API {robot_dir / 'var' / 'robot-agent.sock'}, password logins only (no card key yet)"
+        in after.stdout.splitlines()
+    )
+    assert "  behaviour speaks ru, gate opens 3000 ms" in after.stdout.splitlines()
 
     shown = run("robot-agent", "--config", "robot.toml", "keys", "show", cwd=robot_dir)
     assert (shown.returncode, shown.stdout) == (0, created.stdout)
