@@ -305,7 +305,7 @@ class Agent:
     def _behave(self, devices: Devices) -> None:
         """The behaviour with passengers, on the devices: the camera's readers tell it what they see and
         hand it each check's outcome, which is also a live event."""
-        driver = open_behaviour(self.config, devices, self.store, live=self.live)
+        driver = open_behaviour(self.config, devices, self.store, live=self.live, clock=self.clock)
         self.behaviour = driver
 
         def checked(outcome: CheckOutcome, frame: object = None) -> None:

@@ -579,16 +579,30 @@ class LocalApi:
     async def _order(self, call: Call) -> tuple[BaseModel, str]:
         body: bodies.OrderIn = call.body
         try:
-            purchase_id, seq = await asyncio.to_thread(
-                place_order, self._store, self._clock, body.store_id, body.user_id, body.items, self._wall()
+            purchase_id, seq, compartment = await asyncio.to_thread(
+                place_order,
+                self._store,
+                self._clock,
+                body.store_id,
+                body.user_id,
+                body.items,
+                self._wall(),
+                body.compartment,
             )
         except OrderRefused as err:
             raise ApiError(err.status, err.detail) from err
         count = sum(line.count for line in body.items)
         self._live.publish(
-            "purchase", {"purchase_id": str(purchase_id), "store_id": str(body.store_id), "items": count}
+            "purchase",
+            {
+                "purchase_id": str(purchase_id),
+                "store_id": str(body.store_id),
+                "items": count,
+                "compartment": compartment,
+            },
         )
-        return bodies.OrderOut(purchase_id=purchase_id, seq=seq), f"purchase {purchase_id}, {count} items"
+        out = bodies.OrderOut(purchase_id=purchase_id, seq=seq, compartment=compartment)
+        return out, f"purchase {purchase_id}, {count} items, compartment {compartment}"
 
     def _face_actions(self) -> FaceActions:
         if self._faces is None:

@@ -71,6 +71,8 @@ class RobotPurchase(RobotTable, table=True):
     is_default_ready: bool = Field(sa_type=Boolean)
     at: dt.datetime = Field(sa_type=UtcDateTime)
     event_seq: int = Field(sa_type=Integer)  # the outbox event that carries it to the cloud
+    # The compartment the order waits in until handed over (robot_agent/selling.py); None: not kept here.
+    compartment: int | None = Field(default=None, sa_type=Integer, nullable=True)
 
 
 class RobotPurchaseItem(RobotTable, table=True):

@@ -1,8 +1,9 @@
 """The tasks of the robot's own sales come down in its scope (issue 16, selling): the robot learns when an
 order is ready to hand over, and the stock conflicts its sale met.
 
-One new table, `tasks`; nothing earlier changes (tasks made before this version name no robot, so no cloud
-migration logs any). Going back drops it.
+One new table, `tasks` (tasks made before this version name no robot, so no cloud migration logs any), and
+`purchases.compartment`, nullable: the compartment an order waits in (earlier sales were kept nowhere). Going
+back drops both.
 
 Revision ID: 0006
 Revises: 0005
@@ -37,9 +38,13 @@ def upgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_tasks_user_id"), ["user_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_tasks_purchase_id"), ["purchase_id"], unique=False)
+    with op.batch_alter_table("purchases", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("compartment", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("purchases", schema=None) as batch_op:
+        batch_op.drop_column("compartment")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_tasks_purchase_id"))
         batch_op.drop_index(batch_op.f("ix_tasks_user_id"))
