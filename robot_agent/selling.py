@@ -77,6 +77,52 @@ def record_delivery(conn: Connection, order: ReadyOrder, at: dt.datetime, clock:
     return activity.record(conn, TaskUpdated(task_id=order.task_id, is_ready=True, at=at), clock)
 
 
+def orders(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
+    """The robot's latest orders, newest first, JSON-ready: each with its compartment, its task once it has
+    come down, its state ("placed": the cloud's task not here yet; "waiting": the store is making it;
+    "ready"; "delivered") and the conflicts the cloud found with its sale."""
+    tasks = replica.table("tasks")
+    delivered = exists().where(_DELIVERIES.c.task_id == tasks.c.id)
+    query = (
+        select(
+            _PURCHASES.c.id,
+            _PURCHASES.c.store_id,
+            _PURCHASES.c.user_id,
+            _PURCHASES.c.at,
+            _PURCHASES.c.compartment,
+            tasks.c.id.label("task_id"),
+            tasks.c.is_ready,
+            tasks.c.additional_data,
+            delivered.label("delivered"),
+        )
+        .outerjoin(tasks, tasks.c.purchase_id == _PURCHASES.c.id)
+        .order_by(_PURCHASES.c.at.desc(), _PURCHASES.c.id.desc())
+        .limit(limit)
+    )
+    found = []
+    for row in conn.execute(query):
+        if row.task_id is None:
+            state = "placed"
+        elif row.delivered:
+            state = "delivered"
+        else:
+            state = "ready" if row.is_ready else "waiting"
+        extra = row.additional_data if isinstance(row.additional_data, dict) else {}
+        found.append(
+            {
+                "purchase_id": str(row.id),
+                "store_id": str(row.store_id),
+                "user_id": str(row.user_id),
+                "at": row.at.isoformat(),
+                "compartment": row.compartment,
+                "task_id": None if row.task_id is None else str(row.task_id),
+                "state": state,
+                "conflicts": list(extra.get("conflicts", [])),
+            }
+        )
+    return found
+
+
 class OrderLookup:
     """`ready_order` on the robot's store, one short read a call (the driver's `order_of`)."""
 

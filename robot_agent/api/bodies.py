@@ -136,6 +136,23 @@ class OrderOut(BaseModel):
     compartment: int
 
 
+class OrderState(BaseModel):
+    """An order as the robot knows it (robot_agent/selling.py `orders`)."""
+
+    purchase_id: uuid.UUID
+    store_id: uuid.UUID
+    user_id: uuid.UUID
+    at: str
+    compartment: int | None
+    task_id: uuid.UUID | None
+    state: Literal["placed", "waiting", "ready", "delivered"]
+    conflicts: list[dict[str, Any]] = Field(description="What the cloud found with the sale: kind, detail.")
+
+
+class OrdersOut(BaseModel):
+    orders: list[OrderState]
+
+
 class FacePhotos(_Body):
     images: list[Annotated[str, Field(min_length=1, max_length=MAX_FACE_PHOTO_BYTES * 4 // 3 + 4)]] = Field(
         min_length=1, max_length=MAX_FACE_PHOTOS, description="Photos (JPEG, PNG or WebP), base64."

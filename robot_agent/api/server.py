@@ -45,6 +45,7 @@ from hardware.errors import DeviceError, DeviceUnavailableError, EStopPressedErr
 from hardware.factory import Devices
 from models.privileges import Privilege
 from models.sync_events import EngineerAction
+from robot_agent import selling
 from robot_agent.api import bodies, engineers, openapi
 from robot_agent.api.orders import OrderRefused, place_order
 from robot_agent.api.sessions import LIMIT, LOCK_S, LoginGuard, Session, Sessions, Via
@@ -632,6 +633,14 @@ class LocalApi:
         deleted = await faces.delete(user_id)
         return bodies.FacesOut(user_id=user_id, deleted=deleted), f"{deleted} faces of user {user_id} deleted"
 
+    async def _orders(self, _call: Call) -> bodies.OrdersOut:
+        def read() -> list[dict[str, Any]]:
+            with self._store.connect() as conn:
+                return selling.orders(conn)
+
+        found = await asyncio.to_thread(read)
+        return bodies.OrdersOut(orders=[bodies.OrderState.model_validate(o) for o in found])
+
     # -- the table -----------------------------------------------------------------------------------------
 
     def _routes(self) -> list[Route]:
@@ -659,6 +668,19 @@ class LocalApi:
                 media_type="application/x-ndjson",
                 description="One event a line, as they happen; `after` first sends the kept events after "
                 "that seq; a watcher that falls behind reads a `dropped` event. No session needed.",
+            ),
+            Route(
+                "GET",
+                "/orders",
+                "orders",
+                "The robot's orders",
+                "reading",
+                self._orders,
+                response=bodies.OrdersOut,
+                needs_session=True,
+                errors=(401,),
+                description="The latest orders, newest first: compartment, state (placed, waiting, ready, "
+                "delivered) and the conflicts the cloud found with each sale.",
             ),
             Route(
                 "POST",
