@@ -11,6 +11,7 @@ import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import Engine, select, update
@@ -400,3 +401,25 @@ def test_a_task_of_the_robots_sale_arrives_in_its_scope_with_its_conflicts(tmp_p
     assert row.is_ready is True
     assert row.sync_scope == scope
     assert row.additional_data["conflicts"] == [{"kind": "oversold", "detail": "tea"}]
+
+
+def test_tasks_that_come_are_told_once_after_the_commit(tmp_path: Path) -> None:
+    """Down-sync tells the agent of the tasks a message brought (its live "order" events), once: a log
+    message sent again brings nothing new."""
+    store = open_store(tmp_path / "robot.db")
+    down = DownSync(cast(Any, None), store)
+    told: list[list[dict[str, Any]]] = []
+    down.tasks_changed = told.append
+    task = str(uuid.uuid4())
+    value = {
+        "id": task,
+        "store_id": str(uuid.uuid4()),
+        "user_id": str(uuid.uuid4()),
+        "purchase_id": str(uuid.uuid4()),
+        "is_ready": True,
+        "additional_data": {"robot_id": str(ROBOT), "conflicts": []},
+    }
+    message = Changes(f"robot:{ROBOT}", "log", 0, 1, (Change(1, "tasks", "upsert", task, value),))
+    assert down._apply(message) == 1
+    assert down._apply(message) == 0
+    assert told == [[value]]
