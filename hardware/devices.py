@@ -20,6 +20,7 @@ from typing import Literal, Protocol
 from firmware_bridge.schema import BY_NAME, COMPARTMENTS, CompartmentState, GateState, LightPattern
 
 __all__ = [
+    "COMPARTMENTS",
     "Buzzer",
     "CardReader",
     "CardTap",

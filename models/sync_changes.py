@@ -92,6 +92,12 @@ REPLICATED: Final[Mapping[str, Replicated]] = {
         Replicated("hotels", "id", ("id", "name", "description", "logo_url", "destination_id")),
         Replicated("attractions", "id", ("id", "name", "description", "logo_url", "destination_id")),
         Replicated("robot_assignments", "id", ("id", "robot_id", "train_number", "train_date")),
+        # The tasks of the purchases this robot made (issue 16, selling): ingest names the robot, and any
+        # conflict the purchase met, in the task's `additional_data` (`robot_id`, `conflicts`), so the robot
+        # learns when an order is ready to hand over and what the cloud thought of its stock.
+        Replicated(
+            "tasks", "id", ("id", "store_id", "user_id", "purchase_id", "is_ready", "additional_data")
+        ),
     )
 }
 

@@ -111,6 +111,7 @@ class Agent:
         clock = Clock()
         self.sender = Sender(self.store, self.link, robot, key, clock)
         self.downsync = DownSync(self.link, self.store, faces=self._face_sink())
+        self.downsync.tasks_changed = self._tasks_arrived
         self.camera: Camera | None = None
         self.fanout: FrameFanout | None = None
         self.scanner: TicketScanner | None = None
@@ -281,6 +282,28 @@ class Agent:
                 log.info("part %s back", name)
             await asyncio.sleep(CAMERA_POLL_S)
 
+    def _tasks_arrived(self, tasks: list[dict[str, Any]]) -> None:
+        """Tasks of this robot's sales that came down: each a live "order" event (waiting or ready, and the
+        stock conflicts the cloud found with the sale), never who bought it."""
+        for task in tasks:
+            extra = task.get("additional_data")
+            conflicts = extra.get("conflicts", []) if isinstance(extra, dict) else []
+            self.live.publish(
+                "order",
+                {
+                    "state": "ready" if task.get("is_ready") else "waiting",
+                    "task_id": task.get("id"),
+                    "purchase_id": task.get("purchase_id"),
+                    "conflicts": conflicts,
+                },
+            )
+            if conflicts:
+                log.warning(
+                    "the cloud found conflicts with purchase %s: %s",
+                    task.get("purchase_id"),
+                    "; ".join(str(c.get("detail", c)) if isinstance(c, dict) else str(c) for c in conflicts),
+                )
+
     def _fault(self, part: str, error: str) -> None:
         """A part's trouble that the part itself rides out: the same report as a failure (status, WARNING,
         live "fault"), without a restart."""
@@ -305,7 +328,7 @@ class Agent:
     def _behave(self, devices: Devices) -> None:
         """The behaviour with passengers, on the devices: the camera's readers tell it what they see and
         hand it each check's outcome, which is also a live event."""
-        driver = open_behaviour(self.config, devices, self.store, live=self.live)
+        driver = open_behaviour(self.config, devices, self.store, live=self.live, clock=self.clock)
         self.behaviour = driver
 
         def checked(outcome: CheckOutcome, frame: object = None) -> None:

@@ -11,7 +11,8 @@ transaction as the change itself, once per scope the row belongs to:
 Scopes: tickets, their tokens, their revocations and their passengers travel in the ticket's train scope;
 a passenger's face embeddings in the train scope of every ticket of theirs that is not revoked; stores and
 items in the scope of every train `train_stores` puts them on; engineers, auth cards, signing keys, hotels
-and attractions go to every robot; assignments to the robot assigned. A ticket brings its passenger and the
+and attractions go to every robot; assignments to the robot assigned, and so do the tasks of the purchases
+it made (ingest names the robot in the task's `additional_data`). A ticket brings its passenger and the
 passenger's embeddings along into its train's scope, a `train_stores` row its store and that store's items;
 a revocation, or a ticket deleted, withdraws the passenger's embeddings from that scope (delete entries
 there) unless another unrevoked ticket of theirs is on that train.
@@ -43,6 +44,7 @@ _IN_CHUNK: Final = 5_000  # keys per IN (...): well inside SQLite's 32,766 param
 PG_LOG_LOCK: Final = f"SELECT pg_advisory_xact_lock({0x7261696C})"
 _UNSCOPED: Final = {"engineers", "auth_cards", "signing_keys", "hotels", "attractions"}
 EMBEDDINGS: Final = "face_embeddings"
+TASKS: Final = "tasks"
 RowMap = Mapping[Any, Any]  # a row as SQLAlchemy maps it, or a dict of its columns
 
 
@@ -95,6 +97,8 @@ def scopes_of(conn: Connection, table_name: str, rows: Sequence[RowMap]) -> list
         return [{train_scope(r["train_number"])} for r in rows]
     if table_name == "robot_assignments":
         return [{robot_scope(r["robot_id"])} for r in rows]
+    if table_name == TASKS:
+        return [{robot_scope(robot)} if (robot := task_robot(r)) is not None else set() for r in rows]
     if table_name == EMBEDDINGS:
         wanted = _face_scopes(conn, [r["user_id"] for r in rows])
         return [set(wanted.get(r["user_id"], ())) for r in rows]
@@ -107,6 +111,14 @@ def scopes_of(conn: Connection, table_name: str, rows: Sequence[RowMap]) -> list
     }[table_name]
     trains = _trains_by(conn, source, column, [r[by] for r in rows])
     return [set(trains.get(r[by], ())) for r in rows]
+
+
+def task_robot(row: RowMap) -> str | None:
+    """The robot whose purchase made this task (ingest writes it in `additional_data`), or None: a task of
+    the Store API's own purchase desk goes to no robot."""
+    extra = row["additional_data"]
+    robot = extra.get("robot_id") if isinstance(extra, dict) else None
+    return robot if isinstance(robot, str) else None
 
 
 def _face_scopes(conn: Connection, user_ids: Iterable[Any]) -> dict[Any, set[str]]:
@@ -257,6 +269,13 @@ def pg_log_statement(table_name: str) -> str:
     database, for ingest's raw asyncpg connection. Take PG_LOG_LOCK first."""
     columns = REPLICATED[table_name].columns
     value = "json_build_object(" + ", ".join(f"'{c}', r.{c}" for c in columns) + ")"
+    if table_name == TASKS:  # in its robot's scope, named by ingest
+        return f"""
+INSERT INTO sync_changes (scope, table_name, row_key, op, value, changed_at)
+SELECT 'robot:' || (r.additional_data->>'robot_id'), 'tasks', r.id::text, 'upsert', {value}, $2
+FROM tasks r WHERE r.id = ANY($1::uuid[]) AND r.additional_data->>'robot_id' IS NOT NULL
+ORDER BY r.id
+"""
     trains = {
         "tickets": "SELECT DISTINCT t.id AS key, t.train_number FROM tickets t WHERE t.id = ANY($1::uuid[])",
         "store_items": "SELECT DISTINCT i.id AS key, ts.train_number FROM store_items i "
@@ -429,6 +448,9 @@ def snapshot(conn: Connection, scope: str) -> list[Change]:
     elif scope.startswith("robot:"):
         t = table("robot_assignments")
         add("robot_assignments", all_rows("robot_assignments", t.c.robot_id == uuid.UUID(scope[6:])))
+        tasks = table(TASKS)
+        robot = str(uuid.UUID(scope[6:]))
+        add(TASKS, all_rows(TASKS, tasks.c.additional_data["robot_id"].as_string() == robot))
     else:
         train = int(scope.removeprefix("train:"))
         tickets, stops = table("tickets"), table("train_stores")

@@ -3,8 +3,9 @@
 A sale is its purchase, the purchase's lines, its task, and the new balances of the counted items it sold.
 Robots copy `store_items`, so whenever a balance changes the item is logged to the change log in the same
 transaction (docs/sync.md, "Down-sync"; docs/decisions.md §30): a writer that skipped it would leave robots
-selling from the old balance. One writer per database, each a fixed number of statements whatever the size
-of the group (docs/decisions.md §13, §21):
+selling from the old balance. A robot's sale's task (its `additional_data` names the robot) is logged too:
+it goes down to that robot, which hands the order over once the store marks it ready. One writer per
+database, each a fixed number of statements whatever the size of the group (docs/decisions.md §13, §21):
 
 - SQLite (`write_sqlite`): a blocking SQLAlchemy `Connection` (the desk's own on the loop's thread, or
   ingest's aiosqlite one through `run_sync`); the inserts on sqlite3's executemany (`SqliteInsert`).
@@ -15,6 +16,7 @@ of the group (docs/decisions.md §13, §21):
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -93,6 +95,9 @@ def write_sqlite(conn: Connection, sales: Sales) -> None:
             insert.run(conn, rows)
     if sales.balances:
         changes.log_upserts(conn, "store_items", list(sales.balances))
+    robots_tasks = [row["id"] for row in sales.tasks if row.get("additional_data")]
+    if robots_tasks:  # a robot's sale: its task goes down to it
+        changes.log_upserts(conn, "tasks", robots_tasks)
 
 
 # PostgreSQL: every row of a group's sales in one statement and one round trip (arrays, one element per row).
@@ -108,9 +113,11 @@ WITH stock AS (
     INSERT INTO purchase_items (id, purchase_id, store_item_id, count)
     SELECT * FROM unnest($7::uuid[], $8::uuid[], $9::uuid[], $10::int[])
 )
-INSERT INTO tasks (id, store_id, user_id, purchase_id, is_ready, created_at)
-SELECT * FROM unnest($11::uuid[], $12::uuid[], $13::uuid[], $14::uuid[], $15::bool[], $16::timestamptz[])
+INSERT INTO tasks (id, store_id, user_id, purchase_id, is_ready, created_at, additional_data)
+SELECT * FROM unnest($11::uuid[], $12::uuid[], $13::uuid[], $14::uuid[], $15::bool[], $16::timestamptz[],
+                     $17::text[]::json[])
 """
+_PG_LOG_TASKS: Final = changes.pg_log_statement("tasks")
 _PG_LOG_STOCK: Final = changes.pg_log_statement("store_items")
 
 
@@ -142,7 +149,16 @@ async def write_postgres(raw: Any, sales: Sales, now: dt.datetime) -> None:
         _column(tasks, "purchase_id"),
         _column(tasks, "is_ready"),
         _column(tasks, "created_at"),
+        [_json(row.get("additional_data")) for row in tasks],
     )
-    if sales.balances:
+    robots_tasks = [row["id"] for row in tasks if row.get("additional_data")]
+    if sales.balances or robots_tasks:
         await raw.execute(changes.PG_LOG_LOCK)
+    if sales.balances:
         await raw.execute(_PG_LOG_STOCK, list(sales.balances), now)
+    if robots_tasks:
+        await raw.execute(_PG_LOG_TASKS, robots_tasks, now)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)

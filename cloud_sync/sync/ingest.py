@@ -319,12 +319,15 @@ def _purchase(
         conflicts.add("duplicate_purchase", f"purchase {data.purchase_id}")
         return
     purchases.add(data.purchase_id)
+    met: list[dict[str, str]] = []  # what the robot is told, in the task it gets back
     for item_id, count in sorted(wanted.items()):
         if item_id not in balances:
             continue  # not counted
         balance = balances[item_id]
         if balance < count:
-            conflicts.add("oversold", f"item {item_id}: {count} sold, {balance} in stock")
+            detail = f"item {item_id}: {count} sold, {balance} in stock"
+            conflicts.add("oversold", detail)
+            met.append({"kind": "oversold", "detail": detail})
         balances[item_id] = writes.balances[item_id] = max(balance - count, 0)
     writes.purchases.append(
         {"id": data.purchase_id, "store_id": data.store_id, "user_id": data.user_id, "created_at": data.at}
@@ -340,6 +343,9 @@ def _purchase(
             "user_id": data.user_id,
             "purchase_id": data.purchase_id,
             "is_ready": data.is_default_ready,
+            # The robot that sold it, and the conflicts the sale met: the task goes down to that robot
+            # (models/sync_changes.py), which so learns when the order is ready and what went wrong.
+            "additional_data": {"robot_id": str(conflicts.robot), "conflicts": met},
             "created_at": data.at,
         }
     )

@@ -263,6 +263,8 @@ class _SqliteTransaction:
         # A ticket used is copied by robots too (docs/sync.md, "Down-sync"); the sale writer logs the stock.
         if writes.tickets_used:
             await conn.run_sync(changes.log_upserts, "tickets", writes.tickets_used)
+        if writes.tasks_ready:  # a robot's tasks go down to it (models/sync_changes.py)
+            await conn.run_sync(changes.log_upserts, "tasks", list(writes.tasks_ready))
 
     async def dead_letters(self, letters: Sequence[DeadLetter], now: dt.datetime) -> None:
         if letters:
@@ -317,6 +319,7 @@ SET last_seq = excluded.last_seq, last_batch_at = excluded.last_batch_at,
 WHERE s.last_seq <= excluded.last_seq
 """
 _PG_LOG_TICKETS: Final = changes.pg_log_statement("tickets")
+_PG_LOG_TASKS: Final = changes.pg_log_statement("tasks")
 # The robots' runs are merged read-modify-write, so two workers must not merge one robot's at once: each holds
 # an advisory lock per robot (key space "seqs", a robot's hash) until commit, taken in robot order as the last
 # locks of the transaction, after every row lock, so waiting for one never closes a cycle.
@@ -418,9 +421,12 @@ class _PostgresTransaction:
             _column(writes.states, "clock_skew_ms"),
         )
         # A ticket used is copied by robots too (docs/sync.md, "Down-sync"); the sale writer logs the stock.
-        if writes.tickets_used:
+        if writes.tickets_used or writes.tasks_ready:
             await self._raw.execute(changes.PG_LOG_LOCK)
+        if writes.tickets_used:
             await self._raw.execute(_PG_LOG_TICKETS, writes.tickets_used, now)
+        if writes.tasks_ready:  # a robot's tasks go down to it (models/sync_changes.py)
+            await self._raw.execute(_PG_LOG_TASKS, list(writes.tasks_ready), now)
 
     async def dead_letters(self, letters: Sequence[DeadLetter], now: dt.datetime) -> None:
         if letters:

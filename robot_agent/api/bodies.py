@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hardware.devices import LightPattern
+from hardware.devices import COMPARTMENTS, LightPattern
 from models.store_api import NO_NUL, PurchaseLine, ValidationErrorBody
 
 __all__ = ["ValidationErrorBody"]
@@ -122,11 +122,35 @@ class OrderIn(_Body):
     store_id: uuid.UUID
     user_id: uuid.UUID
     items: list[PurchaseLine] = Field(min_length=1, max_length=100)
+    compartment: int | None = Field(
+        default=None,
+        ge=0,
+        le=COMPARTMENTS - 1,
+        description="The compartment the order waits in until handed over; the lowest free one if not given.",
+    )
 
 
 class OrderOut(BaseModel):
     purchase_id: uuid.UUID
     seq: int
+    compartment: int
+
+
+class OrderState(BaseModel):
+    """An order as the robot knows it (robot_agent/selling.py `orders`)."""
+
+    purchase_id: uuid.UUID
+    store_id: uuid.UUID
+    user_id: uuid.UUID
+    at: str
+    compartment: int | None
+    task_id: uuid.UUID | None
+    state: Literal["placed", "waiting", "ready", "delivered"]
+    conflicts: list[dict[str, Any]] = Field(description="What the cloud found with the sale: kind, detail.")
+
+
+class OrdersOut(BaseModel):
+    orders: list[OrderState]
 
 
 class FacePhotos(_Body):

@@ -2,8 +2,9 @@
 
 It is checked against the robot's copies of the stores and their items (each item of that store; a counted
 stock must hold the count) and recorded with its `purchase` outbox event in one transaction
-(store/activity.py), which also takes the count off the robot's copy of the stock. The cloud's stock rules
-apply when the event lands: a conflict comes back through sync.
+(store/activity.py), which also takes the count off the robot's copy of the stock. The order waits in a
+compartment (the one asked for, or the lowest free) until handed over (robot_agent/selling.py). The cloud's
+stock rules apply when the event lands: a conflict comes back in the order's task, down-synced to the robot.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import uuid
 from sqlalchemy import Engine, select
 from uuid_utils.compat import uuid7
 
+from hardware.devices import COMPARTMENTS
 from models.store_api import PurchaseLine
 from models.sync_events import PurchaseMade
+from robot_agent import selling
 from robot_agent.clock import Clock
 from robot_agent.errors import RobotAgentError
 from robot_agent.store import activity
@@ -41,8 +44,10 @@ def place_order(
     user_id: uuid.UUID,
     lines: list[PurchaseLine],
     at: dt.datetime,
-) -> tuple[uuid.UUID, int]:
-    """Record the purchase; returns its id and outbox seq, or raises `OrderRefused`."""
+    compartment: int | None = None,
+) -> tuple[uuid.UUID, int, int]:
+    """Record the purchase, kept in `compartment` (or the lowest free one); returns its id, outbox seq and
+    compartment, or raises `OrderRefused`."""
     wanted: dict[uuid.UUID, int] = {}
     for line in lines:
         wanted[line.item_id] = wanted.get(line.item_id, 0) + line.count
@@ -61,6 +66,14 @@ def place_order(
                 raise OrderRefused(404, f"item {item_id} is not sold by store {store_id}")
             if row.balance is not None and row.balance < count:
                 raise OrderRefused(409, f"item {item_id}: {row.balance} left, {count} asked")
+        taken = selling.occupied(conn)
+        if compartment is None:
+            free = [n for n in range(COMPARTMENTS) if n not in taken]
+            if not free:
+                raise OrderRefused(409, "every compartment holds an order not yet handed over")
+            compartment = free[0]
+        elif compartment in taken:
+            raise OrderRefused(409, f"compartment {compartment} holds an order not yet handed over")
         purchase_id = uuid7()
         seq = activity.record(
             conn,
@@ -72,5 +85,6 @@ def place_order(
                 at=at,
             ),
             clock,
+            compartment=compartment,
         )
-    return purchase_id, seq
+    return purchase_id, seq, compartment

@@ -45,6 +45,7 @@ from hardware.errors import DeviceError, DeviceUnavailableError, EStopPressedErr
 from hardware.factory import Devices
 from models.privileges import Privilege
 from models.sync_events import EngineerAction
+from robot_agent import selling
 from robot_agent.api import bodies, engineers, openapi
 from robot_agent.api.orders import OrderRefused, place_order
 from robot_agent.api.sessions import LIMIT, LOCK_S, LoginGuard, Session, Sessions, Via
@@ -579,16 +580,30 @@ class LocalApi:
     async def _order(self, call: Call) -> tuple[BaseModel, str]:
         body: bodies.OrderIn = call.body
         try:
-            purchase_id, seq = await asyncio.to_thread(
-                place_order, self._store, self._clock, body.store_id, body.user_id, body.items, self._wall()
+            purchase_id, seq, compartment = await asyncio.to_thread(
+                place_order,
+                self._store,
+                self._clock,
+                body.store_id,
+                body.user_id,
+                body.items,
+                self._wall(),
+                body.compartment,
             )
         except OrderRefused as err:
             raise ApiError(err.status, err.detail) from err
         count = sum(line.count for line in body.items)
         self._live.publish(
-            "purchase", {"purchase_id": str(purchase_id), "store_id": str(body.store_id), "items": count}
+            "purchase",
+            {
+                "purchase_id": str(purchase_id),
+                "store_id": str(body.store_id),
+                "items": count,
+                "compartment": compartment,
+            },
         )
-        return bodies.OrderOut(purchase_id=purchase_id, seq=seq), f"purchase {purchase_id}, {count} items"
+        out = bodies.OrderOut(purchase_id=purchase_id, seq=seq, compartment=compartment)
+        return out, f"purchase {purchase_id}, {count} items, compartment {compartment}"
 
     def _face_actions(self) -> FaceActions:
         if self._faces is None:
@@ -618,6 +633,14 @@ class LocalApi:
         deleted = await faces.delete(user_id)
         return bodies.FacesOut(user_id=user_id, deleted=deleted), f"{deleted} faces of user {user_id} deleted"
 
+    async def _orders(self, _call: Call) -> bodies.OrdersOut:
+        def read() -> list[dict[str, Any]]:
+            with self._store.connect() as conn:
+                return selling.orders(conn)
+
+        found = await asyncio.to_thread(read)
+        return bodies.OrdersOut(orders=[bodies.OrderState.model_validate(o) for o in found])
+
     # -- the table -----------------------------------------------------------------------------------------
 
     def _routes(self) -> list[Route]:
@@ -645,6 +668,19 @@ class LocalApi:
                 media_type="application/x-ndjson",
                 description="One event a line, as they happen; `after` first sends the kept events after "
                 "that seq; a watcher that falls behind reads a `dropped` event. No session needed.",
+            ),
+            Route(
+                "GET",
+                "/orders",
+                "orders",
+                "The robot's orders",
+                "reading",
+                self._orders,
+                response=bodies.OrdersOut,
+                needs_session=True,
+                errors=(401,),
+                description="The latest orders, newest first: compartment, state (placed, waiting, ready, "
+                "delivered) and the conflicts the cloud found with each sale.",
             ),
             Route(
                 "POST",

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hardware.devices import LightPattern, check_arguments
+from robot_agent.behaviour.events import ReadyOrder
 from robot_agent.behaviour.texts import Utterance
 
 
@@ -43,6 +44,19 @@ class Buzz(Action):
 
     def __post_init__(self) -> None:
         check_arguments("BUZZER", "Buzz", {"freq_hz": self.freq_hz, "ms": self.ms})
+
+
+@dataclass(frozen=True)
+class OpenCompartment(Action):
+    """Unlock the compartment holding `order`; once it has opened, the driver records the delivery."""
+
+    order: ReadyOrder
+    ms: int
+
+    def __post_init__(self) -> None:
+        check_arguments(
+            "COMPARTMENT_UNLOCK", "OpenCompartment", {"index": self.order.compartment, "ms": self.ms}
+        )
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,10 @@ from robot_agent.behaviour.driver import BehaviourDriver
 from robot_agent.behaviour.machine import Behaviour, Settings
 from robot_agent.behaviour.places import SeatLookup
 from robot_agent.behaviour.speaker import SimSpeaker, Speaker
+from robot_agent.clock import Clock
 from robot_agent.config import RobotConfig
 from robot_agent.live import LiveEvents
+from robot_agent.selling import Deliveries, OrderLookup
 
 
 def open_behaviour(
@@ -29,9 +31,12 @@ def open_behaviour(
     *,
     live: LiveEvents | None = None,
     speaker: Speaker | None = None,
+    clock: Clock | None = None,
 ) -> BehaviourDriver:
     """The behaviour's driver on `devices` (following their e-stop), with the seat and the places at the
-    destination read from `store`, its words going to `speaker` (the simulated one by default)."""
+    destination read from `store`, and a passenger's ready order (handed over from its compartment, the
+    delivery recorded there, stamped by `clock`), its words going to `speaker` (the simulated one by
+    default)."""
     section = config.behaviour
     return BehaviourDriver(
         Behaviour(Settings.of(section)),
@@ -42,4 +47,7 @@ def open_behaviour(
         estop=devices.estop,
         seat_of=SeatLookup(store, section.places),
         live=live,
+        compartments=devices.compartments,
+        order_of=OrderLookup(store),
+        delivered=Deliveries(store, clock if clock is not None else Clock()),
     )

@@ -26,10 +26,20 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from hardware.devices import Buzzer, EStop, Gate, Lights
+from hardware.devices import Buzzer, Compartments, EStop, Gate, Lights
 from hardware.errors import HardwareError
-from robot_agent.behaviour.actions import Action, Buzz, PulseGate, Say, ShowLights
-from robot_agent.behaviour.events import Checked, CodeShown, EStopChanged, Event, FaceSeen, Seat, Tick
+from models.tickets import Verdict
+from robot_agent.behaviour.actions import Action, Buzz, OpenCompartment, PulseGate, Say, ShowLights
+from robot_agent.behaviour.events import (
+    Checked,
+    CodeShown,
+    EStopChanged,
+    Event,
+    FaceSeen,
+    ReadyOrder,
+    Seat,
+    Tick,
+)
 from robot_agent.behaviour.machine import Behaviour
 from robot_agent.behaviour.speaker import Speaker, SpeakerError
 from robot_agent.live import LiveEvents
@@ -38,6 +48,9 @@ from robot_agent.tickets import CheckOutcome
 log = logging.getLogger(__name__)
 
 SeatOf = Callable[[uuid.UUID], Seat | None]
+OrderOf = Callable[[uuid.UUID], ReadyOrder | None]  # a ticket's passenger's ready order (blocking)
+Delivered = Callable[[ReadyOrder], bool]  # record a delivery (blocking); False: it was recorded before
+_ORDER_VERDICTS = frozenset({Verdict.VALID, Verdict.ALREADY_USED})
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,9 @@ class BehaviourDriver:
         seat_of: SeatOf | None = None,
         live: LiveEvents | None = None,
         clock: Callable[[], float] | None = None,
+        compartments: Compartments | None = None,
+        order_of: OrderOf | None = None,
+        delivered: Delivered | None = None,
     ) -> None:
         self.behaviour = behaviour
         self.gate = gate
@@ -71,6 +87,9 @@ class BehaviourDriver:
         self.speaker = speaker
         self.estop = estop
         self.seat_of = seat_of
+        self.compartments = compartments
+        self.order_of = order_of
+        self.delivered = delivered
         self.live = live
         self._clock = clock
         self._queue: asyncio.Queue[Event | _Outcome] = asyncio.Queue()
@@ -199,7 +218,13 @@ class BehaviourDriver:
                 seat = await asyncio.to_thread(self.seat_of, outcome.ticket_id)
             except SQLAlchemyError as err:  # the passenger is let in all the same, without their seat
                 self._fault("seat lookup", err)
-        return Checked.of(outcome, item.at, seat)
+        order = None
+        if outcome.verdict in _ORDER_VERDICTS and outcome.ticket_id is not None and self.order_of is not None:
+            try:
+                order = await asyncio.to_thread(self.order_of, outcome.ticket_id)
+            except SQLAlchemyError as err:  # the verdict stands; the order waits for the next showing
+                self._fault("order lookup", err)
+        return Checked.of(outcome, item.at, seat, order)
 
     async def execute(self, actions: list[Action]) -> None:
         """Device actions in order beside the words in order; failures reported, never raised."""
@@ -229,8 +254,37 @@ class BehaviourDriver:
             await self.gate.pulse(action.ms)
         elif isinstance(action, Buzz):
             await self.buzzer.beep(action.freq_hz, action.ms)
+        elif isinstance(action, OpenCompartment):
+            await self._hand_over(action)
         else:
             raise TypeError(f"no device carries out {action!r}")
+
+    async def _hand_over(self, action: OpenCompartment) -> None:
+        """Unlock the order's compartment; once it has opened, record the delivery (the `task_update` in the
+        outbox with the robot's own record, one transaction) and publish a live "order" event. A compartment
+        that does not open records nothing: the order waits for the passenger's next showing."""
+        order = action.order
+        if self.compartments is None:
+            raise TypeError("an order to hand over, and no compartments")
+        await self.compartments.unlock(order.compartment, action.ms)
+        recorded = True
+        if self.delivered is not None:
+            try:
+                recorded = await asyncio.to_thread(self.delivered, order)
+            except SQLAlchemyError as err:
+                self._fault("record the delivery", err)
+                return
+        log.info("order handed over task=%s compartment=%d", order.task_id, order.compartment)
+        if self.live is not None and recorded:
+            self.live.publish(
+                "order",
+                {
+                    "state": "delivered",
+                    "task_id": str(order.task_id),
+                    "purchase_id": str(order.purchase_id),
+                    "compartment": order.compartment,
+                },
+            )
 
     def _fault(self, what: str, err: Exception) -> None:
         self.faults += 1
@@ -251,5 +305,10 @@ class BehaviourDriver:
 
 
 def _name(action: Action) -> str:
-    names = {ShowLights: "lights.show", PulseGate: "gate.pulse", Buzz: "buzzer.beep"}
+    names = {
+        ShowLights: "lights.show",
+        PulseGate: "gate.pulse",
+        Buzz: "buzzer.beep",
+        OpenCompartment: "compartments.unlock",
+    }
     return names.get(type(action), type(action).__name__)

@@ -4,8 +4,8 @@
 
 Nothing here is biometric or secret: a face is a user id at most (never logged, never said), a card tap is
 its reader's number (the UID stays with the local API, which decides whether it is an engineer's).
-Selling will add its own events (an order ready for a passenger, a compartment's door opened and closed)
-beside these, and states to match: the machine ignores events it does not know.
+A passenger's ready order comes with their verdict (`Checked.order`); the machine ignores events it does not
+know.
 """
 
 from __future__ import annotations
@@ -53,6 +53,16 @@ class Seat:
 
 
 @dataclass(frozen=True)
+class ReadyOrder:
+    """A passenger's order the store has marked ready and the robot has not handed over yet: its store task
+    and the compartment it was put in when placed (0..COMPARTMENTS-1)."""
+
+    task_id: uuid.UUID
+    purchase_id: uuid.UUID
+    compartment: int
+
+
+@dataclass(frozen=True)
 class Checked(Event):
     """The ticket desk's verdict on a code or a recognised face (`CheckOutcome`), with the seat the wiring
     looked up (None when the robot holds no copy of the ticket, or for a refusal)."""
@@ -62,10 +72,15 @@ class Checked(Event):
     ticket_id: uuid.UUID | None
     method: CheckMethod
     seat: Seat | None = None
+    # The passenger's ready order, looked up by the wiring for a ticket valid or already used (a passenger
+    # let in earlier who comes back for it): its compartment opens.
+    order: ReadyOrder | None = None
 
     @classmethod
-    def of(cls, outcome: CheckOutcome, at: float, seat: Seat | None = None) -> Checked:
-        return cls(at, outcome.verdict, outcome.reason, outcome.ticket_id, outcome.method, seat)
+    def of(
+        cls, outcome: CheckOutcome, at: float, seat: Seat | None = None, order: ReadyOrder | None = None
+    ) -> Checked:
+        return cls(at, outcome.verdict, outcome.reason, outcome.ticket_id, outcome.method, seat, order)
 
     @property
     def ok(self) -> bool:

@@ -17,6 +17,10 @@
   second passenger's code is checked in milliseconds and its verdict replaces the shown one).
 - Timeouts are deadlines on the events' clock: any event past a deadline fires it first, and a `Tick`
   exists only to say time passed; `deadline` tells the driver when to tick.
+- Selling: a verdict that comes with the passenger's ready order (`Checked.order`: the wiring looks it up for
+  a ticket valid or already used) opens the order's compartment and says which; an already-used ticket with
+  an order is that passenger back for it (green, no gate), without one it is refused as before. The driver
+  records the delivery once the compartment has opened.
 - The e-stop halts everything at once and says so: in `halted` only the release does anything (back to
   idle, saying so); a verdict that still arrives (a check already under way) is answered with the halt's
   words and nothing else, for the hardware refuses every actuator then anyway.
@@ -29,7 +33,8 @@ from enum import StrEnum
 from typing import Final
 
 from hardware.devices import LightPattern
-from robot_agent.behaviour.actions import Action, Buzz, PulseGate, Say, ShowLights
+from models.tickets import Verdict
+from robot_agent.behaviour.actions import Action, Buzz, OpenCompartment, PulseGate, Say, ShowLights
 from robot_agent.behaviour.events import (
     CardTapped,
     Checked,
@@ -37,6 +42,7 @@ from robot_agent.behaviour.events import (
     EStopChanged,
     Event,
     FaceSeen,
+    ReadyOrder,
     Tick,
 )
 from robot_agent.behaviour.texts import Language, refusal_key, utterance
@@ -71,6 +77,7 @@ class Settings:
     identify_timeout_s: float = 5.0
     verdict_s: float = 6.0
     gate_pulse_ms: int = 3000
+    compartment_ms: int = 10_000  # how long a ready order's compartment stays unlocked
 
     @classmethod
     def of(cls, section: BehaviourSection) -> Settings:
@@ -174,6 +181,11 @@ class Behaviour:
     def _verdict(self, event: Checked) -> list[Action]:
         settings = self.settings
         verdict_ms = _ms(settings.verdict_s)
+        order = event.order
+        if order is not None and event.verdict is Verdict.ALREADY_USED:
+            # A passenger let in earlier, back for their order: no gate, the compartment opens.
+            self._enter(State.VALID, event.at, settings.verdict_s)
+            return [ShowLights(*LET_IN, ms=verdict_ms), *self._hand_over(order)]
         if not event.ok:
             self._enter(State.REFUSED, event.at, settings.verdict_s)
             return [
@@ -183,6 +195,8 @@ class Behaviour:
             ]
         self._enter(State.VALID, event.at, settings.verdict_s)
         actions: list[Action] = [ShowLights(*LET_IN, ms=verdict_ms), PulseGate(settings.gate_pulse_ms)]
+        if order is not None:
+            actions += self._hand_over(order)
         seat = event.seat
         if seat is None:
             actions.append(self._say("valid_plain"))
@@ -193,6 +207,12 @@ class Behaviour:
         if seat.attractions:
             actions.append(self._say("attractions", names=", ".join(seat.attractions)))
         return actions
+
+    def _hand_over(self, order: ReadyOrder) -> list[Action]:
+        return [
+            OpenCompartment(order, self.settings.compartment_ms),
+            self._say("order_ready", compartment=order.compartment + 1),
+        ]
 
     # -- helpers -------------------------------------------------------------------------------------------
 

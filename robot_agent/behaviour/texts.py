@@ -109,6 +109,14 @@ CATALOGUE: Final[dict[str, Entry]] = {
         SoundCue.CHIME,
         {"ru": "Добро пожаловать! Хорошей поездки.", "en": "Welcome aboard! Have a good journey."},
     ),
+    # A passenger whose order is ready identified again: its compartment opens (numbered from 1 aloud).
+    "order_ready": Entry(
+        SoundCue.CHIME,
+        {
+            "ru": "Ваш заказ готов: откройте ячейку {compartment}.",
+            "en": "Your order is ready: take it from compartment {compartment}.",
+        },
+    ),
     "hotels": Entry(
         SoundCue.NONE,
         {"ru": "Гостиницы там, куда вы едете: {names}.", "en": "Hotels where you are going: {names}."},

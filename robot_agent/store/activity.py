@@ -37,8 +37,9 @@ _TASKS = TaskDelivery.__table__  # type: ignore[attr-defined]
 _ACTIONS = EngineerActionRecord.__table__  # type: ignore[attr-defined]
 
 
-def record(conn: Connection, data: EventData, clock: Clock) -> int:
-    """Record `data` in its table and the outbox, in the caller's transaction; returns the event's seq."""
+def record(conn: Connection, data: EventData, clock: Clock, *, compartment: int | None = None) -> int:
+    """Record `data` in its table and the outbox, in the caller's transaction; returns the event's seq.
+    `compartment`: where a purchase waits to be handed over (the robot's own business, not the cloud's)."""
     seq = outbox.append(conn, *event_payload(data), clock)
     if isinstance(data, PurchaseMade):
         conn.execute(
@@ -49,6 +50,7 @@ def record(conn: Connection, data: EventData, clock: Clock) -> int:
                 is_default_ready=data.is_default_ready,
                 at=data.at,
                 event_seq=seq,
+                compartment=compartment,
             )
         )
         sold: dict[uuid.UUID, int] = {}

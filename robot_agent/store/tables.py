@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
-from sqlalchemy import Boolean, Date, Integer, LargeBinary, String, Text, Uuid
+from sqlalchemy import JSON, Boolean, Date, Integer, LargeBinary, String, Text, Uuid
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -70,6 +71,8 @@ class RobotPurchase(RobotTable, table=True):
     is_default_ready: bool = Field(sa_type=Boolean)
     at: dt.datetime = Field(sa_type=UtcDateTime)
     event_seq: int = Field(sa_type=Integer)  # the outbox event that carries it to the cloud
+    # The compartment the order waits in until handed over (robot_agent/selling.py); None: not kept here.
+    compartment: int | None = Field(default=None, sa_type=Integer, nullable=True)
 
 
 class RobotPurchaseItem(RobotTable, table=True):
@@ -293,3 +296,18 @@ class SyncCursor(RobotTable, table=True):
 
     scope: str = Field(sa_type=String(80), primary_key=True)
     change_id: int = Field(sa_type=Integer)
+
+
+class ReplicaTask(ReplicaTable, table=True):
+    """A store task of a purchase this robot made (its `robot:{id}` scope): `is_ready` once the store has
+    made the order ready to hand over; `additional_data` as ingest wrote it (`robot_id`, and `conflicts`: the
+    stock conflicts the sale met, each `{"kind", "detail"}`)."""
+
+    __tablename__ = "tasks"
+
+    id: uuid.UUID = Field(sa_type=Uuid, primary_key=True)
+    store_id: uuid.UUID = Field(sa_type=Uuid)
+    user_id: uuid.UUID = Field(sa_type=Uuid, index=True)
+    purchase_id: uuid.UUID = Field(sa_type=Uuid, index=True)
+    is_ready: bool = Field(sa_type=Boolean)
+    additional_data: dict[str, Any] | None = Field(default=None, sa_type=JSON, nullable=True)

@@ -26,7 +26,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from sqlalchemy import Connection, Engine
 
@@ -66,6 +66,10 @@ class DownSync:
         self._dropped_said = False
         # Called (from a worker thread, after the commit) when faces came or went: the matcher's refresh.
         self.faces_changed: Callable[[], None] | None = None
+        # Called after the commit (from the worker thread) with the tasks of this robot's sales that came
+        # (their rows as the cloud sent them): the agent shows each as a live "order" event, with the stock
+        # conflicts its sale met (robot_agent/selling.py).
+        self.tasks_changed: Callable[[list[dict[str, Any]]], None] | None = None
         self.faces_added = 0
         self.faces_deleted = 0
         self._snapshot: tuple[str, str, int] | None = None  # (scope, snapshot id, last part applied)
@@ -220,6 +224,18 @@ class DownSync:
             except Exception as err:  # the matcher's trouble is its own; down-sync carries on
                 log.error("faces changed, but telling the matcher failed: %s", err)
 
+    def _after_tasks(self, message: Changes, cursor: int) -> None:
+        tasks = [
+            c.value
+            for c in message.changes
+            if c.table == "tasks" and c.value is not None and c.change_id > cursor
+        ]
+        if tasks and self.tasks_changed is not None:
+            try:
+                self.tasks_changed(tasks)
+            except Exception as err:  # the listener's trouble is its own; down-sync carries on
+                log.error("tasks came, but telling the agent failed: %s", err)
+
     def _cursors(self) -> dict[str, int]:
         with self._store.connect() as conn:
             return replica.cursors(conn)
@@ -227,8 +243,12 @@ class DownSync:
     def _apply(self, message: Changes) -> int | None:
         tally = replica.FaceTally()
         with self._store.begin() as conn:
+            # A log's changes at or before the cursor were applied before: their tasks are not news.
+            cursor = replica.cursors(conn).get(message.scope, 0) if message.kind == "log" else -1
             applied = self._apply_in(conn, message, tally)
         self._after_faces(tally)  # committed
+        if applied is not None:
+            self._after_tasks(message, cursor)
         if applied is None or message.kind == "log":
             return applied
         self._snapshot = None if message.last else (message.scope, message.snapshot, message.part)

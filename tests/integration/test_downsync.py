@@ -11,6 +11,7 @@ import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import Engine, select, update
@@ -374,3 +375,51 @@ def test_hotels_and_attractions_arrive_in_the_all_scope_and_are_found_by_destina
             for name in ("hotels", "attractions")
         }
     assert found == {"hotels": ["Astoria"], "attractions": ["Hermitage"]}
+
+
+def test_a_task_of_the_robots_sale_arrives_in_its_scope_with_its_conflicts(tmp_path: Path) -> None:
+    """A task comes down in the robot's own scope, its `additional_data` (the robot, the conflicts its sale
+    met) kept as JSON; a later change (the store marked it ready) replaces it."""
+    store = open_store(tmp_path / "robot.db")
+    task = uuid.uuid4()
+    scope = f"robot:{ROBOT}"
+    value = {
+        "id": str(task),
+        "store_id": str(uuid.uuid4()),
+        "user_id": str(uuid.uuid4()),
+        "purchase_id": str(uuid.uuid4()),
+        "is_ready": False,
+        "additional_data": {"robot_id": str(ROBOT), "conflicts": [{"kind": "oversold", "detail": "tea"}]},
+    }
+    ready = {**value, "is_ready": True}
+    with store.begin() as conn:
+        for n, row_value in ((1, value), (2, ready)):
+            change = Change(n, "tasks", "upsert", str(task), row_value)
+            replica.apply_log(conn, Changes(scope, "log", n - 1, n, (change,)))
+        row = conn.execute(select(replica.table("tasks"))).one()
+    assert row.id == task
+    assert row.is_ready is True
+    assert row.sync_scope == scope
+    assert row.additional_data["conflicts"] == [{"kind": "oversold", "detail": "tea"}]
+
+
+def test_tasks_that_come_are_told_once_after_the_commit(tmp_path: Path) -> None:
+    """Down-sync tells the agent of the tasks a message brought (its live "order" events), once: a log
+    message sent again brings nothing new."""
+    store = open_store(tmp_path / "robot.db")
+    down = DownSync(cast(Any, None), store)
+    told: list[list[dict[str, Any]]] = []
+    down.tasks_changed = told.append
+    task = str(uuid.uuid4())
+    value = {
+        "id": task,
+        "store_id": str(uuid.uuid4()),
+        "user_id": str(uuid.uuid4()),
+        "purchase_id": str(uuid.uuid4()),
+        "is_ready": True,
+        "additional_data": {"robot_id": str(ROBOT), "conflicts": []},
+    }
+    message = Changes(f"robot:{ROBOT}", "log", 0, 1, (Change(1, "tasks", "upsert", task, value),))
+    assert down._apply(message) == 1
+    assert down._apply(message) == 0
+    assert told == [[value]]

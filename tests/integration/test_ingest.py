@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cloud_sync.db import changes as cloud_changes
 from cloud_sync.db.database import create_engine
 from cloud_sync.db.tables import CLOUD_METADATA, Role
 from cloud_sync.sync import gaps
@@ -372,6 +373,51 @@ async def test_what_ingest_changes_that_robots_copy_goes_to_the_change_log(world
             )
         )
     )
+
+
+async def test_a_robots_sale_s_task_goes_down_to_it(world: World) -> None:
+    """The task of a robot's purchase is logged in that robot's scope, naming the robot and the stock conflict
+    the sale met (issue 16, selling); the robot's own `task_update` logs it again, and a snapshot of the
+    robot's scope holds it."""
+    sale = purchase(world, (world.tea, 5))  # 3 in stock: oversold, recorded all the same
+    ack = await world.ingest.handle(world.topic, world.batch(sale))
+    assert ack is not None
+    assert ack.status == "committed"
+    scope = f"robot:{world.robot}"
+    changes_ = T["sync_changes"]
+
+    async def logged() -> list[dict[str, Any]]:
+        async with world.engine.connect() as conn:
+            rows = await conn.execute(
+                select(changes_.c.value)
+                .where(changes_.c.scope == scope, changes_.c.table_name == "tasks")
+                .order_by(changes_.c.change_id)
+            )
+            return [row.value for row in rows]
+
+    [task] = await logged()
+    assert set(task) == set(REPLICATED["tasks"].columns)
+    assert task["purchase_id"] == str(sale.purchase_id)
+    assert task["is_ready"] is True  # the purchase's is_default_ready
+    extra = task["additional_data"]
+    assert extra["robot_id"] == str(world.robot)
+    assert [c["kind"] for c in extra["conflicts"]] == ["oversold"]
+    assert str(world.tea) in extra["conflicts"][0]["detail"]
+
+    moved = TaskUpdated(task_id=uuid.UUID(task["id"]), is_ready=False, at=AT)
+    ack = await world.ingest.handle(world.topic, world.batch(moved))
+    assert ack is not None
+    assert ack.status == "committed"
+    assert [t["is_ready"] for t in await logged()] == [True, False]
+    async with world.engine.connect() as conn:
+        snap = await conn.run_sync(cloud_changes.snapshot, scope)
+    [copied] = [c for c in snap if c.table == "tasks"]
+    assert copied.key == task["id"]
+    assert copied.value is not None
+    assert copied.value["is_ready"] is False
+    async with world.engine.connect() as conn:
+        other = await conn.run_sync(cloud_changes.snapshot, f"robot:{uuid.uuid4()}")
+    assert [c for c in other if c.table == "tasks"] == [], "another robot gets none of it"
 
 
 def numbered(world: World, seqs: range) -> bytes:

@@ -32,6 +32,7 @@ from models.card_keys import card_key
 from models.faces.choice import PipelineChoice
 from models.passwords import hash_password
 from models.privileges import ALL, Privilege
+from models.sync_changes import Change, Changes
 from robot_agent.api.engineers import load_card_pepper
 from robot_agent.api.faces import MatcherFaces
 from robot_agent.api.logs import LiveLogHandler
@@ -43,6 +44,7 @@ from robot_agent.faces.matcher import Matcher
 from robot_agent.identity import create_key_file
 from robot_agent.live import LiveEvents
 from robot_agent.status import RobotStatus
+from robot_agent.store import replica
 from robot_agent.store.database import open_store
 from robot_agent.store.tables import ROBOT_METADATA
 from robot_agent.tickets import TicketDesk
@@ -293,6 +295,44 @@ def _matches(pattern: str, path: str) -> bool:
     return len(parts) == len(wanted) and all(
         p == w or p.startswith("{") for p, w in zip(parts, wanted, strict=True)
     )
+
+
+async def test_orders_are_listed_with_their_compartment_state_and_conflicts(robot: Robot) -> None:
+    """An order placed is "placed" in its compartment until its task comes down; the task brings the
+    conflicts the cloud found with the sale (issue 16, selling)."""
+    add_engineer(robot.store, "sam", Privilege.SALES)
+    headers = {"Authorization": f"Bearer {await robot.token('sam')}"}
+    assert (await robot.client.get("/orders")).status == 401
+    body = {
+        "store_id": str(STORE_ID),
+        "user_id": str(uuid.uuid4()),
+        "items": [{"item_id": str(ITEM_ID), "count": 1}],
+    }
+    placed = await robot.client.post("/actions/orders", json={**body, "compartment": 4}, headers=headers)
+    assert placed.status == 200
+    purchase = (await placed.json())["purchase_id"]
+    assert (await placed.json())["compartment"] == 4
+    taken = await robot.client.post("/actions/orders", json={**body, "compartment": 4}, headers=headers)
+    assert taken.status == 409
+    [listed] = (await (await robot.client.get("/orders", headers=headers)).json())["orders"]
+    assert (listed["purchase_id"], listed["compartment"], listed["state"]) == (purchase, 4, "placed")
+    task = uuid.uuid4()
+    conflict = {"kind": "oversold", "detail": f"item {ITEM_ID}: 1 sold, 0 in stock"}
+    row = {
+        "id": str(task),
+        "store_id": str(STORE_ID),
+        "user_id": body["user_id"],
+        "purchase_id": purchase,
+        "is_ready": False,
+        "additional_data": {"robot_id": str(uuid.uuid4()), "conflicts": [conflict]},
+    }
+    with robot.store.begin() as conn:
+        replica.apply_log(
+            conn,
+            Changes(f"robot:{uuid.uuid4()}", "log", 0, 1, (Change(1, "tasks", "upsert", str(task), row),)),
+        )
+    [listed] = (await (await robot.client.get("/orders", headers=headers)).json())["orders"]
+    assert (listed["task_id"], listed["state"], listed["conflicts"]) == (str(task), "waiting", [conflict])
 
 
 async def test_a_privilege_taken_away_is_gone_at_the_next_action(robot: Robot) -> None:

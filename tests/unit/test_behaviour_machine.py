@@ -10,7 +10,7 @@ import pytest
 
 from hardware.devices import LightPattern
 from models.tickets import Verdict
-from robot_agent.behaviour.actions import Action, Buzz, PulseGate, Say, ShowLights
+from robot_agent.behaviour.actions import Action, Buzz, OpenCompartment, PulseGate, Say, ShowLights
 from robot_agent.behaviour.events import (
     CardTapped,
     Checked,
@@ -18,6 +18,7 @@ from robot_agent.behaviour.events import (
     EStopChanged,
     Event,
     FaceSeen,
+    ReadyOrder,
     Seat,
     Tick,
 )
@@ -31,10 +32,16 @@ T0 = 100.0
 USER = uuid.UUID(int=7)
 TICKET = uuid.UUID(int=42)
 SEAT = Seat(7, 33, "LED", hotels=("Astoria", "Moika 22"), attractions=("Hermitage",))
+ORDER = ReadyOrder(uuid.UUID(int=5), uuid.UUID(int=6), compartment=3)
 
 
 def valid(at: float, seat: Seat | None = SEAT) -> Checked:
     return Checked(at, Verdict.VALID, "ok", TICKET, CheckMethod.CAMERA, seat)
+
+
+def with_order(at: float, verdict: Verdict) -> Checked:
+    """A verdict that comes with the passenger's ready order (the wiring's lookup)."""
+    return Checked(at, verdict, "reason", TICKET, CheckMethod.CAMERA, SEAT, ORDER)
 
 
 def refused(at: float, verdict: Verdict = Verdict.WRONG_TRAIN) -> Checked:
@@ -53,6 +60,8 @@ def describe(actions: list[Action]) -> list[str]:
             words.append("buzz")
         elif isinstance(action, Say):
             words.append(f"say:{action.utterance.key}")
+        elif isinstance(action, OpenCompartment):
+            words.append(f"open:{action.order.compartment}")
         else:
             raise AssertionError(action)
     return words
@@ -84,6 +93,8 @@ EVENTS: dict[str, Callable[[float], Event]] = {
     "code": CodeShown,
     "valid": valid,
     "refused": refused,
+    "valid, order ready": lambda at: with_order(at, Verdict.VALID),
+    "used, order ready": lambda at: with_order(at, Verdict.ALREADY_USED),
     "tick": Tick,
     "card": lambda at: CardTapped(at, 0),
     "estop pressed": lambda at: EStopChanged(at, True),
@@ -93,6 +104,9 @@ EVENTS: dict[str, Callable[[float], Event]] = {
 LET_IN = ["lights:SOLID", "gate", "say:valid", "say:hotels", "say:attractions"]
 TURNED_AWAY = ["lights:BLINK", "buzz", "say:refused.wrong_train"]
 HALT = ["say:estop_halted"]
+# A ready order opens its compartment beside the welcome; a passenger let in before is back for it.
+LET_IN_WITH_ORDER = ["lights:SOLID", "gate", "open:3", "say:order_ready", *LET_IN[2:]]
+HANDED_OVER = ["lights:SOLID", "open:3", "say:order_ready"]
 S = State
 
 TABLE: dict[tuple[State, str], tuple[State, list[str]]] = {
@@ -101,6 +115,8 @@ TABLE: dict[tuple[State, str], tuple[State, list[str]]] = {
     (S.IDLE, "code"): (S.IDENTIFIED, ["lights:PULSE"]),
     (S.IDLE, "valid"): (S.VALID, LET_IN),
     (S.IDLE, "refused"): (S.REFUSED, TURNED_AWAY),
+    (S.IDLE, "valid, order ready"): (S.VALID, LET_IN_WITH_ORDER),
+    (S.IDLE, "used, order ready"): (S.VALID, HANDED_OVER),
     (S.IDLE, "tick"): (S.IDLE, []),
     (S.IDLE, "card"): (S.IDLE, []),
     (S.IDLE, "estop pressed"): (S.HALTED, HALT),
@@ -110,6 +126,8 @@ TABLE: dict[tuple[State, str], tuple[State, list[str]]] = {
     (S.ENGAGED, "code"): (S.IDENTIFIED, []),
     (S.ENGAGED, "valid"): (S.VALID, LET_IN),
     (S.ENGAGED, "refused"): (S.REFUSED, TURNED_AWAY),
+    (S.ENGAGED, "valid, order ready"): (S.VALID, LET_IN_WITH_ORDER),
+    (S.ENGAGED, "used, order ready"): (S.VALID, HANDED_OVER),
     (S.ENGAGED, "tick"): (S.ENGAGED, []),
     (S.ENGAGED, "card"): (S.ENGAGED, []),
     (S.ENGAGED, "estop pressed"): (S.HALTED, HALT),
@@ -119,6 +137,8 @@ TABLE: dict[tuple[State, str], tuple[State, list[str]]] = {
     (S.IDENTIFIED, "code"): (S.IDENTIFIED, []),
     (S.IDENTIFIED, "valid"): (S.VALID, LET_IN),
     (S.IDENTIFIED, "refused"): (S.REFUSED, TURNED_AWAY),
+    (S.IDENTIFIED, "valid, order ready"): (S.VALID, LET_IN_WITH_ORDER),
+    (S.IDENTIFIED, "used, order ready"): (S.VALID, HANDED_OVER),
     (S.IDENTIFIED, "tick"): (S.IDENTIFIED, []),
     (S.IDENTIFIED, "card"): (S.IDENTIFIED, []),
     (S.IDENTIFIED, "estop pressed"): (S.HALTED, HALT),
@@ -130,6 +150,8 @@ TABLE: dict[tuple[State, str], tuple[State, list[str]]] = {
     (S.VALID, "code"): (S.VALID, []),
     (S.VALID, "valid"): (S.VALID, LET_IN),
     (S.VALID, "refused"): (S.REFUSED, TURNED_AWAY),
+    (S.VALID, "valid, order ready"): (S.VALID, LET_IN_WITH_ORDER),
+    (S.VALID, "used, order ready"): (S.VALID, HANDED_OVER),
     (S.VALID, "tick"): (S.VALID, []),
     (S.VALID, "card"): (S.VALID, []),
     (S.VALID, "estop pressed"): (S.HALTED, HALT),
@@ -139,6 +161,8 @@ TABLE: dict[tuple[State, str], tuple[State, list[str]]] = {
     (S.REFUSED, "code"): (S.REFUSED, []),
     (S.REFUSED, "valid"): (S.VALID, LET_IN),
     (S.REFUSED, "refused"): (S.REFUSED, TURNED_AWAY),
+    (S.REFUSED, "valid, order ready"): (S.VALID, LET_IN_WITH_ORDER),
+    (S.REFUSED, "used, order ready"): (S.VALID, HANDED_OVER),
     (S.REFUSED, "tick"): (S.REFUSED, []),
     (S.REFUSED, "card"): (S.REFUSED, []),
     (S.REFUSED, "estop pressed"): (S.HALTED, HALT),
@@ -149,6 +173,8 @@ TABLE: dict[tuple[State, str], tuple[State, list[str]]] = {
     (S.HALTED, "code"): (S.HALTED, []),
     (S.HALTED, "valid"): (S.HALTED, HALT),
     (S.HALTED, "refused"): (S.HALTED, HALT),
+    (S.HALTED, "valid, order ready"): (S.HALTED, HALT),
+    (S.HALTED, "used, order ready"): (S.HALTED, HALT),
     (S.HALTED, "tick"): (S.HALTED, []),
     (S.HALTED, "card"): (S.HALTED, []),
     (S.HALTED, "estop pressed"): (S.HALTED, []),
@@ -364,3 +390,18 @@ def test_long_timeouts_stay_within_what_the_lights_accept() -> None:
 def test_an_action_outside_the_mcus_bounds_cannot_be_made(make: Callable[[], Action]) -> None:
     with pytest.raises(ValueError, match="outside"):
         make()
+
+
+def test_a_ready_order_opens_its_compartment_for_long_enough_and_names_it_from_one() -> None:
+    actions = Behaviour(SETTINGS, at=T0).handle(with_order(T0, Verdict.ALREADY_USED))
+    [opened] = [a for a in actions if isinstance(a, OpenCompartment)]
+    assert opened == OpenCompartment(ORDER, SETTINGS.compartment_ms)
+    [said] = [a.utterance for a in actions if isinstance(a, Say)]
+    assert said.text == "Your order is ready: take it from compartment 4."
+
+
+def test_a_refused_ticket_with_an_order_opens_nothing() -> None:
+    """Only a valid or already-used ticket hands an order over: the wiring looks up none for others, and the
+    machine opens nothing for one all the same."""
+    actions = Behaviour(SETTINGS, at=T0).handle(with_order(T0, Verdict.REVOKED))
+    assert describe(actions) == ["lights:BLINK", "buzz", "say:refused.revoked"]

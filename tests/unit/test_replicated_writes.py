@@ -28,6 +28,10 @@ LOGGED_WRITERS = {
     ("cloud_sync.desks.sales", "store_items"),
     # Tickets a robot used: test_ingest.py::test_what_ingest_changes_that_robots_copy_goes_to_the_change_log.
     ("cloud_sync.sync.ingest_store", "tickets"),
+    # A robot's sales' tasks, made and moved on by ingest:
+    # test_ingest.py::test_a_robots_sale_s_task_goes_down_to_it.
+    ("cloud_sync.desks.sales", "tasks"),
+    ("cloud_sync.sync.ingest_store", "tasks"),
 }
 _WRITE_CALLS = {"insert", "update", "delete", "sqlite_insert", "pg_insert", "SqliteInsert"}
 _SQL_WRITE = re.compile(r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+\"?(\w+)")
