@@ -410,7 +410,7 @@ def _figures(idle: Measured, loaded: Measured) -> list[Figure | Table]:
         if vision is not None:
             camera, first_vision = vision["camera"], m.first["vision"]
             rows.append(
-                f"  camera {camera.get('fps')} fps, dropped {camera.get('dropped')}; scanner "
+                f"  camera {camera.get('fps')} fps, {camera.get('dropped_frames')} frames dropped; scanner "
                 f"{_counts(first_vision, vision)}"
             )
     figures.append(Table("agent load: the windows", tuple(rows)))
