@@ -13,6 +13,7 @@ class Figure:
     baseline: float
     unit: str
     target: str = "-"
+    decimals: int = 0  # for figures of a few units (a lag of 0.4 ms)
 
     @property
     def ratio(self) -> float:
@@ -20,8 +21,8 @@ class Figure:
 
     def line(self) -> str:
         return (
-            f"{self.name:<44} {self.value:>12,.0f} {self.unit:<8} "
-            f"baseline {self.baseline_name}: {self.baseline:>12,.0f}  "
+            f"{self.name:<44} {self.value:>12,.{self.decimals}f} {self.unit:<8} "
+            f"baseline {self.baseline_name}: {self.baseline:>12,.{self.decimals}f}  "
             f"ratio {self.ratio:5.2f}  target {self.target}"
         )
 

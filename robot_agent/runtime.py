@@ -49,6 +49,7 @@ from robot_agent.faces.configured import open_face_pipeline, open_matcher
 from robot_agent.faces.matcher import Matcher
 from robot_agent.identity import load_key_file
 from robot_agent.live import LiveEvents
+from robot_agent.loop_lag import LoopLag
 from robot_agent.status import PartState, RobotStatus
 from robot_agent.store.database import open_store
 from robot_agent.supervisor import Supervisor
@@ -93,6 +94,7 @@ class Agent:
         self.status.listen(self._status_changed)
         self.supervisor = Supervisor(self.status, self.live)
         self.card_taps = CardTaps()
+        self.loop_lag = LoopLag()  # the event loop's lag, the status's "loop" (robot_agent/loop_lag.py)
         self.devices: Devices | None = None
         self._watch: DeviceWatch | None = None
         self._matcher: Matcher | None = None
@@ -203,6 +205,7 @@ class Agent:
 
     def _add_sources(self) -> None:
         self.status.add_source("sync", self.sync_snapshot)
+        self.status.add_source("loop", self.loop_lag.snapshot)
         self.status.add_source("assignment", lambda: self.config.assignment.model_dump(mode="json"))
         if self.camera is not None:
             self.status.add_source("vision", self.vision_snapshot)
@@ -226,14 +229,15 @@ class Agent:
         }
 
     async def health(self) -> dict[str, Any]:
-        """What telemetry carries of the status: each part's health, the MCU link, the e-stop."""
+        """What telemetry carries of the status: each part's health, the MCU link, the e-stop, loop lag."""
         snapshot = await self.status.snapshot()
-        return {key: snapshot[key] for key in ("parts", "mcu", "estop")}
+        return {key: snapshot[key] for key in ("parts", "mcu", "estop", "loop")}
 
     # -- parts --------------------------------------------------------------------------------------------
 
     def _add_parts(self) -> None:
         add = self.supervisor.add
+        add("loop lag", self.loop_lag.run)
         add("sync sender", self.sender.run)
         add("down-sync", self.downsync.run)
         add("telemetry", self.telemetry.run)

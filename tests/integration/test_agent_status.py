@@ -64,6 +64,7 @@ async def test_the_agents_status_and_live_events_and_a_failing_part_that_takes_n
             "mcu link",
             "e-stop",
             "card reader",
+            "loop lag",
         } <= set(parts)
         assert parts["flaky"]["state"] in {"failed", "running"}
         assert parts["flaky"]["last_error"] == "RuntimeError: the bench part broke"
@@ -75,7 +76,7 @@ async def test_the_agents_status_and_live_events_and_a_failing_part_that_takes_n
         assert status["assignment"]["train_number"] == 742
         assert "vision" not in status  # no camera configured
         health = await agent.health()
-        assert set(health) == {"parts", "mcu", "estop"}
+        assert set(health) == {"parts", "mcu", "estop", "loop"}
         assert {"behaviour", "local api"} <= set(parts)
         # The local API serves the same status object on the agent's socket.
         await eventually(lambda: agent.config.api.socket.exists(), "the local API's socket", 10)
@@ -87,6 +88,7 @@ async def test_the_agents_status_and_live_events_and_a_failing_part_that_takes_n
             served = await answer.json()
         assert answer.status == 200
         assert served["estop"]["pressed"] is True
+        assert {"lag_p50_ms", "lag_p99_ms", "lag_max_ms", "window", "samples"} <= set(served["loop"])
         assert set(served["parts"]) == set((await agent.status.snapshot())["parts"])
     finally:
         run.cancel()
