@@ -15,7 +15,7 @@ loop's lag p50/p99 from the agent's own probe (the status's "loop": the last 300
 the window's ~30 s), with the loop thread's run-queue wait and a bare asyncio loop in a process beside it
 for the same window (what the machine alone did to any loop). Target: loop lag p99 < 20 ms loaded. GET
 /status is read once a second in both. `python -m bench.bench_agent_load` also measures each part of the load
-alone (`split()`, decisions 47-L).
+alone (`split()`, decisions 52).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The seed gives the column no meanings; these are them, defined once for the cloud (which stores the integer
 an admin sets through the Base API) and the robot (whose local control API checks them before each action).
 One bit per kind of action, not levels: the engineer who refills the shop's lockers need not move the gate.
-Status and the live event stream need no privilege (decision 47-A): the socket's file mode is their guard.
+Status and the live event stream need no privilege (decision 48): the socket's file mode is their guard.
 Bits above the ones named here are kept as they are and mean nothing yet.
 """
 

@@ -27,6 +27,7 @@ link says "offline" and the database is closed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from pathlib import Path
 from typing import Any, Final
@@ -395,6 +396,11 @@ class Agent:
         logging.getLogger().addHandler(live_log)
         try:
             self.devices = await self._open_devices()
+            # Start-up's objects (modules, models, config) live as long as the agent: moved out of the
+            # collector's sight, a full collection during a sync drain scans ~160,000 fewer objects and stops
+            # the loop for milliseconds, not 90-290 ms (decisions §52).
+            gc.collect()
+            gc.freeze()
             await self.supervisor.run()
         finally:
             if self._watch is not None:

@@ -173,7 +173,7 @@ class KeyRing:
 
     def card_pepper(self) -> bytes:
         """The fleet's card pepper, made on first use: robots get a copy at provisioning, to match cards
-        offline (decision 47-A). Never logged."""
+        offline (decision 48). Never logged."""
         if self._pepper is None:
             path = self.keys_dir / _PEPPER_FILE
             if not path.exists():

@@ -1,6 +1,6 @@
 """The local API's OpenAPI 3.1 document, written from its route table and pydantic bodies as the cloud's is
 (cloud_sync/web/openapi.py): the agent may not import cloud_sync, and the cloud's registry is bound to its
-roles and domain errors (decision 47-A)."""
+roles and domain errors (decision 48)."""
 
 from __future__ import annotations
 

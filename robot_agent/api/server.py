@@ -1,4 +1,4 @@
-"""The robot's local control API: aiohttp on a unix socket, for the engineers' UI and tools (decision 47-A).
+"""The robot's local control API: aiohttp on a unix socket, for the engineers' UI and tools (decision 48).
 
 Anyone who may open the socket (its owner and group: mode 0660) may read the status and watch the live
 events; these hold no secrets, and the engineers' UI shows them before anyone logs in. Actions (the gate,
