@@ -50,7 +50,7 @@ from robot_agent.faces.matcher import Matcher
 from robot_agent.tickets import CheckOutcome, TicketDesk
 from robot_agent.vision.camera import CameraEnded, Frame
 from robot_agent.vision.fanout import FrameFeed, Subscription
-from robot_agent.vision.scan import Debouncer, latency_p50_ms
+from robot_agent.vision.scan import Debouncer, latency_p50_ms, report_outcome
 
 log = logging.getLogger(__name__)
 
@@ -232,18 +232,7 @@ class FaceWatcher:
             if outcome is None:
                 self.stats.no_ticket += 1
                 continue
-            latency_ms = (time.monotonic_ns() - frame.mono_ns) / 1e6
-            self.stats.checks += 1
-            self.stats.valid += outcome.ok
-            self.stats.latencies_ms.append(latency_ms)
-            log.info(
-                "passenger recognised verdict=%s frame=%d latency_ms=%.0f",
-                outcome.verdict.value,
-                frame.seq,
-                latency_ms,
-            )
-            if self.on_outcome is not None:
-                self.on_outcome(outcome, frame)
+            report_outcome(self.stats, outcome, frame, self.on_outcome, log, "passenger recognised")
             outcomes.append(outcome)
         if seen and not named and self.on_sighting is not None:
             self.on_sighting(None)

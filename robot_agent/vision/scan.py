@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -122,6 +122,33 @@ def latency_p50_ms(latencies: Iterable[float]) -> float | None:
     return round(ordered[len(ordered) // 2], 1) if ordered else None
 
 
+class CheckCounts(Protocol):
+    """The counters a camera reader keeps of the checks it made (ScanStats, the face watcher's FaceStats)."""
+
+    checks: int
+    valid: int
+    latencies_ms: collections.deque[float]
+
+
+def report_outcome(
+    stats: CheckCounts,
+    outcome: CheckOutcome,
+    frame: Frame,
+    on_outcome: Callable[[CheckOutcome, Frame], None] | None,
+    logger: logging.Logger,
+    shown: str,
+) -> None:
+    """A camera reader's check answered: counted with its frame-to-verdict latency, logged as `shown` (no
+    ticket or user id), handed to `on_outcome`. The scanner's and the face watcher's one way."""
+    latency_ms = (time.monotonic_ns() - frame.mono_ns) / 1e6
+    stats.checks += 1
+    stats.valid += outcome.ok
+    stats.latencies_ms.append(latency_ms)
+    logger.info("%s verdict=%s frame=%d latency_ms=%.0f", shown, outcome.verdict.value, frame.seq, latency_ms)
+    if on_outcome is not None:
+        on_outcome(outcome, frame)
+
+
 class TicketScanner:
     """Reads frames from `frames` (the camera itself unless it is shared), checks each new showing at `desk`,
     hands each outcome to `on_outcome`."""
@@ -193,18 +220,7 @@ class TicketScanner:
             if self.on_code is not None:
                 self.on_code()
             outcome = await asyncio.to_thread(self.desk.check, code, CheckMethod.CAMERA)
-            latency_ms = (time.monotonic_ns() - frame.mono_ns) / 1e6
-            self.stats.checks += 1
-            self.stats.valid += outcome.ok
-            self.stats.latencies_ms.append(latency_ms)
-            log.info(
-                "ticket shown verdict=%s frame=%d latency_ms=%.0f",
-                outcome.verdict.value,
-                frame.seq,
-                latency_ms,
-            )
-            if self.on_outcome is not None:
-                self.on_outcome(outcome, frame)
+            report_outcome(self.stats, outcome, frame, self.on_outcome, log, "ticket shown")
             outcomes.append(outcome)
         return outcomes
 
