@@ -392,7 +392,7 @@ class ApiSection(Section):
     # The fleet's card pepper (32 bytes, mode 0600, written by provisioning); without it engineers log in
     # by password only.
     card_key_file: ResolvedPath = Field(default=Path("var/card-pepper"), validate_default=True)
-    session_idle_s: float = Field(default=900.0, gt=0, le=86_400)
+    session_idle_s: float = Field(default=600.0, gt=0, le=86_400)
     card_login_s: float = Field(default=20.0, gt=0, le=300)
 
     @field_validator("socket")

@@ -17,7 +17,8 @@ commands and the link is made again by itself.
 change is also a live event. Others plug in here: `agent.supervisor.add(name, part)` before `run()` adds a
 supervised part; `agent.card_taps.subscribe()` gives the card reader's taps (the local API's card login);
 `agent.devices` and `agent.behaviour` are set once `run()` has opened the devices. Each check is a live
-"ticket_checked" event (verdict, method, ticket id; never who), and WARNING-and-above log lines "log" events.
+"ticket_checked" event (verdict, method, ticket id; never who), and INFO-and-above log lines "log" events
+with the part they are about.
 
 On cancellation every part stops; a ticket check in its worker thread finishes its transaction (asyncio.run
 waits for its thread before the process exits); the devices are put in their safe state and closed; the
@@ -38,7 +39,7 @@ from models.faces.pipeline import FacePipeline
 from robot_agent.api.engineers import load_card_pepper
 from robot_agent.api.faces import MatcherFaces
 from robot_agent.api.logs import LiveLogHandler
-from robot_agent.api.server import LocalApi
+from robot_agent.api.server import LocalApi, SyncLink
 from robot_agent.behaviour.configured import open_behaviour
 from robot_agent.behaviour.driver import BehaviourDriver
 from robot_agent.clock import Clock
@@ -357,7 +358,7 @@ class Agent:
         api = self.config.api
         faces = None
         if self._matcher is not None and self._api_pipeline is not None:
-            faces = MatcherFaces(self._api_pipeline, self._matcher)
+            faces = MatcherFaces(self._api_pipeline, self._matcher, frames=self.fanout)
         return LocalApi(
             socket_path=api.socket,
             status=self.status,
@@ -369,10 +370,15 @@ class Agent:
             card_taps=aiter(self.card_taps.subscribe()),
             card_pepper=self._card_pepper,
             faces=faces,
+            sync_link=self.sync_link,
             clock=self.clock,
             session_idle_s=api.session_idle_s,
             card_login_s=api.card_login_s,
         )
+
+    def sync_link(self) -> SyncLink:
+        """The local API's GET /sync: what the agent knows of its sync beyond the database."""
+        return SyncLink(self.link.connected, self.sender.last_ack_ms, dict(self.downsync.applied_ms))
 
     async def sync_now(self) -> None:
         """The local API's "sync now": send the outbox at once and ask the cloud for what changed."""
@@ -392,7 +398,7 @@ class Agent:
         await self.link.start()
         if self.camera is not None:
             self.camera.start()
-        live_log = LiveLogHandler(self.live)  # WARNING and above are live events too
+        live_log = LiveLogHandler(self.live)  # INFO and above are live events too (others' WARNING and up)
         logging.getLogger().addHandler(live_log)
         try:
             self.devices = await self._open_devices()

@@ -149,6 +149,11 @@ class TicketDesk:
         self._log(outcome)
         return outcome
 
+    def assignment(self, now: dt.datetime | None = None) -> Assignment:
+        """The train this robot serves now (its newest synced assignment begun, else robot.toml's)."""
+        with self._store.connect() as conn:
+            return self._assignment(conn, now or dt.datetime.now(dt.UTC))
+
     def check_face(self, user_id: uuid.UUID, now: dt.datetime | None = None) -> CheckOutcome | None:
         """Check the ticket of a passenger the camera recognised, as if they had shown its code: their ticket
         on the train this robot serves now is verified from its token in the robot's copy, recorded and used

@@ -4,7 +4,8 @@
 `locate`, then `upright` and the eye-distance filter, then `embed`'s alignment and batch, and the robot's
 face watcher calls `locate` and `embed` itself, to embed only the faces it has not named in the last frames.
 `enrol_image(bytes)` is the cloud's (and `robot-agent faces enroll`'s): the quality gate first, then one
-embedding or the reason for refusing. A pipeline holds native sessions that are not safe to share between
+embedding or the reason for refusing; `enrol_frame(image)` the same on a decoded camera frame (the local API's
+enrolment from the camera). A pipeline holds native sessions that are not safe to share between
 threads: give each worker thread its own, and run it off an asyncio loop (it blocks for tens of
 milliseconds).
 """
@@ -103,6 +104,10 @@ class FacePipeline:
             image = decode_image(data)
         except ImageError as err:
             return Refused(Refusal.NOT_AN_IMAGE, str(err))
+        return self.enrol_frame(image)
+
+    def enrol_frame(self, image: BgrImage) -> Enrolled | Refused:
+        """The embedding of the one face in a decoded image (a camera's frame), or the gate's reason."""
         verdict = judge(image, self.detect(image), self.limits)
         if isinstance(verdict, Refused):
             return verdict

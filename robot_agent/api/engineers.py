@@ -63,6 +63,15 @@ def by_password(store: Engine, login: str, password: str) -> tuple[Engineer | No
     return Engineer(row.id, row.login, Privilege.of(row.privileges)), row.id
 
 
+def password_matches(store: Engine, engineer_id: uuid.UUID, password: str) -> bool | None:
+    """Whether `password` is the engineer's (a session's step-up); None: the robot no longer knows them."""
+    with store.connect() as conn:
+        stored = conn.execute(select(_ENGINEERS.c.password).where(_ENGINEERS.c.id == engineer_id)).scalar()
+    if stored is None:
+        return None
+    return check_password(password, stored)
+
+
 def by_card(store: Engine, pepper: bytes, uid: bytes) -> Engineer | None:
     """The engineer whose synced auth card this UID is; every card is compared (constant time each)."""
     with store.connect() as conn:

@@ -56,6 +56,11 @@ def _operation(route: Route, ref: Any) -> dict[str, Any]:
     description = route.description
     if route.privilege is not None:
         description += f"\n\nNeeds the `{route.privilege.name}` privilege."
+    if route.needs_step_up:
+        description += (
+            " Needs a stepped-up session (the password once a session: POST /session/step-up); otherwise"
+            ' 403 with `"step_up": true`.'
+        )
     if route.hardware:
         description += " Refused (423) while the e-stop is pressed."
     operation: dict[str, Any] = {
@@ -106,12 +111,12 @@ def _operation(route: Route, ref: Any) -> dict[str, Any]:
 
 _REASONS = {
     401: "No session, or it expired",
-    403: "The session lacks the privilege named",
+    403: "The session lacks the privilege named, or step-up (`step_up`: true)",
     404: "Not known to this robot",
     408: "No card was tapped in time",
     409: "Conflict",
     423: "The e-stop is pressed",
-    429: "Logins are locked after failed ones",
+    429: "Logins and step-ups are locked after failed ones",
     502: "A device refused the command",
     503: "Not available on this robot now",
 }

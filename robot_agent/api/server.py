@@ -1,15 +1,20 @@
 """The robot's local control API: aiohttp on a unix socket, for the engineers' UI and tools (decision 48).
 
-Anyone who may open the socket (its owner and group: mode 0660) may read the status and watch the live
-events; these hold no secrets, and the engineers' UI shows them before anyone logs in. Actions (the gate,
-lights, buzzer, compartments, a sync now, a ticket verified by hand, an order, faces) need an engineer's
-session with the action's privilege (models/privileges.py), read afresh from the synced `engineers` at each
-action, so a privilege the cloud takes away is gone at the next action. A session is opened by a login and
-password or by an auth card tapped within `card_login_s` of asking (sessions.py); five failed logins in a row
-lock logging in for five minutes, robot-wide. Every action that reached a session is audited, done or
-refused, as an `engineer_action` outbox event and a live event; so is every login, failed login and lock.
-Actions that move hardware are refused while the e-stop is pressed (423, naming it). Card UIDs, passwords,
-tokens and ticket codes are never logged or audited.
+Anyone who may open the socket (its owner and group: mode 0660) may read the status, the sync's state and
+watch the live events; these hold no secrets, and the engineers' UI shows them before anyone logs in. Actions
+(the gate, lights, buzzer, compartments, a sync now, a ticket verified by hand, an order, faces) and the
+readings of faces and the catalogue need an engineer's session with their privilege (models/privileges.py),
+read afresh from the synced `engineers` each time, so a privilege the cloud takes away is gone at the next
+use. A session is opened by a login and password or by an auth card tapped within `card_login_s` of asking
+(sessions.py); it ends after `session_idle_s` unused, at logout, or when the card that opened it is tapped
+again. Actions that move hardware or touch biometric data also need the engineer's password once a session
+(step-up: password logins have it at once). Five failed logins or step-ups in a row lock both for five
+minutes, robot-wide. Every action that reached a session is audited, done or refused, as an
+`engineer_action` outbox event and a live event; so is every login, failed login, step-up and lock. Actions
+that move hardware are refused while the e-stop is pressed (423, naming it). Refusals come in this order:
+401 no session, 403 a privilege missing, 403 step-up needed, 423 the e-stop. Sessions opened and ended are
+live `session` events named by the session's id. Card UIDs, passwords, tokens, ticket codes and embeddings
+are never logged, audited or published.
 
 The event stream is NDJSON: one JSON event per line, as LiveEvents numbers them (`after` resumes).
 The API describes itself at GET /openapi.json.
@@ -38,22 +43,39 @@ from typing import Annotated, Any, Final, Protocol
 from aiohttp import web
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from hardware.devices import CardTap
 from hardware.errors import DeviceError, DeviceUnavailableError, EStopPressedError
 from hardware.factory import Devices
+from models.card_keys import card_key
 from models.privileges import Privilege
 from models.sync_events import EngineerAction
 from robot_agent import selling
 from robot_agent.api import bodies, engineers, openapi
 from robot_agent.api.orders import OrderRefused, place_order
-from robot_agent.api.sessions import LIMIT, LOCK_S, LoginGuard, Session, Sessions, Via
+from robot_agent.api.sessions import (
+    IDLE_S,
+    LIMIT,
+    LOCK_S,
+    EndReason,
+    LoginGuard,
+    Session,
+    Sessions,
+    Via,
+)
 from robot_agent.clock import Clock
-from robot_agent.errors import RobotAgentError
+from robot_agent.errors import FacesError, RobotAgentError
 from robot_agent.live import LiveEvents, Subscription
 from robot_agent.status import RobotStatus
-from robot_agent.store import activity
+from robot_agent.store import activity, outbox, replica
+from robot_agent.store.tables import (
+    EnrolledFace,
+    RejectedEvent,
+    ReplicaStore,
+    ReplicaStoreItem,
+    ReplicaTrainStore,
+)
 from robot_agent.tickets import CheckMethod, TicketDesk
 
 log = logging.getLogger(__name__)
@@ -63,6 +85,15 @@ NOBODY: Final = uuid.UUID(int=0)  # the engineer of an audited login failure tha
 MAX_DETAIL: Final = 255
 MAX_BODY: Final = 48 * 1024 * 1024  # face photos, base64
 STREAM_CHECK_S: Final = 5.0  # how often a quiet event stream checks that its watcher is still there
+SWEEP_S: Final = 5.0  # how often idle sessions are looked for (their "session" event comes this late at most)
+DEAD_LETTERS_SHOWN: Final = 100
+STEP_UP_DETAIL: Final = "this action needs your password once a session (step-up)"
+
+_FACES = EnrolledFace.__table__  # type: ignore[attr-defined]
+_REJECTED = RejectedEvent.__table__  # type: ignore[attr-defined]
+_STORES = ReplicaStore.__table__  # type: ignore[attr-defined]
+_ITEMS = ReplicaStoreItem.__table__  # type: ignore[attr-defined]
+_TRAIN_STORES = ReplicaTrainStore.__table__  # type: ignore[attr-defined]
 
 
 class FaceActions(Protocol):
@@ -76,15 +107,44 @@ class FaceActions(Protocol):
         """Delete every face of a passenger (database, index and its file); how many went."""
         ...
 
+    async def capture(
+        self,
+        user_id: uuid.UUID,
+        count: int,
+        timeout_s: float,
+        progress: Callable[[dict[str, Any]], None],
+    ) -> list[dict[str, Any]]:
+        """Enrol up to `count` faces from the running camera within `timeout_s`: per frame judged, `result`
+        in plain words and the face's id or the gate's reason, also handed to `progress`; FacesError when the
+        camera is off or gives no frame."""
+        ...
+
+
+@dataclass(frozen=True)
+class SyncLink:
+    """What the agent knows of its sync beyond the database: the link, the last ack, when each scope last
+    had a change applied (wall ms; since the agent started)."""
+
+    online: bool
+    last_ack_ms: int | None
+    applied_ms: dict[str, int]
+
 
 class ApiError(RobotAgentError):
     """An answer with an error status and `{"detail": ...}`."""
 
-    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.headers = headers or {}
+        self.extra = extra or {}  # more fields of the body (`step_up`)
 
 
 class InvalidInput(RobotAgentError):
@@ -122,9 +182,14 @@ class Route:
     needs_session: bool = False
     action: bool = False  # audited; needs `privilege`
     privilege: Privilege | None = None
-    hardware: bool = False  # refused while the e-stop is pressed
+    hardware: bool = False  # refused while the e-stop is pressed; needs step-up
+    step_up: bool = False  # needs step-up (besides hardware): biometric data
     params: tuple[tuple[str, Any], ...] = ()
     errors: tuple[int, ...] = field(default=())
+
+    @property
+    def needs_step_up(self) -> bool:
+        return self.hardware or self.step_up
 
     @property
     def path_params(self) -> dict[str, dict[str, Any]]:
@@ -147,10 +212,11 @@ class LocalApi:
 
     `card_taps`: the card reader's taps (the API is their one reader: a tap while a card login waits logs
     in, any other is published as a "card_tap" event without its UID); one `run()` reads them to their end,
-    so a restarted API is a new LocalApi with a new `devices.card_reader.taps()`. `card_pepper`: the fleet's
-    card key (engineers.load_card_pepper), None to log in by password only. `faces`: None when the robot has
-    none (faces.MatcherFaces otherwise). `monotonic` and `wall` are injectable for tests (sessions and the
-    lock; audited times).
+    so a restarted API is a new LocalApi with a new `devices.card_reader.taps()`; a tap of the card that
+    opened a session ends it. `card_pepper`: the fleet's card key (engineers.load_card_pepper), None to log in
+    by password only. `faces`: None when the robot has none (faces.MatcherFaces otherwise). `sync_link`: the
+    link's state, last ack and cursors' times for GET /sync (None: offline, not known). `monotonic` and `wall`
+    are injectable for tests (sessions and the lock; audited times).
     """
 
     def __init__(
@@ -166,8 +232,9 @@ class LocalApi:
         card_taps: AsyncIterator[CardTap] | None = None,
         card_pepper: bytes | None = None,
         faces: FaceActions | None = None,
+        sync_link: Callable[[], SyncLink] | None = None,
         clock: Clock | None = None,
-        session_idle_s: float = 900.0,
+        session_idle_s: float = IDLE_S,
         card_login_s: float = 20.0,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], dt.datetime] = _utcnow,
@@ -182,10 +249,12 @@ class LocalApi:
         self._card_taps = card_taps
         self._pepper = card_pepper
         self._faces = faces
+        self._sync_link = sync_link
         self._clock = clock or Clock()
         self._card_login_s = card_login_s
         self._wall = wall
-        self.sessions = Sessions(idle_s=session_idle_s, monotonic=monotonic)
+        self.sessions = Sessions(idle_s=session_idle_s, monotonic=monotonic, on_end=self._session_ended)
+        self.sweep_s = SWEEP_S
         self.guard = LoginGuard(limit=LIMIT, lock_s=LOCK_S, monotonic=monotonic)
         self._login_lock = asyncio.Lock()
         self._card_wait: asyncio.Future[CardTap] | None = None
@@ -217,20 +286,21 @@ class LocalApi:
         """Serve on the socket until cancelled; the socket file is removed at exit."""
         sock = self._bind()
         runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        taps: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[None]] = []
         try:
             await runner.setup()
             await web.SockSite(runner, sock).start()
             log.info("local API listening socket=%s", self.socket_path)
             self.listening.set()
+            tasks.append(asyncio.create_task(self._sweep_sessions(), name="api-sessions"))
             if self._card_taps is not None:
-                taps = asyncio.create_task(self._read_taps(self._card_taps), name="api-card-taps")
+                tasks.append(asyncio.create_task(self._read_taps(self._card_taps), name="api-card-taps"))
             await asyncio.Future()  # until cancelled
         finally:
             self.listening.clear()
-            if taps is not None:
-                taps.cancel()
-                await asyncio.gather(taps, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             for subscription in list(self._streams):
                 subscription.close()
             await runner.cleanup()
@@ -274,6 +344,17 @@ class LocalApi:
         except OSError:
             pass
 
+    async def _sweep_sessions(self) -> None:
+        """End idle sessions as they pass `session_idle_s`, not only when the API is next used, so that their
+        "session" event comes in time."""
+        while True:
+            await asyncio.sleep(self.sweep_s)
+            self.sessions.expire()
+
+    def _session_ended(self, session: Session, reason: EndReason) -> None:
+        log.info("engineer session ended id=%s reason=%s", session.id, reason)
+        self._live.publish("session", {"id": session.id, "state": "ended", "reason": reason})
+
     async def _read_taps(self, taps: AsyncIterator[CardTap]) -> None:
         try:
             async for tap in taps:
@@ -281,8 +362,15 @@ class LocalApi:
                 if waiting is not None and not waiting.done():
                     waiting.set_result(tap)
                     self._live.publish("card_tap", {"reader": tap.reader, "for": "login"})
-                else:
-                    self._live.publish("card_tap", {"reader": tap.reader, "for": None})
+                    continue
+                ended = (
+                    self.sessions.close_card(card_key(self._pepper, tap.uid.value))
+                    if self._pepper is not None
+                    else []
+                )
+                self._live.publish("card_tap", {"reader": tap.reader, "for": "logout" if ended else None})
+                for session in ended:
+                    await self._audit(session.engineer_id, "logout", "done: card tapped again")
             log.error("the card reader's taps ended: card login is off until the local API restarts")
         except asyncio.CancelledError:
             raise
@@ -316,6 +404,11 @@ class LocalApi:
             if route.action:
                 assert session is not None
                 return await self._act(route, request, session, token)
+            if route.privilege is not None:  # a reading that needs a privilege: refused, not audited
+                assert session is not None
+                engineer = await self._engineer_now(route, session)
+                if route.privilege not in engineer.privileges:
+                    raise ApiError(403, self._lacks(route, engineer))
             call = await self._call(route, request, session, token)
             return _answer(await route.handler(call))
 
@@ -354,16 +447,13 @@ class LocalApi:
         """An action: the engineer as known now, the privilege, the input, the e-stop, then the action;
         audited whatever the outcome."""
         assert route.privilege is not None
-        engineer = await asyncio.to_thread(engineers.by_id, self._store, session.engineer_id)
-        if engineer is None:
-            self.sessions.close_engineer(session.engineer_id)
-            await self._audit(session.engineer_id, route.name, "refused: engineer no longer known here")
-            raise ApiError(401, "this engineer is no longer known to the robot: the session is closed")
-        session.privileges = engineer.privileges
+        engineer = await self._engineer_now(route, session, audit=True)
         if route.privilege not in engineer.privileges:
-            missing = route.privilege.name
-            await self._audit(engineer.id, route.name, f"refused: needs the {missing} privilege")
-            raise ApiError(403, f"{route.name} needs the {missing} privilege, which {engineer.login} lacks")
+            await self._audit(engineer.id, route.name, f"refused: needs the {route.privilege.name} privilege")
+            raise ApiError(403, self._lacks(route, engineer))
+        if route.needs_step_up and not session.stepped_up:
+            await self._audit(engineer.id, route.name, "refused: needs step-up")
+            raise ApiError(403, STEP_UP_DETAIL, extra={"step_up": True})
         try:
             call = await self._call(route, request, session, token)
         except InvalidInput:
@@ -386,8 +476,28 @@ class LocalApi:
         except DeviceError as err:
             await self._audit(engineer.id, route.name, f"failed: {err}")
             raise ApiError(502, f"{route.name} failed: {err}") from err
+        except FacesError as err:
+            await self._audit(engineer.id, route.name, f"refused: {err}")
+            raise ApiError(503, f"{route.name} refused: {err}") from err
         await self._audit(engineer.id, route.name, f"done: {detail}")
         return _answer(result)
+
+    async def _engineer_now(self, route: Route, session: Session, audit: bool = False) -> engineers.Engineer:
+        """The session's engineer as the robot knows them now (privileges refreshed into the session); an
+        engineer no longer known ends their sessions (401)."""
+        engineer = await asyncio.to_thread(engineers.by_id, self._store, session.engineer_id)
+        if engineer is None:
+            self.sessions.close_engineer(session.engineer_id)
+            if audit:
+                await self._audit(session.engineer_id, route.name, "refused: engineer no longer known here")
+            raise ApiError(401, "this engineer is no longer known to the robot: the session is closed")
+        session.privileges = engineer.privileges
+        return engineer
+
+    @staticmethod
+    def _lacks(route: Route, engineer: engineers.Engineer) -> str:
+        assert route.privilege is not None
+        return f"{route.name} needs the {route.privilege.name} privilege, which {engineer.login} lacks"
 
     def _estop_pressed(self) -> bool:
         return self._status.estop_pressed or self._devices.estop.pressed
@@ -418,8 +528,9 @@ class LocalApi:
                 {"Retry-After": str(seconds)},
             )
 
-    async def _failed(self, via: Via, engineer_id: uuid.UUID | None, why: str) -> None:
-        await self._audit(engineer_id or NOBODY, f"login.{via}", f"failed: {why}")
+    async def _failed(self, action: str, engineer_id: uuid.UUID | None, why: str) -> None:
+        """A failed login or step-up: audited, counted, and the lock when it is the `limit`th."""
+        await self._audit(engineer_id or NOBODY, action, f"failed: {why}")
         if self.guard.failed():
             log.warning(
                 "engineer logins locked for %d s after %d failed ones", self.guard.lock_s, self.guard.limit
@@ -430,18 +541,25 @@ class LocalApi:
                 f"{self.guard.limit} failed logins: locked for {self.guard.lock_s:g} s",
             )
         else:
-            log.warning("engineer login failed via=%s failures=%d", via, self.guard.failures)
+            log.warning("engineer %s failed failures=%d", action, self.guard.failures)
 
-    async def _opened(self, engineer: engineers.Engineer, via: Via) -> bodies.SessionOut:
+    async def _opened(
+        self, engineer: engineers.Engineer, via: Via, card: str | None = None
+    ) -> bodies.SessionOut:
         self.guard.succeeded()
-        token, session = self.sessions.open(engineer.id, engineer.login, engineer.privileges, via)
+        token, session = self.sessions.open(
+            engineer.id, engineer.login, engineer.privileges, via, stepped_up=via == "password", card=card
+        )
         await self._audit(engineer.id, f"login.{via}", "done")
-        log.info("engineer logged in via=%s engineer=%s", via, engineer.id)
+        log.info("engineer logged in via=%s engineer=%s session=%s", via, engineer.id, session.id)
+        self._live.publish("session", {"id": session.id, "state": "opened", "via": via})
         return self._session_out(session, token)
 
     def _session_out(self, session: Session, token: str | None = None) -> bodies.SessionOut:
         return bodies.SessionOut(
             token=token,
+            id=session.id,
+            stepped_up=session.stepped_up,
             engineer_id=session.engineer_id,
             login=session.login,
             privileges=session.privileges.names(),
@@ -458,7 +576,9 @@ class LocalApi:
             )
             if engineer is None:
                 await self._failed(
-                    "password", engineer_id, "unknown login" if engineer_id is None else "wrong password"
+                    "login.password",
+                    engineer_id,
+                    "unknown login" if engineer_id is None else "wrong password",
                 )
                 raise ApiError(401, "wrong login or password")
             return await self._opened(engineer, "password")
@@ -485,9 +605,31 @@ class LocalApi:
             self._check_lock()
             engineer = await asyncio.to_thread(engineers.by_card, self._store, self._pepper, tap.uid.value)
             if engineer is None:
-                await self._failed("card", None, "unknown card")
+                await self._failed("login.card", None, "unknown card")
                 raise ApiError(401, "this card is not an engineer's card on this robot")
-            return await self._opened(engineer, "card")
+            return await self._opened(engineer, "card", card_key(self._pepper, tap.uid.value))
+
+    async def _step_up(self, call: Call) -> bodies.SessionOut:
+        """The engineer's password once a session: checked as a login is, and counted with failed logins."""
+        session = call.session
+        assert session is not None
+        body: bodies.StepUp = call.body
+        async with self._login_lock:
+            self._check_lock()
+            right = await asyncio.to_thread(
+                engineers.password_matches, self._store, session.engineer_id, body.password
+            )
+            if right is None:
+                self.sessions.close_engineer(session.engineer_id)
+                raise ApiError(401, "this engineer is no longer known to the robot: the session is closed")
+            if not right:
+                await self._failed("session.step_up", session.engineer_id, "wrong password")
+                raise ApiError(401, "wrong password: the session goes on without step-up")
+            self.guard.succeeded()
+            session.stepped_up = True
+        await self._audit(session.engineer_id, "session.step_up", "done")
+        log.info("engineer stepped up session=%s", session.id)
+        return self._session_out(session)
 
     async def _session_show(self, call: Call) -> bodies.SessionOut:
         assert call.session is not None
@@ -496,7 +638,7 @@ class LocalApi:
     async def _logout(self, call: Call) -> bodies.Done:
         assert call.session is not None
         assert call.token is not None
-        self.sessions.close(call.token)
+        self.sessions.close(call.token, "logged out")
         await self._audit(call.session.engineer_id, "logout", "done")
         return bodies.Done(action="logout", detail="done")
 
@@ -633,6 +775,119 @@ class LocalApi:
         deleted = await faces.delete(user_id)
         return bodies.FacesOut(user_id=user_id, deleted=deleted), f"{deleted} faces of user {user_id} deleted"
 
+    async def _face_capture(self, call: Call) -> tuple[BaseModel, str]:
+        faces = self._face_actions()
+        body: bodies.FaceCapture = call.body
+        user_id: uuid.UUID = call.path["user_id"]
+        done = 0
+
+        def progress(result: dict[str, Any]) -> None:
+            nonlocal done
+            done += 1 if "face_id" in result else 0
+            self._live.publish(
+                "enrolment",
+                {
+                    "user_id": str(user_id),
+                    "done": done,
+                    "of": body.count,
+                    "frame": result.get("frame"),
+                    "result": result.get("result"),
+                    "reason": result.get("reason"),
+                },
+            )
+
+        results = await faces.capture(user_id, body.count, body.timeout_s, progress)
+        enrolled = sum(1 for r in results if "face_id" in r)
+        out = bodies.FacesOut(user_id=user_id, results=results)
+        return out, f"{enrolled} of {body.count} faces enrolled from {len(results)} frames for user {user_id}"
+
+    async def _faces_list(self, _call: Call) -> bodies.FaceList:
+        def read() -> list[Any]:
+            newest = func.max(_FACES.c.created_at)
+            with self._store.connect() as conn:
+                return list(
+                    conn.execute(
+                        select(_FACES.c.user_id, _FACES.c.source, func.count(), newest)
+                        .group_by(_FACES.c.user_id, _FACES.c.source)
+                        .order_by(newest.desc(), _FACES.c.user_id)
+                    )
+                )
+
+        rows = await asyncio.to_thread(read)
+        groups = [
+            bodies.FaceGroup(user_id=user, source=source, count=count, enrolled_at=_iso(at))
+            for user, source, count, at in rows
+        ]
+        return bodies.FaceList(faces=groups, total=sum(g.count for g in groups))
+
+    async def _catalogue(self, _call: Call) -> bodies.CatalogueOut:
+        def read() -> bodies.CatalogueOut:
+            train = self._tickets.assignment().train_number
+            with self._store.connect() as conn:
+                serving = select(_TRAIN_STORES.c.store_id).where(_TRAIN_STORES.c.train_number == train)
+                stores = conn.execute(
+                    select(_STORES.c.id, _STORES.c.name)
+                    .where(_STORES.c.id.in_(serving))
+                    .order_by(_STORES.c.name, _STORES.c.id)
+                ).all()
+                items = conn.execute(
+                    select(
+                        _ITEMS.c.id, _ITEMS.c.store_id, _ITEMS.c.name, _ITEMS.c.price_penny, _ITEMS.c.balance
+                    )
+                    .where(_ITEMS.c.store_id.in_([s.id for s in stores]))
+                    .order_by(_ITEMS.c.name, _ITEMS.c.id)
+                ).all()
+            by_store: dict[uuid.UUID, list[bodies.CatalogueItem]] = {s.id: [] for s in stores}
+            for item in items:
+                by_store[item.store_id].append(
+                    bodies.CatalogueItem(
+                        id=item.id, name=item.name, price_penny=item.price_penny, balance=item.balance
+                    )
+                )
+            return bodies.CatalogueOut(
+                train_number=train,
+                stores=[bodies.CatalogueStore(id=s.id, name=s.name, items=by_store[s.id]) for s in stores],
+            )
+
+        return await asyncio.to_thread(read)
+
+    async def _sync_show(self, _call: Call) -> bodies.SyncOut:
+        link = self._sync_link() if self._sync_link is not None else SyncLink(False, None, {})
+
+        def read() -> tuple[outbox.Backlog, dict[str, int], list[Any], int]:
+            with self._store.connect() as conn:
+                backlog = outbox.backlog(conn, self._clock)
+                cursors = replica.cursors(conn)
+                dead = list(
+                    conn.execute(
+                        select(_REJECTED.c.seq, _REJECTED.c.type, _REJECTED.c.reason, _REJECTED.c.wall_ms)
+                        .order_by(_REJECTED.c.seq.desc())
+                        .limit(DEAD_LETTERS_SHOWN)
+                    )
+                )
+                total = conn.execute(select(func.count()).select_from(_REJECTED)).scalar_one()
+            return backlog, cursors, dead, int(total)
+
+        backlog, cursors, dead, total = await asyncio.to_thread(read)
+        return bodies.SyncOut(
+            online=link.online,
+            outbox=bodies.OutboxOut(
+                depth=backlog.events,
+                in_flight=backlog.in_flight,
+                oldest_age_s=None if backlog.oldest_age_ms is None else backlog.oldest_age_ms / 1000,
+                last_ack_at=_iso_ms(link.last_ack_ms),
+            ),
+            cursors=[
+                bodies.CursorOut(scope=scope, cursor=cursor, at=_iso_ms(link.applied_ms.get(scope)))
+                for scope, cursor in sorted(cursors.items())
+            ],
+            dead_letters=[
+                bodies.DeadLetterOut(seq=d.seq, type=d.type, reason=d.reason, at=_iso_ms(d.wall_ms) or "")
+                for d in dead
+            ],
+            dead_letters_total=total,
+        )
+
     async def _orders(self, _call: Call) -> bodies.OrdersOut:
         def read() -> list[dict[str, Any]]:
             with self._store.connect() as conn:
@@ -683,6 +938,46 @@ class LocalApi:
                 "delivered) and the conflicts the cloud found with each sale.",
             ),
             Route(
+                "GET",
+                "/sync",
+                "sync",
+                "How the robot's sync stands",
+                "reading",
+                self._sync_show,
+                response=bodies.SyncOut,
+                description="The outbox (depth, in flight, the oldest event's age, the last ack), the "
+                "down-sync cursor of each scope and when it last moved, and the events the cloud "
+                "dead-lettered. No session needed.",
+            ),
+            Route(
+                "GET",
+                "/faces",
+                "faces",
+                "The faces enrolled on the robot",
+                "reading",
+                self._faces_list,
+                response=bodies.FaceList,
+                needs_session=True,
+                privilege=Privilege.FACES,
+                errors=(401, 403),
+                description="Per passenger and source, how many faces and when the newest was enrolled; "
+                "never an embedding. Not audited.",
+            ),
+            Route(
+                "GET",
+                "/catalogue",
+                "catalogue",
+                "The stores serving the robot's train",
+                "reading",
+                self._catalogue,
+                response=bodies.CatalogueOut,
+                needs_session=True,
+                privilege=Privilege.SALES,
+                errors=(401, 403),
+                description="From the robot's down-synced copy: the stores the `train_stores` rows put on "
+                "the train the robot serves now, with their items, prices and stock. Not audited.",
+            ),
+            Route(
                 "POST",
                 "/session",
                 "login.password",
@@ -714,6 +1009,21 @@ class LocalApi:
                 response=bodies.SessionOut,
                 needs_session=True,
                 errors=(401,),
+            ),
+            Route(
+                "POST",
+                "/session/step-up",
+                "session.step_up",
+                "Give the password once a session (step-up)",
+                "session",
+                self._step_up,
+                body=bodies.StepUp,
+                response=bodies.SessionOut,
+                needs_session=True,
+                errors=(401, 429),
+                description="Actions that move hardware or touch biometric data need it once a session; a "
+                "password login has it at once. A wrong password is a 401 and counts with failed logins "
+                "towards the lock (429).",
             ),
             Route(
                 "DELETE",
@@ -842,8 +1152,30 @@ class LocalApi:
                 needs_session=True,
                 action=True,
                 privilege=Privilege.FACES,
+                step_up=True,
                 params=(("user_id", uuid.UUID),),
                 errors=(401, 403, 503),
+            ),
+            Route(
+                "POST",
+                "/actions/faces/{user_id}/capture",
+                "face.capture",
+                "Enrol a passenger's face from the camera",
+                "actions",
+                self._face_capture,
+                body=bodies.FaceCapture,
+                response=bodies.FacesOut,
+                needs_session=True,
+                action=True,
+                privilege=Privilege.FACES,
+                step_up=True,
+                params=(("user_id", uuid.UUID),),
+                errors=(401, 403, 503),
+                description="Takes the running camera's frames, each through the quality gate, until `count` "
+                "faces are enrolled or `timeout_s` has passed; after each frame a live `enrolment` event "
+                "(`user_id`, `done`, `of`, `frame`, `result` in plain words, `reason`). Per frame the "
+                "answer holds `result` and the face's id or the gate's `reason` and `detail`. 503 when the "
+                "camera or face matching is not running, or no frame came.",
             ),
             Route(
                 "DELETE",
@@ -856,10 +1188,21 @@ class LocalApi:
                 needs_session=True,
                 action=True,
                 privilege=Privilege.FACES,
+                step_up=True,
                 params=(("user_id", uuid.UUID),),
                 errors=(401, 403, 503),
             ),
         ]
+
+
+def _iso(at: dt.datetime) -> str:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=dt.UTC)
+    return at.isoformat()
+
+
+def _iso_ms(ms: int | None) -> str | None:
+    return None if ms is None else _iso(dt.datetime.fromtimestamp(ms / 1000, dt.UTC))
 
 
 def _done(action: str, detail: str) -> tuple[BaseModel, str]:
@@ -892,7 +1235,7 @@ async def _json_errors(
     except InvalidInput as err:
         return web.json_response({"detail": err.items}, status=422)
     except ApiError as err:
-        return web.json_response({"detail": err.detail}, status=err.status, headers=err.headers)
+        return web.json_response({"detail": err.detail, **err.extra}, status=err.status, headers=err.headers)
     except web.HTTPException as err:
         if err.status < 400:
             raise

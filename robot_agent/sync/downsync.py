@@ -81,6 +81,7 @@ class DownSync:
         self.requests = 0
         self.answers = 0
         self.applied_changes = 0
+        self.applied_ms: dict[str, int] = {}  # per scope, the wall clock when a message of it last applied
         self.messages = 0
         self.refused = 0
         self.changed = asyncio.Event()  # set after every message applied (tests and telemetry wait on it)
@@ -198,6 +199,7 @@ class DownSync:
                     self._ask_wanted.set()
                 continue
             self.applied_changes += applied
+            self.applied_ms[message.scope] = int(time.time() * 1000)
             self.changed.set()
             self.changed.clear()
 

@@ -73,10 +73,17 @@ class FrameFanout:
         self._subscriptions: list[Subscription] = []
 
     def subscribe(self, name: str) -> Subscription:
-        """A new reader's slot; subscribe before `run()` starts, or miss the frames before."""
+        """A new reader's slot; subscribe before `run()` starts, or miss the frames before. A reader that
+        comes and goes (the local API's enrolment from the camera) unsubscribes when done."""
         subscription = Subscription(name)
         self._subscriptions.append(subscription)
         return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop handing frames to `subscription` (its slot is let go)."""
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+        subscription.end()
 
     async def run(self) -> None:
         try:

@@ -419,7 +419,12 @@ async def test_card_login_right_card_unknown_card_and_timeout(robot: Robot) -> N
         "card",
         ["GATE"],
     )
+    assert session["stepped_up"] is False  # a card login: the gate wants the password once (step-up)
     headers = {"Authorization": f"Bearer {session['token']}"}
+    refused = await robot.client.post("/actions/gate/pulse", json={}, headers=headers)
+    assert (refused.status, (await refused.json())["step_up"]) == (403, True)
+    stepped = await robot.client.post("/session/step-up", json={"password": PASSWORD}, headers=headers)
+    assert (await stepped.json())["stepped_up"] is True
     assert (await robot.client.post("/actions/gate/pulse", json={}, headers=headers)).status == 200
 
     tapping = tap_when_waiting(robot, STRANGE_CARD)
@@ -478,18 +483,42 @@ async def test_the_event_stream_sends_what_is_published_and_resumes_after_a_seq(
     assert bad.status == 422
 
 
-async def test_log_lines_become_live_events(robot: Robot) -> None:
+async def test_log_lines_become_live_events_with_their_part(robot: Robot) -> None:
+    """The project's lines from INFO up, each with the part it is about; other libraries' from WARNING up."""
     handler = LiveLogHandler(robot.live)
-    logger = logging.getLogger("railbot.test.api")
-    logger.addHandler(handler)
+    loggers = [
+        logging.getLogger(name)
+        for name in ("robot_agent.vision.camera", "robot_agent.sync.sender", "aiomqtt.client")
+    ]
+    camera, sender, foreign = loggers
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
     try:
-        logger.info("not this one")
-        logger.warning("camera gone device=%s", "/dev/video0")
+        camera.debug("not this one")
+        camera.warning("camera gone device=%s", "/dev/video0")
+        sender.info("batch sent events=%d", 3)
+        foreign.info("not this one either")
+        foreign.warning("the broker went away")
     finally:
-        logger.removeHandler(handler)
+        for logger in loggers:
+            logger.removeHandler(handler)
+            logger.setLevel(logging.NOTSET)
     logs = [e.data for e in robot.live.recent() if e.kind == "log"]
     assert logs == [
-        {"level": "WARNING", "logger": "railbot.test.api", "message": "camera gone device=/dev/video0"}
+        {
+            "level": "WARNING",
+            "part": "camera",
+            "logger": "robot_agent.vision.camera",
+            "message": "camera gone device=/dev/video0",
+        },
+        {
+            "level": "INFO",
+            "part": "sync",
+            "logger": "robot_agent.sync.sender",
+            "message": "batch sent events=3",
+        },
+        {"level": "WARNING", "part": "other", "logger": "aiomqtt.client", "message": "the broker went away"},
     ]
 
 
@@ -615,15 +644,15 @@ async def test_a_watcher_that_hangs_up_on_a_quiet_stream_is_let_go(robot: Robot)
     assert not robot.api._streams
 
 
-async def test_a_session_ends_after_fifteen_idle_minutes_or_at_logout(robot: Robot) -> None:
+async def test_a_session_ends_after_ten_idle_minutes_or_at_logout(robot: Robot) -> None:
     add_engineer(robot.store, "anna", Privilege.SYNC)
     headers = {"Authorization": f"Bearer {await robot.token('anna')}"}
-    robot.now[0] += 899
-    shown = await robot.client.get("/session", headers=headers)  # used: renewed for 15 minutes
+    robot.now[0] += 599
+    shown = await robot.client.get("/session", headers=headers)  # used: renewed for 10 minutes
     assert (await shown.json())["privileges"] == ["SYNC"]
-    robot.now[0] += 899
+    robot.now[0] += 599
     assert (await robot.client.post("/actions/sync", headers=headers)).status == 200
-    robot.now[0] += 900
+    robot.now[0] += 600
     assert (await robot.client.post("/actions/sync", headers=headers)).status == 401
     headers = {"Authorization": f"Bearer {await robot.token('anna')}"}
     assert (await robot.client.delete("/session", headers=headers)).status == 200
