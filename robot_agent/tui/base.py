@@ -90,6 +90,8 @@ class RobotScreen(Screen[None]):
     footer."""
 
     MODE: ClassVar[str] = ""
+    # A list takes the keys; never a folded input (auto-focus runs before the styles that fold it).
+    AUTO_FOCUS = "DataTable"
 
     @property
     def tui(self) -> TuiApp:

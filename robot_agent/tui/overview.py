@@ -71,10 +71,14 @@ class OverviewScreen(RobotScreen):
             f"MCU link: {'up' if linked else 'DOWN'} since {since(mcu.get('since'))}{firmware}"
         )
         self.query_one("#mcu").set_class(not linked, "alarm")
-        assignment = extra.get("assignment") or {}
+        assignment = extra.get("assignment")
+        train = (
+            f"Train {assignment.get('train_number')} ({assignment.get('timezone')})"
+            if isinstance(assignment, dict)
+            else "No train assigned"
+        )
         self.query_one("#assignment", Static).update(
-            f"Train {assignment.get('train_number', '?')} ({assignment.get('timezone', '?')})"
-            f"  robot {status.robot[:8]}  up {status.uptime_s:.0f} s"
+            f"{train}, robot {status.robot[:8]}, up {status.uptime_s:.0f} s"
         )
         camera = (extra.get("vision") or {}).get("camera")
         if isinstance(camera, dict):
