@@ -32,7 +32,7 @@ class ChecksScreen(RobotScreen):
     def on_mount(self) -> None:
         super().on_mount()
         table = self.query_one("#checks", DataTable)
-        table.add_columns("at", "verdict", "reason", "by", "ticket")
+        table.add_columns("at", "verdict", "by", "ticket", "reason")
         for event in self.tui.kept.get(KIND, ()):
             self._add(event)
         self.tui.listen(self._live)
@@ -51,9 +51,9 @@ class ChecksScreen(RobotScreen):
         table.add_row(
             str(data.get("checked_at", event.at))[11:19],
             verdict if data.get("ok") else verdict.upper(),
-            str(data.get("reason", "")),
             str(data.get("method", "")),
             str(data.get("ticket_id") or "unreadable")[:8],
+            str(data.get("reason", "")),
             key=str(event.seq),
         )
         while table.row_count > MAX_ROWS:

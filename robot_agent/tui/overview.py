@@ -25,6 +25,16 @@ def since(iso: object) -> str:
     return str(iso)[:19].replace("T", " ") if iso else "?"
 
 
+def clock(iso: object) -> str:
+    """The time of day of an ISO timestamp (the status's own clock, UTC)."""
+    return str(iso)[11:19] if iso else "?"
+
+
+def duration(seconds: float) -> str:
+    minutes = int(seconds) // 60
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{int(seconds)} s"
+
+
 class OverviewScreen(RobotScreen):
     MODE = "overview"
     CSS_PATH = "overview.tcss"
@@ -61,25 +71,23 @@ class OverviewScreen(RobotScreen):
         estop = status.estop
         pressed = bool(estop.get("pressed"))
         self.query_one("#estop", Static).update(
-            f"E-stop: {'PRESSED' if pressed else 'released'} since {since(estop.get('since'))}"
+            f"E-stop: {'PRESSED' if pressed else 'released'} (since {clock(estop.get('since'))})"
         )
         self.query_one("#estop").set_class(pressed, "alarm")
         mcu = status.mcu
         linked = bool(mcu.get("linked"))
         firmware = f", firmware {mcu['firmware']}" if mcu.get("firmware") else ""
         self.query_one("#mcu", Static).update(
-            f"MCU link: {'up' if linked else 'DOWN'} since {since(mcu.get('since'))}{firmware}"
+            f"MCU link: {'up' if linked else 'DOWN'} (since {clock(mcu.get('since'))}){firmware}"
         )
         self.query_one("#mcu").set_class(not linked, "alarm")
         assignment = extra.get("assignment")
         train = (
-            f"Train {assignment.get('train_number')} ({assignment.get('timezone')})"
+            f"Train {assignment.get('train_number')}, {assignment.get('timezone')}"
             if isinstance(assignment, dict)
             else "No train assigned"
         )
-        self.query_one("#assignment", Static).update(
-            f"{train}, robot {status.robot[:8]}, up {status.uptime_s:.0f} s"
-        )
+        self.query_one("#assignment", Static).update(f"{train}; up {duration(status.uptime_s)}")
         camera = (extra.get("vision") or {}).get("camera")
         if isinstance(camera, dict):
             connected = "connected" if camera.get("connected") else "NOT connected"

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_textual_snapshot  # type: ignore[import-untyped]  # the plugin ships no py.typed
 from sqlalchemy import Engine, insert
+from syrupy.extensions.single_file import SingleFileSnapshotExtension
 from textual.pilot import Pilot
 
 from hardware.factory import Devices, open_devices
@@ -33,6 +35,24 @@ from robot_agent.tui.client import ApiClient
 from tests.integration.test_local_api import ITEM_ID, PASSWORD, PEPPER, ROBOT, STORE_ID, TABLES, add_engineer
 
 __all__ = ["ITEM_ID", "PASSWORD", "STORE_ID", "add_engineer"]
+
+
+def _snapshot_plugin_on_syrupy_5() -> None:
+    """pytest-textual-snapshot 1.1.0 sets syrupy 4's private `_file_extension` and overrides its private
+    reader; syrupy 5 (the one that runs on pytest 9, pyproject's override) made both public. Without this the
+    snapshots are stored as `.raw` and a stored one is compared without its ids normalized."""
+    extension: Any = pytest_textual_snapshot.SVGImageExtension
+    extension.file_extension = "svg"
+    read = SingleFileSnapshotExtension.read_snapshot_data_from_location
+
+    def read_normalized(self: Any, *args: Any, **kwargs: Any) -> Any:
+        data = read(self, *args, **kwargs)
+        return pytest_textual_snapshot.normalize_svg(data) if isinstance(data, str) else data
+
+    extension.read_snapshot_data_from_location = read_normalized
+
+
+_snapshot_plugin_on_syrupy_5()
 
 WAIT_S = 10.0  # the bound on any wait for the UI to show something (a failure, never a timing claim)
 

@@ -124,7 +124,7 @@ async def test_a_pasted_ticket_is_verified_and_live_checks_are_listed_with_reaso
             },
         )
         await until(pilot, "the camera's check listed", lambda: table.row_count == 2)
-        assert [str(c) for c in table.get_row_at(1)][:2] == ["10:11:12", "valid"]
+        assert [str(c) for c in table.get_row_at(1)][:3] == ["10:11:12", "valid", "qr"]
         assert [str(c) for c in table.get_row_at(0)][1] == "BAD_PREFIX"
 
 
