@@ -14,7 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from models import console, logformat
-from robot_agent.cli import check_config, common, database, faces, keys, run, tickets, weights
+from robot_agent.cli import check_config, common, database, faces, keys, run, tickets, tui, weights
 from robot_agent.errors import ConfigError, RobotAgentError
 
 
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         weights.register,
         faces.register,
         run.register,
+        tui.register,
     ):
         register(commands)
     logformat.add_log_arguments_to_commands(parser)

@@ -1,0 +1,1 @@
+"""The engineers' terminal UI (`robot-agent tui`): Textual screens over the local control API's client."""

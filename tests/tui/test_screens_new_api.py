@@ -1,0 +1,130 @@
+"""The screens' actions that need the local API's issue-17 parts (helper htuiapi's branch): step-up, the end
+of a session on the same card's next tap ("session" events with the session's id), GET /faces, the capture
+endpoint, GET /catalogue and GET /sync. Against the real API as in test_screens.py; they pass once that
+branch is merged (on the TUI's branch alone those endpoints answer 404)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import insert
+from textual.widgets import DataTable
+
+from hardware.devices import GateState
+from models.privileges import ALL, Privilege
+from robot_agent.tui.modals import ConfirmScreen, StepUpScreen
+from robot_agent.tui.store import OrderScreen
+from tests.integration.test_local_api import CARD, TABLES
+from tests.tui.conftest import PASSWORD, Robot, add_engineer, keys, log_in_by_password, text_of, until
+
+
+async def test_a_card_session_asks_the_password_once_then_moves_the_gate(robot: Robot) -> None:
+    add_engineer(robot.store, "anna", ALL, card=CARD)
+    app = robot.app()
+    async with app.run_test() as pilot:
+        await robot.tap_when_waiting(CARD)
+        await until(pilot, "the overview", lambda: app.current_mode == "overview")
+        assert app.session is not None
+        assert app.session.stepped_up is False  # a card login is not stepped up
+        await pilot.press("3", "g")
+        await until(pilot, "the password asked", lambda: isinstance(app.screen, StepUpScreen))
+        await pilot.press(*keys(PASSWORD), "enter")
+        await until(pilot, "the gate pulsed", lambda: "Gate pulse: done" in text_of(app, "#outcome"))
+        assert robot.devices.gate.state is GateState.OPEN
+        assert app.session.stepped_up is True
+        await pilot.press("b")  # asked once a session: not again
+        await until(pilot, "the buzzer test", lambda: "Buzzer test: done" in text_of(app, "#outcome"))
+
+
+async def test_a_wrong_step_up_password_is_told_and_nothing_moves(robot: Robot) -> None:
+    add_engineer(robot.store, "anna", ALL, card=CARD)
+    app = robot.app()
+    async with app.run_test() as pilot:
+        await robot.tap_when_waiting(CARD)
+        await until(pilot, "the overview", lambda: app.current_mode == "overview")
+        await pilot.press("3", "g")
+        await until(pilot, "the password asked", lambda: isinstance(app.screen, StepUpScreen))
+        await pilot.press(*keys("not it"), "enter")
+        await until(pilot, "the refusal", lambda: "Wrong password" in text_of(app, "#outcome"))
+        assert robot.devices.gate.state is GateState.CLOSED
+        assert app.current_mode == "hardware"
+
+
+async def test_the_same_card_tapped_again_ends_the_session_and_says_so(robot: Robot) -> None:
+    add_engineer(robot.store, "anna", ALL, card=CARD)
+    app = robot.app()
+    async with app.run_test() as pilot:
+        await robot.tap_when_waiting(CARD)
+        await until(pilot, "the overview", lambda: app.current_mode == "overview")
+        assert app.session is not None
+        assert app.session.id is not None
+        robot.sim.tap_card(0, CARD)  # nobody waits for a card login now
+        await until(pilot, "the login screen", lambda: app.current_mode == "login")
+        assert "card tapped again" in text_of(app, "#login-message")
+
+
+async def test_faces_are_listed_and_a_refused_delete_and_enrol_are_told(robot: Robot) -> None:
+    add_engineer(robot.store, "fay", Privilege.FACES)
+    user = uuid.UUID("1b4e28ba-2fa1-41d2-883f-0016d3cca427")
+    with robot.store.begin() as conn:
+        for _ in range(2):
+            conn.execute(
+                insert(TABLES["faces"]).values(
+                    id=uuid.uuid4(),
+                    user_id=user,
+                    embedder="sface",
+                    embedding=b"sealed",
+                    created_at=dt.datetime(2026, 5, 1, 10, 0, tzinfo=dt.UTC),
+                    source="local",
+                )
+            )
+    app = robot.app()
+    async with app.run_test() as pilot:
+        await log_in_by_password(pilot, "fay")
+        await until(pilot, "the overview", lambda: app.current_mode == "overview")
+        await pilot.press("4")
+        table = app.screen.query_one("#faces", DataTable)
+        await until(pilot, "the faces listed", lambda: table.row_count == 1)
+        assert [str(c) for c in table.get_row_at(0)][:3] == [str(user), "2", "local"]
+        assert "1 passengers" in text_of(app, "#faces-total")
+        await pilot.press("d")
+        await until(pilot, "the question", lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")  # this robot has no face matching running: the API says so
+        await until(pilot, "the refusal", lambda: "Not available" in text_of(app, "#outcome"))
+        await pilot.press("e", *keys(str(uuid.uuid4())), "enter")
+        await until(pilot, "the enrolment refused", lambda: "Not available" in text_of(app, "#outcome"))
+
+
+async def test_an_order_is_placed_for_a_passenger_from_the_catalogue(robot: Robot) -> None:
+    add_engineer(robot.store, "sam", Privilege.SALES)
+    app = robot.app()
+    async with app.run_test() as pilot:
+        await log_in_by_password(pilot, "sam")
+        await until(pilot, "the overview", lambda: app.current_mode == "overview")
+        await pilot.press("5")
+        catalogue = app.screen.query_one("#catalogue", DataTable)
+        await until(pilot, "the catalogue", lambda: catalogue.row_count == 1)
+        assert [str(c) for c in catalogue.get_row_at(0)] == ["Buffet", "Tea", "1.00", "3"]
+        await pilot.press("o")
+        await until(pilot, "the order form", lambda: isinstance(app.screen, OrderScreen))
+        user = uuid.uuid4()
+        await pilot.press(*keys(str(user)), "enter", "2", "enter", "4", "enter")
+        await until(
+            pilot, "the order placed", lambda: "placed: 2 x Tea in compartment 4" in text_of(app, "#outcome")
+        )
+        orders = app.screen.query_one("#orders", DataTable)
+        await until(pilot, "the order listed", lambda: orders.row_count == 1)
+        assert [str(c) for c in orders.get_row_at(0)][2:4] == ["placed", "4"]
+
+
+async def test_the_sync_screen_shows_the_outbox(robot: Robot) -> None:
+    add_engineer(robot.store, "sam", Privilege.SYNC)
+    app = robot.app()
+    async with app.run_test() as pilot:
+        await log_in_by_password(pilot, "sam")  # audited: the outbox holds that login at least
+        await until(pilot, "the overview", lambda: app.current_mode == "overview")
+        await pilot.press("7")
+        await until(pilot, "the outbox", lambda: "events waiting" in text_of(app, "#sync-outbox"))
+        assert "Outbox: 0 events" not in text_of(app, "#sync-outbox")
+        assert "Cloud link:" in text_of(app, "#sync-online")
