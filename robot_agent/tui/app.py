@@ -22,9 +22,10 @@ from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 
 from robot_agent.api import bodies
+from robot_agent.api.bodies import SessionOut
 from robot_agent.tui.base import SCREENS, RobotScreen, plain
 from robot_agent.tui.checks import ChecksScreen
-from robot_agent.tui.client import AgentUnreachable, ApiClient, ApiRefusal, Session
+from robot_agent.tui.client import AgentUnreachable, ApiClient, ApiRefusal
 from robot_agent.tui.faces import FacesScreen
 from robot_agent.tui.hardware import HardwareScreen
 from robot_agent.tui.login import LoginScreen
@@ -69,7 +70,7 @@ class TuiApp(App[None]):
 
     status: reactive[bodies.StatusOut | None] = reactive(None)
     agent_error: reactive[str | None] = reactive(None)
-    session: reactive[Session | None] = reactive(None)
+    session: reactive[SessionOut | None] = reactive(None)
 
     def __init__(
         self,
@@ -178,7 +179,7 @@ class TuiApp(App[None]):
 
     # -- the session ----------------------------------------------------------------------------------------
 
-    def logged_in(self, session: Session) -> None:
+    def logged_in(self, session: SessionOut) -> None:
         self.session = session
         self.ended_reason = None
         self.switch_mode("overview")
@@ -228,6 +229,9 @@ class TuiApp(App[None]):
             screen.tell(f"No agent at {err.socket_path}: {err.why}")
             return False
         except ApiRefusal as err:
-            screen.tell("Wrong password: the action was not done." if err.status == 401 else plain(err))
+            if err.status == 401 and not err.detail.lower().startswith("wrong password"):
+                self.session_over(err.detail)  # the session itself ended meanwhile
+            else:  # a wrong password leaves the session open, not stepped up
+                screen.tell("Wrong password: the action was not done." if err.status == 401 else plain(err))
             return False
         return True

@@ -1,7 +1,7 @@
 """The engineers' UI's one way to the agent: an async client of the local control API (robot_agent/api/) over
 its unix socket.
 
-Every answer comes back as a typed model (the API's own bodies where they exist); every refusal as
+Every answer comes back as the API's own body model (robot_agent/api/bodies.py); every refusal as
 `ApiRefusal(status, detail)`, with `step_up` when the API asks for the password once a session and
 `retry_after` when logins are locked; an agent that is not there as `AgentUnreachable`. The client holds the
 session's token and nothing else: no business logic, no retries (the screens decide what a refusal means).
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from robot_agent.api import bodies
 from robot_agent.errors import RobotAgentError
@@ -47,91 +47,6 @@ class AgentUnreachable(RobotAgentError):
         super().__init__(f"no agent at {socket_path}: {why}")
         self.socket_path = socket_path
         self.why = why
-
-
-# -- what the UI reads (the API's bodies, plus the parts the API added for the UI; extra fields are kept) --
-
-
-class Session(bodies.SessionOut):
-    """The session as the API tells it; `id` (not a secret) is what "session" events name."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str | None = None
-    stepped_up: bool = False
-
-
-class Face(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    user_id: uuid.UUID
-    source: str
-    count: int
-    enrolled_at: str | None = None
-
-
-class FaceList(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    faces: list[Face]
-    total: int
-
-
-class CatalogueItem(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    id: uuid.UUID
-    name: str
-    price_penny: int
-    balance: int
-
-
-class CatalogueStore(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    id: uuid.UUID
-    name: str
-    items: list[CatalogueItem]
-
-
-class Catalogue(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    stores: list[CatalogueStore]
-
-
-class Outbox(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    depth: int
-    oldest_age_s: float | None = None
-    last_ack_at: str | None = None
-
-
-class Cursor(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    scope: str
-    cursor: int | str | None = None
-    at: str | None = None
-
-
-class DeadLetter(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    seq: int | None = None
-    type: str
-    reason: str
-    at: str | None = None
-
-
-class SyncState(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    online: bool
-    outbox: Outbox
-    cursors: list[Cursor] = []
-    dead_letters: list[DeadLetter] = []
 
 
 class ApiClient:
@@ -193,8 +108,8 @@ class ApiClient:
     async def status(self) -> bodies.StatusOut:
         return await self._call("GET", "/status", bodies.StatusOut)
 
-    async def sync(self) -> SyncState:
-        return await self._call("GET", "/sync", SyncState)
+    async def sync(self) -> bodies.SyncOut:
+        return await self._call("GET", "/sync", bodies.SyncOut)
 
     async def events(
         self, after: int | None = None, kinds: list[str] | None = None
@@ -219,22 +134,24 @@ class ApiClient:
 
     # -- the session ----------------------------------------------------------------------------------------
 
-    async def login_password(self, login: str, password: str) -> Session:
-        session = await self._call("POST", "/session", Session, {"login": login, "password": password})
+    async def login_password(self, login: str, password: str) -> bodies.SessionOut:
+        session = await self._call(
+            "POST", "/session", bodies.SessionOut, {"login": login, "password": password}
+        )
         self.token = session.token
         return session
 
-    async def login_card(self) -> Session:
+    async def login_card(self) -> bodies.SessionOut:
         """Waits for the next tap on the robot's card reader (the API answers 408 when none came)."""
-        session = await self._call("POST", "/session/card", Session, timeout_s=CARD_LOGIN_TIMEOUT_S)
+        session = await self._call("POST", "/session/card", bodies.SessionOut, timeout_s=CARD_LOGIN_TIMEOUT_S)
         self.token = session.token
         return session
 
-    async def step_up(self, password: str) -> Session:
-        return await self._call("POST", "/session/step-up", Session, {"password": password})
+    async def step_up(self, password: str) -> bodies.SessionOut:
+        return await self._call("POST", "/session/step-up", bodies.SessionOut, {"password": password})
 
-    async def session(self) -> Session:
-        return await self._call("GET", "/session", Session)
+    async def session(self) -> bodies.SessionOut:
+        return await self._call("GET", "/session", bodies.SessionOut)
 
     async def logout(self) -> None:
         try:
@@ -247,11 +164,11 @@ class ApiClient:
     async def orders(self) -> bodies.OrdersOut:
         return await self._call("GET", "/orders", bodies.OrdersOut)
 
-    async def faces(self) -> FaceList:
-        return await self._call("GET", "/faces", FaceList)
+    async def faces(self) -> bodies.FaceList:
+        return await self._call("GET", "/faces", bodies.FaceList)
 
-    async def catalogue(self) -> Catalogue:
-        return await self._call("GET", "/catalogue", Catalogue)
+    async def catalogue(self) -> bodies.CatalogueOut:
+        return await self._call("GET", "/catalogue", bodies.CatalogueOut)
 
     # -- actions --------------------------------------------------------------------------------------------
 

@@ -74,7 +74,10 @@ class FacesScreen(RobotScreen):
                 (face.enrolled_at or "")[:19].replace("T", " "),
                 key=str(face.user_id),
             )
-        self.query_one("#faces-total", Static).update(f"{found.total} passengers with faces on this robot")
+        passengers = len({group.user_id for group in found.faces})
+        self.query_one("#faces-total", Static).update(
+            f"{found.total} faces of {passengers} passengers on this robot"
+        )
 
     def _selected(self) -> uuid.UUID | None:
         table = self.query_one("#faces", DataTable)

@@ -10,11 +10,15 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Input, Static
 
 from robot_agent.api import bodies
+from robot_agent.api.logs import OTHER, PARTS
 from robot_agent.tui.base import Field, RobotScreen
 
 KIND = "log"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_ROWS = 1000
+
+
+LOG_PARTS = sorted({*PARTS.values(), OTHER})  # the parts the agent names its log lines by
 
 
 def part_of(data: dict[str, object]) -> str:
@@ -39,7 +43,7 @@ class LogsScreen(RobotScreen):
         yield Static("", id="log-filter", classes="title")
         yield DataTable(id="logs", cursor_type="row")
         yield Field(
-            placeholder="part to show (sync, camera, mcu, api...), empty for all, then Enter",
+            placeholder=f"part ({', '.join(LOG_PARTS)}), empty for all, Enter",
             id="part",
             classes="folded",
         )

@@ -14,8 +14,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
+from robot_agent.api.bodies import CatalogueItem
 from robot_agent.tui.base import Field, RobotScreen
-from robot_agent.tui.client import CatalogueItem
 
 
 @dataclass(frozen=True)

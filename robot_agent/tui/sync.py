@@ -12,8 +12,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
+from robot_agent.api.bodies import SyncOut
 from robot_agent.tui.base import RobotScreen
-from robot_agent.tui.client import AgentUnreachable, ApiRefusal, SyncState
+from robot_agent.tui.client import AgentUnreachable, ApiRefusal
 
 REFRESH_S = 2.0
 
@@ -60,7 +61,7 @@ class SyncScreen(RobotScreen):
                 self.query_one("#sync-online", Static).update(f"The agent cannot tell its sync: {err.detail}")
             await asyncio.sleep(REFRESH_S)
 
-    def _show(self, sync: SyncState) -> None:
+    def _show(self, sync: SyncOut) -> None:
         outbox = sync.outbox
         self.query_one("#sync-online", Static).update(
             f"Cloud link: {'online' if sync.online else 'OFFLINE'}"

@@ -6,8 +6,10 @@ Nothing between the UI and the API is mocked: the app's own client talks HTTP ov
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import tempfile
 import textwrap
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,6 +148,15 @@ async def robot(tmp_path: Path, socket_dir: Path) -> AsyncIterator[Robot]:
                 description="",
                 balance=3,
                 price_penny=100,
+                sync_scope="all",
+            )
+        )
+        conn.execute(  # the store serves the robot's train: its catalogue (GET /catalogue)
+            insert(TABLES["train_stores"]).values(
+                id=uuid.uuid4(),
+                store_id=STORE_ID,
+                train_number=742,
+                train_date=dt.datetime.now(dt.UTC),
                 sync_scope="all",
             )
         )

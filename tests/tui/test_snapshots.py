@@ -17,7 +17,6 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from robot_agent.api import bodies
-from robot_agent.tui import client
 from robot_agent.tui.app import TuiApp
 from robot_agent.tui.client import ApiClient
 from robot_agent.tui.modals import StepUpScreen
@@ -139,12 +138,12 @@ def test_sync(snap_compare: SnapCompare, socket: Path) -> None:
 MODELS: dict[str, type[BaseModel]] = {
     "status.json": bodies.StatusOut,
     "status-estop.json": bodies.StatusOut,
-    "session.json": client.Session,  # bodies.SessionOut plus issue 17's id and stepped_up
+    "session.json": bodies.SessionOut,
     "orders.json": bodies.OrdersOut,
     # issue 17's new answers: the client's models until bodies.py has them (htuiapi's branch)
-    "faces.json": client.FaceList,
-    "catalogue.json": client.Catalogue,
-    "sync.json": client.SyncState,
+    "faces.json": bodies.FaceList,
+    "catalogue.json": bodies.CatalogueOut,
+    "sync.json": bodies.SyncOut,
 }
 
 
