@@ -4,6 +4,7 @@ per-frame verdict come as live "enrolment" events."""
 
 from __future__ import annotations
 
+import collections
 import uuid
 from typing import ClassVar
 
@@ -140,9 +141,10 @@ class FacesScreen(RobotScreen):
             bar.display = False
             return
         enrolled = sum(1 for result in done.results if result.get("face_id"))
-        refused = [verdict(result) for result in done.results if not result.get("face_id")]
-        why = f"; refused: {', '.join(refused)}" if refused else ""
-        self.tell(f"{enrolled} of {len(done.results)} frames enrolled for {user}{why}.")
+        refused = collections.Counter(verdict(r) for r in done.results if not r.get("face_id"))
+        why = ", ".join(f"{words} x{n}" if n > 1 else words for words, n in refused.most_common())
+        frames = f"; {sum(refused.values())} frames refused: {why}" if refused else ""
+        self.tell(f"{enrolled} of {FRAMES} faces enrolled for {user}{frames}.")
         self.load()
 
     def _live(self, event: bodies.EventOut) -> None:
@@ -156,15 +158,12 @@ class FacesScreen(RobotScreen):
         if isinstance(of, int) and isinstance(done, int):
             bar.update(total=of, progress=done)
         self.query_one("#enrol-frame", Static).update(
-            f"Frame {done} of {of}: {verdict(event.data.get('result'))}"
+            f"Frame {event.data.get('frame')}: {verdict(event.data)}; {done} of {of} faces enrolled"
         )
 
 
-def verdict(result: object) -> str:
-    """A frame's verdict in plain words: enrolled, or refused and why."""
-    if isinstance(result, dict):
-        if result.get("face_id"):
-            return "enrolled"
-        if result.get("reason"):
-            return f"refused, {str(result['reason']).replace('_', ' ')}"
-    return str(result)
+def verdict(result: dict[str, object]) -> str:
+    """A frame's verdict in plain words, as the API gives it (a capture's result or an "enrolment" event):
+    "enrolled", or why it was refused ("no face in view", ...)."""
+    words = result.get("result")
+    return str(words) if words else str(result.get("reason") or "?")

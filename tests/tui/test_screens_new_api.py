@@ -5,17 +5,28 @@ branch is merged (on the TUI's branch alone those endpoints answer 404)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
+from pathlib import Path
 
 from sqlalchemy import insert
-from textual.widgets import DataTable
+from textual.widgets import DataTable, ProgressBar
 
 from hardware.devices import GateState
+from models.faces.choice import PipelineChoice
 from models.privileges import ALL, Privilege
+from robot_agent.api.faces import MatcherFaces
+from robot_agent.faces.key import create_face_key, load_face_key
+from robot_agent.faces.matcher import Matcher
+from robot_agent.tui.faces import FRAMES
 from robot_agent.tui.modals import ConfirmScreen, StepUpScreen
 from robot_agent.tui.store import OrderScreen
+from robot_agent.vision.fanout import FrameFanout
 from tests.integration.test_local_api import CARD, TABLES
+from tests.integration.test_local_api_tui import camera_on
+from tests.support.face_files import model_bytes
+from tests.support.face_frames import portrait_frame
 from tests.tui.conftest import PASSWORD, Robot, add_engineer, keys, log_in_by_password, text_of, until
 
 
@@ -129,3 +140,46 @@ async def test_the_sync_screen_shows_the_outbox(robot: Robot) -> None:
         await until(pilot, "the outbox", lambda: "events waiting" in text_of(app, "#sync-outbox"))
         assert "Outbox: 0 events" not in text_of(app, "#sync-outbox")
         assert "Cloud link:" in text_of(app, "#sync-online")
+
+
+async def test_a_passenger_is_enrolled_from_the_camera_with_the_progress_shown(
+    robot: Robot, tmp_path: Path
+) -> None:
+    """The faces screen's enrolment against the real API with a real face pipeline, over a camera on a
+    looping folder of one passenger's portraits: the bar fills face by face, and the list shows them."""
+    add_engineer(robot.store, "fay", Privilege.FACES)
+    choice = PipelineChoice()
+    create_face_key(tmp_path / "faces.key")
+    matcher = Matcher(
+        robot.store, load_face_key(tmp_path / "faces.key"), choice.spec, tmp_path / "faces.hnsw"
+    )
+    camera = camera_on(tmp_path / "obama", [portrait_frame("obama.jpg"), portrait_frame("obama2.jpg")])
+    fanout = FrameFanout(camera)
+    running = asyncio.create_task(fanout.run())
+    user = uuid.uuid4()
+    try:
+        with choice.build(model_bytes) as pipeline:
+            faces = MatcherFaces(pipeline, matcher)
+            faces._frames = fanout
+            robot.api._faces = faces
+            app = robot.app()
+            async with app.run_test() as pilot:
+                await log_in_by_password(pilot, "fay")
+                await until(pilot, "the overview", lambda: app.current_mode == "overview")
+                await pilot.press("4")
+                bar = app.screen.query_one("#enrol-bar", ProgressBar)
+                await pilot.press("e", *keys(str(user)), "enter")
+                await until(
+                    pilot, "the enrolment done", lambda: "faces enrolled for" in text_of(app, "#outcome")
+                )
+                assert f"{FRAMES} of {FRAMES} faces enrolled for {user}" in text_of(app, "#outcome")
+                assert (bar.progress, bar.total) == (FRAMES, FRAMES)
+                assert f"{FRAMES} of {FRAMES} faces enrolled" in text_of(app, "#enrol-frame")
+                table = app.screen.query_one("#faces", DataTable)
+                await until(pilot, "the passenger listed", lambda: table.row_count == 1)
+                assert [str(c) for c in table.get_row_at(0)][:3] == [str(user), str(FRAMES), "local"]
+        assert len(matcher) == FRAMES
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await asyncio.to_thread(camera.stop)
