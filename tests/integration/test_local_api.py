@@ -115,7 +115,9 @@ class Robot:
         return token
 
 
-def write_config(directory: Path) -> Path:
+def write_config(directory: Path, socket: Path | str = "api.sock") -> Path:
+    """The robot.toml of these tests (simulated hardware, a card pepper, card logins waiting 0.5 s); the
+    socket relative to `directory` unless absolute."""
     create_key_file(directory / "robot.key")
     path = directory / "robot.toml"
     path.write_text(
@@ -136,7 +138,7 @@ def write_config(directory: Path) -> Path:
             [hardware]
             backend = "simulated"
             [api]
-            socket = "api.sock"
+            socket = "{socket}"
             card_key_file = "card-pepper"
             card_login_s = 0.5
             """

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import tempfile
-import textwrap
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,14 +26,22 @@ from robot_agent.api.engineers import load_card_pepper
 from robot_agent.api.server import LocalApi
 from robot_agent.config import load_config
 from robot_agent.devices import CardTaps, DeviceWatch
-from robot_agent.identity import create_key_file
 from robot_agent.live import LiveEvents
 from robot_agent.status import RobotStatus
 from robot_agent.store.database import open_store
 from robot_agent.tickets import TicketDesk
 from robot_agent.tui.app import TuiApp
 from robot_agent.tui.client import ApiClient
-from tests.integration.test_local_api import ITEM_ID, PASSWORD, PEPPER, ROBOT, STORE_ID, TABLES, add_engineer
+from tests.integration.test_local_api import (
+    ITEM_ID,
+    PASSWORD,
+    PEPPER,
+    ROBOT,
+    STORE_ID,
+    TABLES,
+    add_engineer,
+    write_config,
+)
 
 __all__ = ["ITEM_ID", "PASSWORD", "STORE_ID", "add_engineer"]
 
@@ -89,36 +96,6 @@ class Robot:
             self.sim.tap_card(0, uid)
 
         return asyncio.create_task(tap())
-
-
-def write_config(directory: Path, socket: Path) -> Path:
-    create_key_file(directory / "robot.key")
-    path = directory / "robot.toml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            [robot]
-            id = "{ROBOT}"
-            key_file = "robot.key"
-            [assignment]
-            train_number = 742
-            timezone = "Europe/Moscow"
-            [cloud]
-            mqtt_url = "mqtt://127.0.0.1:1883"
-            [storage]
-            database = "robot.db"
-            [camera.source]
-            type = "device"
-            [hardware]
-            backend = "simulated"
-            [api]
-            socket = "{socket}"
-            card_key_file = "card-pepper"
-            card_login_s = 0.5
-            """
-        )
-    )
-    return path
 
 
 @pytest.fixture
